@@ -1,0 +1,1 @@
+"""The ledgerctl command line."""

@@ -1,0 +1,231 @@
+"""One coroutine per ledgerctl command. Each returns the process exit code."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError
+
+from cli.context import AppContext
+from cli.demo import run_demo
+from db import migrations
+from services import (
+    AccountService,
+    LedgerAuditor,
+    TransferRecord,
+    TransferService,
+    UserService,
+)
+from services.errors import InvalidAmount, InvalidId
+
+
+class CommandError(Exception):
+    """A problem to report in one line (exit 1), e.g. an unmigrated database."""
+
+
+def parse_int(raw: str, what: str) -> int:
+    """A decimal integer from the command line, or InvalidId naming `what`."""
+    try:
+        return int(raw.strip(), 10)
+    except ValueError:
+        raise InvalidId(f"{what} must be a whole number, got {raw!r}") from None
+
+
+def parse_amount(raw: str) -> int:
+    """Whole minor units: '1050' is 10.50. '10.5' is refused rather than guessed at."""
+    try:
+        return int(raw.strip(), 10)
+    except ValueError:
+        raise InvalidAmount(
+            f"amount must be a whole number of minor units (e.g. 1050 for 10.50), got {raw!r}"
+        ) from None
+
+
+def describe_database_error(exc: DBAPIError) -> str:
+    """One line for a driver error, without the SQL statement or parameters."""
+    text = str(exc.orig).strip().splitlines()
+    return text[0] if text else type(exc.orig).__name__
+
+
+async def require_migrated(app: AppContext) -> None:
+    """Refuse to run against a database whose schema is not at the newest revision."""
+    current = await migrations.current_revision(app.engine)
+    head = migrations.head_revision()
+    if current is None:
+        raise CommandError(
+            f"the database at {app.settings.display_url} has no schema; "
+            "run `ledgerctl migrate` first"
+        )
+    if current != head:
+        raise CommandError(
+            f"the database is at revision {current}, this code expects {head}; "
+            "run `ledgerctl migrate`"
+        )
+
+
+def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        data = {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, TransferRecord):
+            data["kind"] = value.kind
+        return data
+    if isinstance(value, tuple | list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def emit(args: argparse.Namespace, value: Any, text: str) -> None:
+    """Print JSON with --json, else the human line."""
+    if getattr(args, "json", False):
+        print(json.dumps(_jsonable(value), indent=2, sort_keys=True))
+    else:
+        print(text)
+
+
+def describe_transfer(t: TransferRecord) -> str:
+    """A transfer on one line."""
+    source = "(outside)" if t.source_account_id is None else f"#{t.source_account_id}"
+    destination = (
+        "(outside)" if t.destination_account_id is None else f"#{t.destination_account_id}"
+    )
+    key = f" key={t.idempotency_key}" if t.idempotency_key else ""
+    note = f" {t.description!r}" if t.description else ""
+    return (
+        f"transfer {t.id} {t.kind} {source} -> {destination} {t.amount} {t.currency} "
+        f"at {t.created_at:%Y-%m-%d %H:%M:%S}Z{key}{note}"
+    )
+
+
+async def no_subcommand(app: AppContext, args: argparse.Namespace) -> int:
+    """Unreachable: argparse requires a subcommand (kept so every parser has a handler)."""
+    raise CommandError("a subcommand is required (see --help)")
+
+
+async def migrate(app: AppContext, args: argparse.Namespace) -> int:
+    """ledgerctl migrate."""
+    before = await migrations.current_revision(app.engine)
+    await migrations.upgrade(app.engine)
+    after = await migrations.current_revision(app.engine)
+    if before == after:
+        print(f"{app.settings.display_url}: already at revision {after}")
+    else:
+        print(f"{app.settings.display_url}: migrated {before or 'empty'} -> {after}")
+    return 0
+
+
+async def demo(app: AppContext, args: argparse.Namespace) -> int:
+    """ledgerctl demo."""
+    await require_migrated(app)
+    ok = await run_demo(
+        app,
+        transfers=args.transfers,
+        concurrency=args.concurrency,
+        users=args.users,
+        seed=args.seed,
+    )
+    return 0 if ok else 1
+
+
+async def user_add(app: AppContext, args: argparse.Namespace) -> int:
+    """ledgerctl user add EMAIL NAME."""
+    await require_migrated(app)
+    user = await UserService(app.sessions).register(args.email, args.name)
+    emit(args, user, f"user {user.id} {user.email} ({user.name})")
+    return 0
+
+
+async def account_open(app: AppContext, args: argparse.Namespace) -> int:
+    """ledgerctl account open USER_ID CURRENCY."""
+    await require_migrated(app)
+    account = await AccountService(app.sessions).open(
+        parse_int(args.user_id, "user id"), args.currency
+    )
+    emit(args, account, f"account {account.id} of user {account.owner_id} in {account.currency}")
+    return 0
+
+
+async def deposit(app: AppContext, args: argparse.Namespace) -> int:
+    """ledgerctl deposit ACCOUNT_ID AMOUNT."""
+    await require_migrated(app)
+    record = await AccountService(app.sessions).deposit(
+        parse_int(args.account_id, "account id"),
+        parse_amount(args.amount),
+        idempotency_key=args.key,
+        description=args.description,
+    )
+    emit(args, record, describe_transfer(record))
+    return 0
+
+
+async def withdraw(app: AppContext, args: argparse.Namespace) -> int:
+    """ledgerctl withdraw ACCOUNT_ID AMOUNT."""
+    await require_migrated(app)
+    record = await AccountService(app.sessions).withdraw(
+        parse_int(args.account_id, "account id"),
+        parse_amount(args.amount),
+        idempotency_key=args.key,
+        description=args.description,
+    )
+    emit(args, record, describe_transfer(record))
+    return 0
+
+
+async def transfer(app: AppContext, args: argparse.Namespace) -> int:
+    """ledgerctl transfer SOURCE DESTINATION AMOUNT."""
+    await require_migrated(app)
+    record = await TransferService(app.sessions).transfer(
+        parse_int(args.source_id, "source id"),
+        parse_int(args.destination_id, "destination id"),
+        parse_amount(args.amount),
+        idempotency_key=args.key,
+        description=args.description,
+    )
+    emit(args, record, describe_transfer(record))
+    return 0
+
+
+async def balance(app: AppContext, args: argparse.Namespace) -> int:
+    """ledgerctl balance ACCOUNT_ID."""
+    await require_migrated(app)
+    account = await AccountService(app.sessions).get(parse_int(args.account_id, "account id"))
+    emit(args, account, f"account {account.id}: {account.balance} {account.currency}")
+    return 0
+
+
+async def history(app: AppContext, args: argparse.Namespace) -> int:
+    """ledgerctl history ACCOUNT_ID."""
+    await require_migrated(app)
+    before = None if args.before is None else parse_int(args.before, "--before")
+    page = await AccountService(app.sessions).history(
+        parse_int(args.account_id, "account id"),
+        limit=parse_int(args.limit, "--limit"),
+        before=before,
+    )
+    lines = [describe_transfer(t) for t in page.items] or ["no transfers"]
+    if page.next_before is not None:
+        lines.append(f"(more: --before {page.next_before})")
+    emit(args, page, "\n".join(lines))
+    return 0
+
+
+async def audit(app: AppContext, args: argparse.Namespace) -> int:
+    """ledgerctl audit: exit 0 when the ledger is consistent, 1 otherwise."""
+    await require_migrated(app)
+    report = await LedgerAuditor(app.sessions).verify()
+    verdict = "ok" if report.ok else f"FAILED ({len(report.problems)} problems)"
+    text = "\n".join(
+        [
+            f"audit {verdict}: {report.accounts_checked} accounts, "
+            f"deposits {report.deposits}, withdrawals {report.withdrawals}, "
+            f"balances {report.balances_total}",
+            *(f"  - {problem}" for problem in report.problems),
+        ]
+    )
+    emit(args, {**_jsonable(report), "ok": report.ok}, text)
+    return 0 if report.ok else 1

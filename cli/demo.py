@@ -1,0 +1,154 @@
+"""The demo job: a concurrent workload against the embedded database, then an audit."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import secrets
+import statistics
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+from cli.context import AppContext
+from db import EngineMonitor, pool_status
+from services import AccountService, LedgerAuditor, TransferRecord, TransferService, UserService
+from services.errors import IdempotencyConflict, InsufficientFunds, LedgerError
+
+OPENING_BALANCE = 100_000  # 1,000.00 EUR in cents
+
+
+@dataclass(frozen=True, slots=True)
+class _Op:
+    source: int
+    destination: int
+    amount: int
+    key: str
+    kind: str  # "new", "replay" (same request again) or "conflict" (same key, other amount)
+
+
+def _plan(rng: random.Random, accounts: list[int], count: int, tag: str) -> list[_Op]:
+    ops: list[_Op] = []
+    for n in range(count):
+        if ops and rng.random() < 0.05:
+            earlier = rng.choice(ops)
+            ops.append(
+                _Op(earlier.source, earlier.destination, earlier.amount, earlier.key, "replay")
+            )
+            continue
+        if ops and rng.random() < 0.02:
+            earlier = rng.choice(ops)
+            ops.append(
+                _Op(
+                    earlier.source, earlier.destination, earlier.amount + 1, earlier.key, "conflict"
+                )
+            )
+            continue
+        source, destination = rng.sample(accounts, 2)
+        # Up to 60% of an opening balance: enough that some transfers hit empty accounts.
+        amount = rng.randint(1, OPENING_BALANCE * 6 // 10)
+        ops.append(_Op(source, destination, amount, f"demo-{tag}-{n}", "new"))
+    return ops
+
+
+async def run_demo(
+    app: AppContext, *, transfers: int, concurrency: int, users: int, seed: int | None
+) -> bool:
+    """Set up users and accounts, run `transfers` requests from `concurrency` tasks, audit."""
+    if transfers < 1 or concurrency < 1 or users < 2:
+        raise LedgerError("demo needs --transfers >= 1, --concurrency >= 1 and --users >= 2")
+    rng = random.Random(seed)
+    tag = secrets.token_hex(4)
+    settings = app.settings
+    print(
+        f"demo on {settings.display_url}: pool_size={settings.pool_size} "
+        f"max_overflow={settings.max_overflow} pool_timeout={settings.pool_timeout}s"
+    )
+
+    user_service, account_service = UserService(app.sessions), AccountService(app.sessions)
+    setup_started = time.perf_counter()
+    people = await asyncio.gather(
+        *(user_service.register(f"demo-{tag}-{i}@example.com", f"Demo {i}") for i in range(users))
+    )
+    accounts = await asyncio.gather(*(account_service.open(p.id, "EUR") for p in people))
+    await asyncio.gather(
+        *(account_service.deposit(a.id, OPENING_BALANCE, description="opening") for a in accounts)
+    )
+    account_ids = [a.id for a in accounts]
+    print(
+        f"set up {users} users and accounts with {OPENING_BALANCE} cents each "
+        f"in {time.perf_counter() - setup_started:.2f}s"
+    )
+
+    ops = _plan(rng, account_ids, transfers, tag)
+    queue: asyncio.Queue[_Op] = asyncio.Queue()
+    for op in ops:
+        queue.put_nowait(op)
+    service = TransferService(app.sessions)
+    outcomes: Counter[str] = Counter()
+    latencies: list[float] = []
+    by_key: dict[str, int] = {}
+    replay_mismatches = 0
+
+    async def client() -> None:
+        nonlocal replay_mismatches
+        while not queue.empty():
+            op = queue.get_nowait()
+            started = time.perf_counter()
+            try:
+                record: TransferRecord = await service.transfer(
+                    op.source, op.destination, op.amount, idempotency_key=op.key
+                )
+            except InsufficientFunds:
+                outcomes["insufficient funds"] += 1
+            except IdempotencyConflict:
+                outcomes["idempotency conflict"] += 1
+            else:
+                if op.key in by_key and by_key[op.key] != record.id:
+                    replay_mismatches += 1
+                by_key.setdefault(op.key, record.id)
+                outcomes["replayed" if op.kind == "replay" else "committed"] += 1
+            finally:
+                latencies.append(time.perf_counter() - started)
+
+    with EngineMonitor(app.engine) as monitor:
+        started = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+
+    quantiles = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
+    print(
+        f"{len(ops)} transfer requests from {concurrency} concurrent tasks in {elapsed:.2f}s: "
+        f"{len(ops) / elapsed:.0f} requests/s, latency p50 {quantiles[49] * 1000:.1f} ms, "
+        f"p99 {quantiles[98] * 1000:.1f} ms"
+    )
+    print("outcomes: " + ", ".join(f"{count} {name}" for name, count in sorted(outcomes.items())))
+    if replay_mismatches:
+        print(f"replays that got a different transfer: {replay_mismatches}")
+    print(
+        f"pool under load: peak {monitor.peak_checked_out} connections checked out "
+        f"(pool_size {settings.pool_size} + max_overflow {settings.max_overflow}); "
+        f"{monitor.checkouts} checkouts; after: {pool_status(app.engine)}"
+    )
+    print(
+        f"driver work: {monitor.statements} statements and {monitor.commits} commits, "
+        f"{monitor.statements / max(len(ops), 1):.1f} statements per request"
+    )
+
+    print("balances:")
+    for account in accounts:
+        print(
+            f"  account {account.id:>5}: {await account_service.balance(account.id):>9} EUR cents"
+        )
+    report = await LedgerAuditor(app.sessions).verify()
+    expected_total = OPENING_BALANCE * users
+    demo_total = sum([await account_service.balance(a) for a in account_ids])
+    conserved = demo_total == expected_total
+    print(
+        f"money conserved: {'yes' if conserved else 'NO'} ({demo_total} of {expected_total}); "
+        f"audit {'ok' if report.ok else 'FAILED'}: {report.accounts_checked} accounts, "
+        f"balances total {report.balances_total}"
+    )
+    for problem in report.problems:
+        print(f"  - {problem}")
+    return report.ok and conserved and replay_mismatches == 0

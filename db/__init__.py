@@ -1,0 +1,24 @@
+"""Infrastructure: settings, the engine with its pool, and the session factory."""
+
+from db.engine import (
+    SQLITE_BEGIN_OPTION,
+    PoolStatus,
+    create_engine,
+    pool_status,
+    read_only_options,
+)
+from db.monitor import EngineMonitor
+from db.session import create_session_factory
+from db.settings import DatabaseSettings, SettingsError
+
+__all__ = [
+    "SQLITE_BEGIN_OPTION",
+    "DatabaseSettings",
+    "EngineMonitor",
+    "PoolStatus",
+    "SettingsError",
+    "create_engine",
+    "create_session_factory",
+    "pool_status",
+    "read_only_options",
+]

@@ -1,0 +1,137 @@
+"""Engine construction: pool choice and per-connection setup for SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, QueuePool
+
+from db.settings import DatabaseSettings, SettingsError
+
+# Execution option read by the SQLite "begin" listener. Every transaction starts with
+# BEGIN IMMEDIATE unless it opts out with DEFERRED: a transaction that reads and then
+# writes must hold the write lock from its first statement, or SQLite fails it with
+# "database is locked" the moment it tries to upgrade (busy_timeout does not help there,
+# because waiting could deadlock).
+SQLITE_BEGIN_OPTION: Final = "ledger_sqlite_begin"
+
+_BEGIN_MODES: Final = frozenset({"IMMEDIATE", "DEFERRED", "EXCLUSIVE"})
+
+
+def create_engine(settings: DatabaseSettings) -> AsyncEngine:
+    """Build the AsyncEngine for `settings`, with the pool class chosen explicitly.
+
+    Both backends get AsyncAdaptedQueuePool: a fixed set of reusable connections, with
+    `pool_timeout` bounding how long a task waits for one. For SQLite we refuse ':memory:'
+    because the dialect would silently switch to a StaticPool, one shared connection, so
+    that concurrent sessions share one transaction and concurrency tests test nothing.
+    """
+    url = settings.sqlalchemy_url
+    common: dict[str, Any] = {
+        "poolclass": AsyncAdaptedQueuePool,
+        "pool_size": settings.pool_size,
+        "max_overflow": settings.max_overflow,
+        "pool_timeout": settings.pool_timeout,
+        "pool_recycle": settings.pool_recycle,
+        "pool_pre_ping": settings.pool_pre_ping,
+        "echo": settings.echo,
+    }
+    if settings.backend == "sqlite":
+        database = url.database or ""
+        if (
+            database in ("", ":memory:")
+            or ":memory:" in database
+            or url.query.get("mode") == "memory"
+        ):
+            raise SettingsError(
+                "DATABASE_URL points at an in-memory SQLite database; it cannot give concurrent "
+                "sessions their own connections. Use a file, e.g. sqlite+aiosqlite:///ledger.db"
+            )
+        engine = create_async_engine(url, **common)
+        _install_sqlite_setup(engine, settings)
+        return engine
+
+    connect_args: dict[str, Any] = {
+        # Server-side limits travel in the startup packet: no extra round trip per checkout.
+        "server_settings": {
+            "statement_timeout": str(settings.statement_timeout_ms),
+            "lock_timeout": str(settings.lock_timeout_ms),
+            "application_name": "ledger",
+        },
+        "timeout": settings.pool_timeout,
+    }
+    return create_async_engine(url, connect_args=connect_args, **common)
+
+
+def _install_sqlite_setup(engine: AsyncEngine, settings: DatabaseSettings) -> None:
+    busy_timeout = int(settings.busy_timeout_ms)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        # Take transaction control away from the sqlite3 driver: in its legacy mode it
+        # emits no BEGIN before a SELECT, so an ORM read-modify-write reads outside the
+        # transaction and silently loses concurrent updates.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA busy_timeout={busy_timeout}")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        mode = str(connection.get_execution_options().get(SQLITE_BEGIN_OPTION, "IMMEDIATE"))
+        if mode not in _BEGIN_MODES:
+            raise ValueError(f"{SQLITE_BEGIN_OPTION} must be one of {sorted(_BEGIN_MODES)}")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def read_only_options(dialect_name: str) -> Mapping[str, Any]:
+    """Execution options for a read-only transaction that sees one consistent snapshot.
+
+    SQLite: a deferred BEGIN; in WAL mode readers never queue behind the writer and see
+    the database as of their first read. PostgreSQL: READ ONLY at REPEATABLE READ, so a
+    report made of several queries is consistent (READ COMMITTED would give each query
+    its own snapshot); asyncpg sends both in its BEGIN, at no extra round trip.
+    """
+    if dialect_name == "sqlite":
+        return {SQLITE_BEGIN_OPTION: "DEFERRED"}
+    return {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+
+
+@dataclass(frozen=True, slots=True)
+class PoolStatus:
+    """A snapshot of the connection pool."""
+
+    size: int
+    checked_out: int
+    checked_in: int
+    overflow: int
+
+    def __str__(self) -> str:
+        return (
+            f"pool size={self.size} checked_out={self.checked_out} "
+            f"idle={self.checked_in} overflow={self.overflow}"
+        )
+
+
+def pool_status(engine: AsyncEngine) -> PoolStatus:
+    """How many connections the engine's pool holds, lends out and keeps idle right now."""
+    pool = engine.pool
+    if not isinstance(pool, QueuePool):
+        raise TypeError(f"expected a queue pool, got {type(pool).__name__}")
+    return PoolStatus(
+        size=pool.size(),
+        checked_out=pool.checkedout(),
+        checked_in=pool.checkedin(),
+        # QueuePool counts overflow from -size while idle; report only real overflow.
+        overflow=max(pool.overflow(), 0),
+    )

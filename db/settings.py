@@ -1,0 +1,148 @@
+"""Database settings, read once from the environment and then immutable."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+DEFAULT_SQLITE_FILE = "ledger.db"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    """Everything needed to build an engine. Build it with `from_env()` or directly.
+
+    Pool settings matter on both engines: SQLite admits one writer at a time, so a large
+    pool only queues writers behind the file lock, while PostgreSQL pays a full
+    connection handshake for every connection the pool does not keep.
+    """
+
+    url: str = f"sqlite+aiosqlite:///{DEFAULT_SQLITE_FILE}"
+    pool_size: int = 5
+    max_overflow: int = 10
+    pool_timeout: float = 30.0
+    pool_recycle: int = 3600
+    pool_pre_ping: bool = False
+    echo: bool = False
+    busy_timeout_ms: int = 5_000
+    statement_timeout_ms: int = 30_000
+    lock_timeout_ms: int = 10_000
+
+    def __post_init__(self) -> None:
+        try:
+            parsed = make_url(self.url)
+        except ArgumentError as exc:
+            raise SettingsError(f"DATABASE_URL is not a database URL: {exc}") from None
+        if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+            raise SettingsError(
+                f"DATABASE_URL uses {parsed.get_backend_name()!r}; "
+                "supported are sqlite+aiosqlite:// and postgresql+asyncpg://"
+            )
+        expected_driver = {"sqlite": "aiosqlite", "postgresql": "asyncpg"}[
+            parsed.get_backend_name()
+        ]
+        if parsed.get_driver_name() != expected_driver:
+            raise SettingsError(
+                f"DATABASE_URL uses the driver {parsed.get_driver_name()!r}; this project is async "
+                f"and needs {parsed.get_backend_name()}+{expected_driver}://"
+            )
+        for name, value in (
+            ("DB_POOL_SIZE", self.pool_size),
+            ("DB_BUSY_TIMEOUT_MS", self.busy_timeout_ms),
+            ("DB_STATEMENT_TIMEOUT_MS", self.statement_timeout_ms),
+            ("DB_LOCK_TIMEOUT_MS", self.lock_timeout_ms),
+        ):
+            if value < 1:
+                raise SettingsError(f"{name} must be at least 1, got {value}")
+        if self.max_overflow < 0:
+            raise SettingsError(f"DB_MAX_OVERFLOW must be 0 or more, got {self.max_overflow}")
+        if self.pool_timeout <= 0:
+            raise SettingsError(f"DB_POOL_TIMEOUT must be positive, got {self.pool_timeout}")
+
+    @property
+    def sqlalchemy_url(self) -> URL:
+        """The parsed URL."""
+        return make_url(self.url)
+
+    @property
+    def backend(self) -> str:
+        """'sqlite' or 'postgresql'."""
+        return self.sqlalchemy_url.get_backend_name()
+
+    @property
+    def display_url(self) -> str:
+        """The URL with any password masked, safe to print or log."""
+        return self.sqlalchemy_url.render_as_string(hide_password=True)
+
+    def with_url(self, url: str) -> DatabaseSettings:
+        """A copy pointing at another database, every other setting kept."""
+        return replace(self, url=url)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> DatabaseSettings:
+        """Read `DATABASE_URL` and the `DB_*` variables; unset ones keep their defaults."""
+        env = os.environ if environ is None else environ
+        defaults = cls()
+        url = env.get("DATABASE_URL") or f"sqlite+aiosqlite:///{Path(DEFAULT_SQLITE_FILE)}"
+        return cls(
+            url=url,
+            pool_size=_int(env, "DB_POOL_SIZE", defaults.pool_size),
+            max_overflow=_int(env, "DB_MAX_OVERFLOW", defaults.max_overflow),
+            pool_timeout=_float(env, "DB_POOL_TIMEOUT", defaults.pool_timeout),
+            pool_recycle=_int(env, "DB_POOL_RECYCLE", defaults.pool_recycle),
+            pool_pre_ping=_bool(env, "DB_POOL_PRE_PING", defaults.pool_pre_ping),
+            echo=_bool(env, "DB_ECHO", defaults.echo),
+            busy_timeout_ms=_int(env, "DB_BUSY_TIMEOUT_MS", defaults.busy_timeout_ms),
+            statement_timeout_ms=_int(
+                env, "DB_STATEMENT_TIMEOUT_MS", defaults.statement_timeout_ms
+            ),
+            lock_timeout_ms=_int(env, "DB_LOCK_TIMEOUT_MS", defaults.lock_timeout_ms),
+        )
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise SettingsError(f"{name} must be a finite number of seconds, got {raw!r}")
+    return value
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise SettingsError(f"{name} must be one of true/false/1/0/yes/no/on/off, got {raw!r}")

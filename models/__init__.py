@@ -1,0 +1,17 @@
+"""Declarative models. Importing this package registers every table on `Base.metadata`."""
+
+from models.account import Account
+from models.base import Base, Entity, TimestampMixin, UTCDateTime, utcnow
+from models.transfer import Transfer
+from models.user import User
+
+__all__ = [
+    "Account",
+    "Base",
+    "Entity",
+    "TimestampMixin",
+    "Transfer",
+    "UTCDateTime",
+    "User",
+    "utcnow",
+]

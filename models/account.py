@@ -1,0 +1,35 @@
+"""An account holding money in one currency, in integer minor units."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from models.base import BigId, Entity, TimestampMixin
+
+if TYPE_CHECKING:
+    from models.user import User
+
+
+class Account(TimestampMixin, Entity):
+    """An account. `balance` is in minor units (cents) and can never go below zero."""
+
+    __tablename__ = "accounts"
+    __table_args__ = (
+        # The last line of defence: even a buggy code path cannot commit a negative balance.
+        CheckConstraint("balance >= 0", name="balance_non_negative"),
+        CheckConstraint("length(currency) = 3", name="currency_code"),
+    )
+
+    owner_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("users.id", ondelete="RESTRICT"), index=True
+    )
+    currency: Mapped[str] = mapped_column(String(3))
+    balance: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+    owner: Mapped[User] = relationship(back_populates="accounts", lazy="raise")
+
+    def __repr__(self) -> str:
+        return f"Account(id={self.id!r}, currency={self.currency!r}, balance={self.balance!r})"

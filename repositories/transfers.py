@@ -1,0 +1,122 @@
+"""Queries over the transfer history."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import NamedTuple
+
+from sqlalchemy import BigInteger, func, or_, select, union_all
+from sqlalchemy.sql.expression import cast
+
+from models import Account, Transfer
+from repositories.base import Repository
+
+
+class AccountFlow(NamedTuple):
+    """An account's stored balance next to what its history says it should be."""
+
+    account_id: int
+    balance: int
+    incoming: int
+    outgoing: int
+
+
+class LedgerTotals(NamedTuple):
+    """Money that entered and left the ledger, and what the accounts hold."""
+
+    deposits: int
+    withdrawals: int
+    balances: int
+
+
+class TransferRepository(Repository[Transfer]):
+    """Transfers: insertion, idempotency lookups, history and audit sums."""
+
+    model = Transfer
+
+    async def add_many(self, transfers: Sequence[Transfer]) -> Sequence[Transfer]:
+        """Insert several transfers; SQLAlchemy sends them as one multi-row INSERT … RETURNING."""
+        self.session.add_all(transfers)
+        await self.session.flush()
+        return transfers
+
+    async def by_idempotency_keys(self, keys: Collection[str]) -> dict[str, Transfer]:
+        """Existing transfers for any of `keys`, by key."""
+        if not keys:
+            return {}
+        rows = await self.session.scalars(
+            select(Transfer).where(Transfer.idempotency_key.in_(set(keys)))
+        )
+        return {row.idempotency_key: row for row in rows if row.idempotency_key is not None}
+
+    async def history(
+        self, account_id: int, *, limit: int, before_id: int | None = None
+    ) -> Sequence[Transfer]:
+        """An account's transfers, newest first, keyset-paginated by id."""
+        query = (
+            select(Transfer)
+            .where(
+                or_(
+                    Transfer.source_account_id == account_id,
+                    Transfer.destination_account_id == account_id,
+                )
+            )
+            .order_by(Transfer.id.desc())
+            .limit(limit)
+        )
+        if before_id is not None:
+            query = query.where(Transfer.id < before_id)
+        return (await self.session.scalars(query)).all()
+
+    async def flows(self) -> Sequence[AccountFlow]:
+        """Every account's balance with the sums of its incoming and outgoing transfers."""
+        legs = union_all(
+            select(
+                Transfer.destination_account_id.label("account_id"),
+                Transfer.amount.label("incoming"),
+                cast(0, BigInteger).label("outgoing"),
+            ).where(Transfer.destination_account_id.is_not(None)),
+            select(
+                Transfer.source_account_id.label("account_id"),
+                cast(0, BigInteger).label("incoming"),
+                Transfer.amount.label("outgoing"),
+            ).where(Transfer.source_account_id.is_not(None)),
+        ).subquery()
+        sums = (
+            select(
+                legs.c.account_id,
+                func.sum(legs.c.incoming).label("incoming"),
+                func.sum(legs.c.outgoing).label("outgoing"),
+            )
+            .group_by(legs.c.account_id)
+            .subquery()
+        )
+        query = (
+            select(
+                Account.id,
+                Account.balance,
+                func.coalesce(sums.c.incoming, 0),
+                func.coalesce(sums.c.outgoing, 0),
+            )
+            .outerjoin(sums, sums.c.account_id == Account.id)
+            .order_by(Account.id)
+        )
+        rows = await self.session.execute(query)
+        # SUM over BIGINT is NUMERIC on PostgreSQL (a Decimal here): make it an int again.
+        return [AccountFlow(int(a), int(b), int(i), int(o)) for a, b, i, o in rows]
+
+    async def totals(self) -> LedgerTotals:
+        """Deposits, withdrawals and the sum of all balances, read in one statement."""
+        deposits = (
+            select(func.coalesce(func.sum(Transfer.amount), 0))
+            .where(Transfer.source_account_id.is_(None))
+            .scalar_subquery()
+        )
+        withdrawals = (
+            select(func.coalesce(func.sum(Transfer.amount), 0))
+            .where(Transfer.destination_account_id.is_(None))
+            .scalar_subquery()
+        )
+        balances = select(func.coalesce(func.sum(Account.balance), 0)).scalar_subquery()
+        row = (await self.session.execute(select(deposits, withdrawals, balances))).one()
+        return LedgerTotals(int(row[0]), int(row[1]), int(row[2]))

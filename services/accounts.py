@@ -1,0 +1,112 @@
+"""Use cases for accounts: open, deposit, withdraw, read balance and history."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models import Account
+from repositories import AccountRepository, TransferRepository, UserRepository
+from services import validation
+from services.errors import AccountNotFound, UserNotFound
+from services.results import AccountRecord, HistoryPage, TransferRecord
+from services.transactions import Sessions, run_in_transaction
+from services.transfer_core import TransferRequest, execute_transfer
+
+
+class AccountService:
+    """Accounts and the money that enters or leaves the ledger through them."""
+
+    def __init__(self, sessions: Sessions) -> None:
+        self._sessions = sessions
+
+    async def open(self, owner_id: int, currency: str) -> AccountRecord:
+        """Open an empty account for an existing user."""
+        validation.identifier(owner_id, "owner id")
+        code = validation.currency(currency)
+
+        async def work(session: AsyncSession) -> AccountRecord:
+            if await UserRepository(session).get(owner_id) is None:
+                raise UserNotFound(owner_id)
+            account = await AccountRepository(session).add(
+                Account(owner_id=owner_id, currency=code, balance=0)
+            )
+            return AccountRecord.of(account)
+
+        return await run_in_transaction(self._sessions, work)
+
+    async def get(self, account_id: int) -> AccountRecord:
+        """The account with this id, or AccountNotFound."""
+        validation.identifier(account_id, "account id")
+
+        async def work(session: AsyncSession) -> AccountRecord:
+            account = await AccountRepository(session).get(account_id)
+            if account is None:
+                raise AccountNotFound(account_id)
+            return AccountRecord.of(account)
+
+        return await run_in_transaction(self._sessions, work, read_only=True)
+
+    async def for_owner(self, owner_id: int) -> list[AccountRecord]:
+        """Every account of a user, oldest first; UserNotFound if there is no such user."""
+        validation.identifier(owner_id, "owner id")
+
+        async def work(session: AsyncSession) -> list[AccountRecord]:
+            if await UserRepository(session).get(owner_id) is None:
+                raise UserNotFound(owner_id)
+            return [
+                AccountRecord.of(a) for a in await AccountRepository(session).for_owner(owner_id)
+            ]
+
+        return await run_in_transaction(self._sessions, work, read_only=True)
+
+    async def balance(self, account_id: int) -> int:
+        """The balance in minor units."""
+        return (await self.get(account_id)).balance
+
+    async def deposit(
+        self,
+        account_id: int,
+        amount: int,
+        idempotency_key: str | None = None,
+        description: str | None = None,
+    ) -> TransferRecord:
+        """Money entering the ledger: a transfer with no source."""
+        request = TransferRequest.of(
+            None, account_id, amount, idempotency_key=idempotency_key, description=description
+        )
+        return await execute_transfer(self._sessions, request)
+
+    async def withdraw(
+        self,
+        account_id: int,
+        amount: int,
+        idempotency_key: str | None = None,
+        description: str | None = None,
+    ) -> TransferRecord:
+        """Money leaving the ledger: a transfer with no destination. InsufficientFunds if short."""
+        request = TransferRequest.of(
+            account_id, None, amount, idempotency_key=idempotency_key, description=description
+        )
+        return await execute_transfer(self._sessions, request)
+
+    async def history(
+        self, account_id: int, limit: int = 50, before: int | None = None
+    ) -> HistoryPage:
+        """Transfers in and out of the account, newest first; page on with `before`."""
+        validation.identifier(account_id, "account id")
+        page_size = validation.page_limit(limit)
+        if before is not None:
+            validation.identifier(before, "before")
+
+        async def work(session: AsyncSession) -> HistoryPage:
+            if await AccountRepository(session).get(account_id) is None:
+                raise AccountNotFound(account_id)
+            # One row more than asked tells whether another page exists without a COUNT.
+            rows = await TransferRepository(session).history(
+                account_id, limit=page_size + 1, before_id=before
+            )
+            items = tuple(TransferRecord.of(t) for t in rows[:page_size])
+            next_before = items[-1].id if len(rows) > page_size else None
+            return HistoryPage(account_id=account_id, items=items, next_before=next_before)
+
+        return await run_in_transaction(self._sessions, work, read_only=True)

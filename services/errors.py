@@ -1,0 +1,89 @@
+"""Typed errors of the public API. Every failure a caller can act on is one of these."""
+
+from __future__ import annotations
+
+
+class LedgerError(Exception):
+    """Base of every error the services raise on purpose."""
+
+
+class InvalidInput(LedgerError):
+    """A request was malformed; nothing was read or written."""
+
+
+class InvalidAmount(InvalidInput):
+    """An amount that is not a positive whole number of minor units within 64 bits."""
+
+
+class InvalidCurrency(InvalidInput):
+    """Not a known ISO-4217 currency code."""
+
+
+class InvalidEmail(InvalidInput):
+    """An email address that is empty, too long or not of the form local@domain."""
+
+
+class InvalidText(InvalidInput):
+    """A name, description or idempotency key that is empty, too long or has control characters."""
+
+
+class InvalidId(InvalidInput):
+    """An id that is not a positive whole number."""
+
+
+class SameAccount(InvalidInput):
+    """A transfer whose source and destination are the same account."""
+
+
+class NotFound(LedgerError):
+    """A referenced row does not exist."""
+
+
+class AccountNotFound(NotFound):
+    """No account has this id."""
+
+    def __init__(self, account_id: int) -> None:
+        super().__init__(f"account {account_id} does not exist")
+        self.account_id = account_id
+
+
+class UserNotFound(NotFound):
+    """No user has this id."""
+
+    def __init__(self, user_id: int) -> None:
+        super().__init__(f"user {user_id} does not exist")
+        self.user_id = user_id
+
+
+class CurrencyMismatch(LedgerError):
+    """The accounts of a transfer hold different currencies."""
+
+
+class InsufficientFunds(LedgerError):
+    """The source account holds less than the amount; nothing was changed."""
+
+    def __init__(self, account_id: int, balance: int, amount: int) -> None:
+        super().__init__(f"account {account_id} holds {balance}, less than the {amount} requested")
+        self.account_id = account_id
+        self.balance = balance
+        self.amount = amount
+
+
+class IdempotencyConflict(LedgerError):
+    """The idempotency key was already used for a different request."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"idempotency key {key!r} was already used for a different request")
+        self.key = key
+
+
+class DuplicateEmail(LedgerError):
+    """A user with this email already exists."""
+
+    def __init__(self, email: str) -> None:
+        super().__init__(f"a user with email {email!r} already exists")
+        self.email = email
+
+
+class DatabaseBusy(LedgerError):
+    """The database stayed busy (locked, serialization failure, deadlock) through every retry."""

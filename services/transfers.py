@@ -1,0 +1,57 @@
+"""Use case: move money between two accounts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from services.errors import InvalidId
+from services.results import TransferRecord
+from services.transactions import Sessions
+from services.transfer_core import (
+    Outcome,
+    TransferRequest,
+    execute_transfer,
+    execute_transfers,
+)
+
+
+class TransferService:
+    """Atomic, idempotent transfers between accounts of one currency."""
+
+    def __init__(self, sessions: Sessions) -> None:
+        self._sessions = sessions
+
+    async def transfer(
+        self,
+        source_id: int,
+        destination_id: int,
+        amount: int,
+        *,
+        idempotency_key: str | None = None,
+        description: str | None = None,
+    ) -> TransferRecord:
+        """Move `amount` minor units from `source_id` to `destination_id`.
+
+        Both balance changes and the Transfer row commit together or not at all. With an
+        `idempotency_key`, repeating the same request returns the original transfer and
+        moves nothing; reusing the key for another request raises IdempotencyConflict.
+        """
+        request = TransferRequest.of(
+            source_id,
+            destination_id,
+            amount,
+            idempotency_key=idempotency_key,
+            description=description,
+        )
+        if request.source_id is None or request.destination_id is None:
+            raise InvalidId(
+                "a transfer needs both accounts; use AccountService.deposit or .withdraw"
+            )
+        return await execute_transfer(self._sessions, request)
+
+    async def transfer_many(self, requests: Sequence[TransferRequest]) -> list[Outcome]:
+        """Apply several requests in one transaction, in order; each succeeds or fails alone.
+
+        Returns one outcome per request: its TransferRecord, or the LedgerError it failed with.
+        """
+        return await execute_transfers(self._sessions, requests)

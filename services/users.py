@@ -1,0 +1,47 @@
+"""Use cases for users."""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models import User
+from repositories import UserRepository
+from services import validation
+from services.errors import DuplicateEmail, UserNotFound
+from services.results import UserRecord
+from services.transactions import Sessions, run_in_transaction
+
+
+class UserService:
+    """Register and look up users."""
+
+    def __init__(self, sessions: Sessions) -> None:
+        self._sessions = sessions
+
+    async def register(self, email: str, name: str) -> UserRecord:
+        """Create a user. The email is trimmed and lower-cased; a taken one is DuplicateEmail."""
+        normalised = validation.email(email)
+        display_name = validation.name(name)
+
+        async def work(session: AsyncSession) -> UserRecord:
+            user = await UserRepository(session).add(User(email=normalised, name=display_name))
+            return UserRecord.of(user)
+
+        try:
+            return await run_in_transaction(self._sessions, work)
+        except IntegrityError as exc:
+            # The unique index decides, so two concurrent registrations cannot both win.
+            raise DuplicateEmail(normalised) from exc
+
+    async def get(self, user_id: int) -> UserRecord:
+        """The user with this id, or UserNotFound."""
+        validation.identifier(user_id, "user id")
+
+        async def work(session: AsyncSession) -> UserRecord:
+            user = await UserRepository(session).get(user_id)
+            if user is None:
+                raise UserNotFound(user_id)
+            return UserRecord.of(user)
+
+        return await run_in_transaction(self._sessions, work, read_only=True)

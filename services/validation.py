@@ -1,0 +1,112 @@
+"""Input checks at the service boundary. Each raises a typed error before any IO happens."""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Final
+
+from models.transfer import DESCRIPTION_MAX_LENGTH, IDEMPOTENCY_KEY_MAX_LENGTH
+from models.user import EMAIL_MAX_LENGTH, NAME_MAX_LENGTH
+from services.currencies import KNOWN_CURRENCIES
+from services.errors import (
+    InvalidAmount,
+    InvalidCurrency,
+    InvalidEmail,
+    InvalidId,
+    InvalidInput,
+    InvalidText,
+)
+
+# Balances are signed 64-bit integers on both engines.
+MAX_AMOUNT: Final = 2**63 - 1
+MAX_ID: Final = 2**63 - 1
+
+
+def amount(value: object) -> int:
+    """A positive int of minor units. `bool` is an int in Python, and refused here."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidAmount(
+            f"amount must be a whole number of minor units (an int), got {type(value).__name__}"
+        )
+    if value <= 0:
+        raise InvalidAmount(f"amount must be positive, got {value}")
+    if value > MAX_AMOUNT:
+        raise InvalidAmount(f"amount {value} does not fit a 64-bit balance")
+    return value
+
+
+def identifier(value: object, what: str) -> int:
+    """A positive int id."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_ID:
+        raise InvalidId(f"{what} must be a positive whole number, got {value!r}")
+    return value
+
+
+def currency(value: object) -> str:
+    """A known ISO-4217 code, exactly as written (three upper-case letters)."""
+    if not isinstance(value, str) or value not in KNOWN_CURRENCIES:
+        raise InvalidCurrency(f"{value!r} is not a known ISO-4217 currency code (e.g. 'EUR')")
+    return value
+
+
+def email(value: object) -> str:
+    """Trimmed and lower-cased, so one address cannot register twice in another case."""
+    if not isinstance(value, str):
+        raise InvalidEmail(f"email must be text, got {type(value).__name__}")
+    normalised = unicodedata.normalize("NFC", value.strip()).lower()
+    if not normalised:
+        raise InvalidEmail("email must not be empty")
+    if len(normalised) > EMAIL_MAX_LENGTH:
+        raise InvalidEmail(f"email must be at most {EMAIL_MAX_LENGTH} characters")
+    local, at, domain = normalised.rpartition("@")
+    if not at or not local or not domain or "." not in domain.strip("."):
+        raise InvalidEmail(f"{value!r} is not an email address of the form name@domain")
+    if any(ch.isspace() or unicodedata.category(ch) == "Cc" for ch in normalised):
+        raise InvalidEmail("email must not contain spaces or control characters")
+    return normalised
+
+
+def text(value: object, what: str, max_length: int, *, required: bool) -> str | None:
+    """Free text: no control characters (NUL included), at most `max_length` characters."""
+    if value is None:
+        if required:
+            raise InvalidText(f"{what} is required")
+        return None
+    if not isinstance(value, str):
+        raise InvalidText(f"{what} must be text, got {type(value).__name__}")
+    cleaned = value.strip()
+    if not cleaned:
+        raise InvalidText(f"{what} must not be empty")
+    if len(cleaned) > max_length:
+        raise InvalidText(f"{what} must be at most {max_length} characters, got {len(cleaned)}")
+    if any(unicodedata.category(ch) == "Cc" for ch in cleaned):
+        raise InvalidText(f"{what} must not contain control characters")
+    return cleaned
+
+
+def name(value: object) -> str:
+    """A user's display name."""
+    result = text(value, "name", NAME_MAX_LENGTH, required=True)
+    assert result is not None
+    return result
+
+
+def description(value: object) -> str | None:
+    """An optional transfer description."""
+    return text(value, "description", DESCRIPTION_MAX_LENGTH, required=False)
+
+
+def idempotency_key(value: object) -> str | None:
+    """An optional idempotency key, compared exactly (not trimmed: it is the client's token)."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value != value.strip():
+        raise InvalidText("idempotency_key must not start or end with white space")
+    return text(value, "idempotency_key", IDEMPOTENCY_KEY_MAX_LENGTH, required=False)
+
+
+def page_limit(value: object, maximum: int = 500) -> int:
+    """A page size between 1 and `maximum`."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
+        raise InvalidInput(f"limit must be a whole number from 1 to {maximum}, got {value!r}")
+    return value

@@ -1,0 +1,51 @@
+"""Shared test helpers: build a small ledger and snapshot its state."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from models import Account, Transfer, User
+from services import AccountRecord, AccountService, TransferService, UserService
+
+_emails = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything a failed request must leave untouched."""
+
+    balances: dict[int, int]
+    transfers: int
+    users: int
+
+
+async def snapshot(sessions: async_sessionmaker[AsyncSession]) -> Snapshot:
+    """Read balances and row counts."""
+    async with sessions() as session:
+        balances = dict((await session.execute(select(Account.id, Account.balance))).tuples().all())
+        transfers = await session.scalar(select(func.count()).select_from(Transfer))
+        users = await session.scalar(select(func.count()).select_from(User))
+    return Snapshot(balances=balances, transfers=int(transfers or 0), users=int(users or 0))
+
+
+async def open_account(
+    sessions: async_sessionmaker[AsyncSession], balance: int = 0, currency: str = "EUR"
+) -> AccountRecord:
+    """A new user with one account holding `balance` (deposited, so history agrees)."""
+    user = await UserService(sessions).register(f"user{next(_emails)}@example.com", "Test User")
+    accounts = AccountService(sessions)
+    account = await accounts.open(user.id, currency)
+    if balance:
+        await accounts.deposit(account.id, balance)
+    return await accounts.get(account.id)
+
+
+def services(
+    sessions: async_sessionmaker[AsyncSession],
+) -> tuple[UserService, AccountService, TransferService]:
+    """The three services over one session factory."""
+    return UserService(sessions), AccountService(sessions), TransferService(sessions)

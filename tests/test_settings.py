@@ -1,0 +1,77 @@
+"""DatabaseSettings: read from the environment, refuse bad values by name."""
+
+from __future__ import annotations
+
+import pytest
+
+from db import DatabaseSettings, SettingsError, create_engine
+
+
+def test_defaults_point_at_the_embedded_sqlite_file() -> None:
+    settings = DatabaseSettings.from_env({})
+    assert settings.url == "sqlite+aiosqlite:///ledger.db"
+    assert settings.backend == "sqlite"
+
+
+def test_environment_variables_override_defaults() -> None:
+    settings = DatabaseSettings.from_env(
+        {
+            "DATABASE_URL": "postgresql+asyncpg://u:p@db/ledger",
+            "DB_POOL_SIZE": "20",
+            "DB_MAX_OVERFLOW": "0",
+            "DB_POOL_TIMEOUT": "2.5",
+            "DB_POOL_RECYCLE": "600",
+            "DB_POOL_PRE_PING": "true",
+            "DB_ECHO": "no",
+            "DB_BUSY_TIMEOUT_MS": "100",
+            "DB_STATEMENT_TIMEOUT_MS": "1500",
+        }
+    )
+    assert (settings.pool_size, settings.max_overflow, settings.pool_timeout) == (20, 0, 2.5)
+    assert (settings.pool_recycle, settings.pool_pre_ping, settings.echo) == (600, True, False)
+    assert (settings.busy_timeout_ms, settings.statement_timeout_ms) == (100, 1500)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("DB_POOL_SIZE", "five"),
+        ("DB_POOL_SIZE", "0"),
+        ("DB_MAX_OVERFLOW", "-1"),
+        ("DB_POOL_TIMEOUT", "soon"),
+        ("DB_POOL_TIMEOUT", "nan"),
+        ("DB_POOL_PRE_PING", "maybe"),
+        ("DB_BUSY_TIMEOUT_MS", "1.5"),
+    ],
+)
+def test_a_bad_value_names_its_variable(variable: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=variable):
+        DatabaseSettings.from_env({variable: value})
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["not a url", "mysql+aiomysql://h/db", "sqlite:///ledger.db", "postgresql+psycopg://h/db"],
+)
+def test_unsupported_urls_are_refused(url: str) -> None:
+    with pytest.raises(SettingsError, match="DATABASE_URL"):
+        DatabaseSettings(url=url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite+aiosqlite://",
+        "sqlite+aiosqlite:///:memory:",
+        "sqlite+aiosqlite:///file::memory:?cache=shared&uri=true",
+    ],
+)
+def test_in_memory_sqlite_is_refused_because_it_would_share_one_connection(url: str) -> None:
+    with pytest.raises(SettingsError, match="in-memory"):
+        create_engine(DatabaseSettings(url=url))
+
+
+def test_display_url_hides_the_password() -> None:
+    settings = DatabaseSettings(url="postgresql+asyncpg://ledger:s3cret@db:5432/ledger")
+    assert "s3cret" not in settings.display_url
+    assert "***" in settings.display_url
