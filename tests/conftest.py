@@ -89,7 +89,7 @@ async def engine(settings: DatabaseSettings) -> AsyncIterator[AsyncEngine]:
 async def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """A session factory over empty tables."""
     async with engine.begin() as connection:
-        tables = [t for t in reversed(Base.metadata.sorted_tables)]
+        tables = list(reversed(Base.metadata.sorted_tables))
         if engine.dialect.name == "postgresql":
             names = ", ".join(t.name for t in tables)
             await connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))

@@ -1,0 +1,136 @@
+"""Repositories: CRUD, pagination and the guarded balance update, inside a caller's transaction."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from models import Account, Transfer, User
+from repositories import AccountRepository, TransferRepository, UserRepository
+
+
+async def _users(session: AsyncSession, count: int) -> list[User]:
+    repo = UserRepository(session)
+    return [await repo.add(User(email=f"r{i}@example.com", name=f"R {i}")) for i in range(count)]
+
+
+async def test_add_assigns_an_id_and_get_finds_it(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessions() as session, session.begin():
+        (user,) = await _users(session, 1)
+        assert user.id is not None
+        assert await UserRepository(session).get(user.id) is user
+        assert await UserRepository(session).get(user.id + 1000) is None
+
+
+async def test_get_by_email_finds_the_stored_address(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessions() as session, session.begin():
+        (user,) = await _users(session, 1)
+        assert await UserRepository(session).get_by_email("r0@example.com") is user
+        assert await UserRepository(session).get_by_email("nobody@example.com") is None
+
+
+async def test_get_many_returns_found_rows_by_id_and_skips_missing_ones(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessions() as session, session.begin():
+        users = await _users(session, 3)
+        found = await UserRepository(session).get_many([users[0].id, users[2].id, 999_999])
+        assert set(found) == {users[0].id, users[2].id}
+        assert await UserRepository(session).get_many([]) == {}
+
+
+async def test_list_pages_through_all_rows_in_id_order_and_count_agrees(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessions() as session, session.begin():
+        users = await _users(session, 7)
+        repo = UserRepository(session)
+        seen: list[int] = []
+        after: int | None = None
+        while page := await repo.list(limit=3, after_id=after):
+            seen.extend(u.id for u in page)
+            after = page[-1].id
+        assert seen == sorted(u.id for u in users)
+        assert await repo.count() == 7
+
+
+async def test_a_rolled_back_transaction_leaves_no_rows(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessions() as session, session.begin():
+        await _users(session, 2)
+        await session.rollback()
+    async with sessions() as session:
+        assert await UserRepository(session).count() == 0
+
+
+async def test_apply_deltas_moves_balances_relative_to_the_stored_value(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessions() as session, session.begin():
+        (user,) = await _users(session, 1)
+        repo = AccountRepository(session)
+        a = await repo.add(Account(owner_id=user.id, currency="EUR", balance=100))
+        b = await repo.add(Account(owner_id=user.id, currency="EUR", balance=0))
+        assert await repo.apply_deltas({a.id: -40, b.id: 40}) == {a.id: 60, b.id: 40}
+        locked = await repo.lock([b.id, a.id])
+        assert [(x.id, x.balance) for x in locked.values()] == [(a.id, 60), (b.id, 40)]
+
+
+async def test_apply_deltas_refuses_to_take_a_balance_below_zero(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessions() as session, session.begin():
+        (user,) = await _users(session, 1)
+        repo = AccountRepository(session)
+        a = await repo.add(Account(owner_id=user.id, currency="EUR", balance=10))
+        b = await repo.add(Account(owner_id=user.id, currency="EUR", balance=0))
+        # The refused account is missing from the result; the caller must fail the transaction.
+        assert await repo.apply_deltas({a.id: -11, b.id: 11}) == {b.id: 11}
+
+
+async def test_history_is_newest_first_and_keyset_paginated(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessions() as session, session.begin():
+        (user,) = await _users(session, 1)
+        accounts = AccountRepository(session)
+        a = await accounts.add(Account(owner_id=user.id, currency="EUR", balance=0))
+        b = await accounts.add(Account(owner_id=user.id, currency="EUR", balance=0))
+        repo = TransferRepository(session)
+        rows = await repo.add_many(
+            [
+                Transfer(
+                    source_account_id=None,
+                    destination_account_id=a.id,
+                    amount=i + 1,
+                    currency="EUR",
+                )
+                for i in range(5)
+            ]
+            + [
+                Transfer(
+                    source_account_id=b.id, destination_account_id=None, amount=9, currency="EUR"
+                )
+            ]
+        )
+        a_ids = [t.id for t in rows[:5]]
+        first = await repo.history(a.id, limit=3)
+        second = await repo.history(a.id, limit=3, before_id=first[-1].id)
+        assert [t.id for t in [*first, *second]] == sorted(a_ids, reverse=True)
+
+
+async def test_idempotency_lookup_returns_transfers_by_key(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessions() as session, session.begin():
+        (user,) = await _users(session, 1)
+        a = await AccountRepository(session).add(Account(owner_id=user.id, currency="EUR"))
+        repo = TransferRepository(session)
+        (t,) = await repo.add_many(
+            [Transfer(destination_account_id=a.id, amount=1, currency="EUR", idempotency_key="k")]
+        )
+        assert await repo.by_idempotency_keys(["k", "other"]) == {"k": t}
