@@ -27,7 +27,7 @@ async def snapshot(sessions: async_sessionmaker[AsyncSession]) -> Snapshot:
     """Read balances and row counts."""
     async with sessions() as session:
         rows = await session.execute(select(Account.id, Account.balance))
-        balances = dict(rows)
+        balances = dict(rows.all())
         transfers = await session.scalar(select(func.count()).select_from(Transfer))
         users = await session.scalar(select(func.count()).select_from(User))
     return Snapshot(balances=balances, transfers=int(transfers or 0), users=int(users or 0))
