@@ -23,6 +23,7 @@ from services.errors import (
     IdempotencyConflict,
     InsufficientFunds,
     InvalidAmount,
+    InvalidId,
     InvalidInput,
     LedgerError,
     SameAccount,
@@ -90,6 +91,22 @@ class TransferRequest:
     def account_ids(self) -> tuple[int, ...]:
         """The accounts this request touches."""
         return tuple(i for i in (self.source_id, self.destination_id) if i is not None)
+
+
+def account_transfer(
+    source_id: object,
+    destination_id: object,
+    amount: object,
+    idempotency_key: object = None,
+    description: object = None,
+) -> TransferRequest:
+    """A validated account-to-account request: both ends are required."""
+    request = TransferRequest.of(
+        source_id, destination_id, amount, idempotency_key=idempotency_key, description=description
+    )
+    if request.source_id is None or request.destination_id is None:
+        raise InvalidId("a transfer needs both accounts; use AccountService.deposit or .withdraw")
+    return request
 
 
 async def apply_transfers(

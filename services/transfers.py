@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from services.errors import InvalidId
 from services.results import TransferRecord
 from services.transactions import Sessions
 from services.transfer_core import (
     Outcome,
     TransferRequest,
+    account_transfer,
     execute_transfer,
     execute_transfers,
 )
@@ -36,17 +36,7 @@ class TransferService:
         `idempotency_key`, repeating the same request returns the original transfer and
         moves nothing; reusing the key for another request raises IdempotencyConflict.
         """
-        request = TransferRequest.of(
-            source_id,
-            destination_id,
-            amount,
-            idempotency_key=idempotency_key,
-            description=description,
-        )
-        if request.source_id is None or request.destination_id is None:
-            raise InvalidId(
-                "a transfer needs both accounts; use AccountService.deposit or .withdraw"
-            )
+        request = account_transfer(source_id, destination_id, amount, idempotency_key, description)
         return await execute_transfer(self._sessions, request)
 
     async def transfer_many(self, requests: Sequence[TransferRequest]) -> list[Outcome]:
