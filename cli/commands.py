@@ -128,6 +128,7 @@ async def demo(app: AppContext, args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         users=args.users,
         seed=args.seed,
+        batched=not args.unbatched,
     )
     return 0 if ok else 1
 

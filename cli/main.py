@@ -55,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--concurrency", type=int, default=50, help="concurrent tasks (default 50)")
     demo.add_argument("--users", type=int, default=10, help="users, one account each (default 10)")
     demo.add_argument("--seed", type=int, default=None, help="random seed for a repeatable run")
+    demo.add_argument(
+        "--unbatched",
+        action="store_true",
+        help="one transaction per transfer instead of group commit (to compare)",
+    )
 
     user = add("user", commands.no_subcommand, "manage users")
     user_sub = user.add_subparsers(dest="user_command", required=True, parser_class=_Parser)

@@ -2,7 +2,7 @@
 
 from repositories.accounts import AccountRepository, LockedAccount
 from repositories.base import Repository
-from repositories.transfers import AccountFlow, LedgerTotals, TransferRepository
+from repositories.transfers import AccountFlow, LedgerTotals, NewTransfer, TransferRepository
 from repositories.users import UserRepository
 
 __all__ = [
@@ -10,6 +10,7 @@ __all__ = [
     "AccountRepository",
     "LedgerTotals",
     "LockedAccount",
+    "NewTransfer",
     "Repository",
     "TransferRepository",
     "UserRepository",

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import BigInteger, func, or_, select, union_all
+from sqlalchemy import BigInteger, func, insert, or_, select, union_all
 from sqlalchemy.sql.expression import cast
 
 from models import Account, Transfer
@@ -29,16 +30,45 @@ class LedgerTotals(NamedTuple):
     balances: int
 
 
+class NewTransfer(NamedTuple):
+    """The columns of a transfer about to be inserted."""
+
+    source_account_id: int | None
+    destination_account_id: int | None
+    amount: int
+    currency: str
+    idempotency_key: str | None
+    description: str | None
+
+
+# Rows per INSERT: 6 parameters each stays far below SQLite's limit of 32,766 variables.
+_INSERT_CHUNK = 1_000
+
+
 class TransferRepository(Repository[Transfer]):
     """Transfers: insertion, idempotency lookups, history and audit sums."""
 
     model = Transfer
 
-    async def add_many(self, transfers: Sequence[Transfer]) -> Sequence[Transfer]:
-        """Insert several transfers; SQLAlchemy sends them as one multi-row INSERT … RETURNING."""
-        self.session.add_all(transfers)
-        await self.session.flush()
-        return transfers
+    async def insert_many(self, rows: Sequence[NewTransfer], created_at: datetime) -> list[int]:
+        """Insert `rows` with one multi-row INSERT … RETURNING id per chunk; ids in row order.
+
+        Not the ORM's add_all() + flush(): on SQLite the ORM cannot rely on the order of
+        RETURNING rows, so it falls back to one INSERT (one driver round trip) per row. A
+        multi-row VALUES assigns ascending ids in VALUES order on both engines (rowid under
+        the write lock; the sequence, row by row), so sorting the returned ids restores the
+        order whatever order RETURNING uses.
+        """
+        ids: list[int] = []
+        for start in range(0, len(rows), _INSERT_CHUNK):
+            chunk = rows[start : start + _INSERT_CHUNK]
+            statement = (
+                insert(Transfer)
+                .values([{**row._asdict(), "created_at": created_at} for row in chunk])
+                .returning(Transfer.id)
+            )
+            ids.extend(sorted((await self.session.scalars(statement)).all()))
+        return ids
 
     async def by_idempotency_keys(self, keys: Collection[str]) -> dict[str, Transfer]:
         """Existing transfers for any of `keys`, by key."""

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import Transfer
-from repositories import AccountRepository, LockedAccount, TransferRepository
+from models import Transfer, utcnow
+from repositories import AccountRepository, LockedAccount, NewTransfer, TransferRepository
 from services import validation
 from services.errors import (
     AccountNotFound,
@@ -130,7 +130,7 @@ async def apply_transfers(
 
     balances = {account.id: account.balance for account in locked.values()}
     outcomes: list[Outcome | None] = [None] * len(requests)
-    accepted: list[tuple[int, Transfer]] = []
+    accepted: list[tuple[int, NewTransfer]] = []
     # Keys accepted earlier in this batch, with the index of the request that took them.
     batch_keys: dict[str, int] = {}
     repeats: list[tuple[int, int]] = []
@@ -162,7 +162,7 @@ async def apply_transfers(
         accepted.append(
             (
                 index,
-                Transfer(
+                NewTransfer(
                     source_account_id=request.source_id,
                     destination_account_id=request.destination_id,
                     amount=request.amount,
@@ -176,7 +176,8 @@ async def apply_transfers(
             batch_keys[key] = index
 
     if accepted:
-        await transfers_repo.add_many([transfer for _, transfer in accepted])
+        created_at = utcnow()
+        ids = await transfers_repo.insert_many([row for _, row in accepted], created_at)
         deltas = {
             account_id: balances[account_id] - locked[account_id].balance
             for account_id in balances
@@ -187,8 +188,8 @@ async def apply_transfers(
             # Only possible if something wrote balances without holding the lock: fail the
             # whole transaction rather than commit a state we did not decide on.
             raise RuntimeError(f"guarded balance update refused accounts {deltas.keys() - applied}")
-        for index, transfer in accepted:
-            outcomes[index] = TransferRecord.of(transfer)
+        for (index, row), transfer_id in zip(accepted, ids, strict=True):
+            outcomes[index] = TransferRecord(id=transfer_id, created_at=created_at, **row._asdict())
     for index, first in repeats:
         outcomes[index] = outcomes[first]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from models import Account, Transfer, User
-from repositories import AccountRepository, TransferRepository, UserRepository
+from models import Account, User, utcnow
+from repositories import AccountRepository, NewTransfer, TransferRepository, UserRepository
 
 
 async def _users(session: AsyncSession, count: int) -> list[User]:
@@ -101,26 +101,28 @@ async def test_history_is_newest_first_and_keyset_paginated(
         a = await accounts.add(Account(owner_id=user.id, currency="EUR", balance=0))
         b = await accounts.add(Account(owner_id=user.id, currency="EUR", balance=0))
         repo = TransferRepository(session)
-        rows = await repo.add_many(
-            [
-                Transfer(
-                    source_account_id=None,
-                    destination_account_id=a.id,
-                    amount=i + 1,
-                    currency="EUR",
-                )
-                for i in range(5)
-            ]
-            + [
-                Transfer(
-                    source_account_id=b.id, destination_account_id=None, amount=9, currency="EUR"
-                )
-            ]
+        ids = await repo.insert_many(
+            [NewTransfer(None, a.id, i + 1, "EUR", None, None) for i in range(5)]
+            + [NewTransfer(b.id, None, 9, "EUR", None, None)],
+            utcnow(),
         )
-        a_ids = [t.id for t in rows[:5]]
+        a_ids = ids[:5]
         first = await repo.history(a.id, limit=3)
         second = await repo.history(a.id, limit=3, before_id=first[-1].id)
         assert [t.id for t in [*first, *second]] == sorted(a_ids, reverse=True)
+
+
+async def test_insert_many_returns_ids_in_row_order(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessions() as session, session.begin():
+        (user,) = await _users(session, 1)
+        a = await AccountRepository(session).add(Account(owner_id=user.id, currency="EUR"))
+        repo = TransferRepository(session)
+        rows = [NewTransfer(None, a.id, amount, "EUR", None, None) for amount in (5, 1, 4, 2, 3)]
+        ids = await repo.insert_many(rows, utcnow())
+        stored = await repo.get_many(ids)
+        assert [stored[i].amount for i in ids] == [5, 1, 4, 2, 3]
 
 
 async def test_idempotency_lookup_returns_transfers_by_key(
@@ -130,7 +132,7 @@ async def test_idempotency_lookup_returns_transfers_by_key(
         (user,) = await _users(session, 1)
         a = await AccountRepository(session).add(Account(owner_id=user.id, currency="EUR"))
         repo = TransferRepository(session)
-        (t,) = await repo.add_many(
-            [Transfer(destination_account_id=a.id, amount=1, currency="EUR", idempotency_key="k")]
-        )
-        assert await repo.by_idempotency_keys(["k", "other"]) == {"k": t}
+        (t_id,) = await repo.insert_many([NewTransfer(None, a.id, 1, "EUR", "k", None)], utcnow())
+        found = await repo.by_idempotency_keys(["k", "other"])
+        assert list(found) == ["k"]
+        assert found["k"].id == t_id
