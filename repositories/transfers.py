@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from sqlalchemy import BigInteger, func, insert, or_, select, union_all
+from sqlalchemy import BigInteger, delete, func, or_, select, union_all
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import cast
 
 from models import Account, Transfer
@@ -45,29 +47,47 @@ class NewTransfer(NamedTuple):
 _INSERT_CHUNK = 1_000
 
 
+def _dialect_insert(session: AsyncSession) -> Callable[..., Any]:
+    """The INSERT construct with ON CONFLICT support of the session's engine."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert
+    return sqlite.insert
+
+
 class TransferRepository(Repository[Transfer]):
     """Transfers: insertion, idempotency lookups, history and audit sums."""
 
     model = Transfer
 
-    async def insert_many(self, rows: Sequence[NewTransfer], created_at: datetime) -> list[int]:
-        """Insert `rows` with one multi-row INSERT … RETURNING id per chunk; ids in row order.
+    async def insert_unless_key_taken(
+        self, rows: Sequence[NewTransfer], created_at: datetime
+    ) -> list[int] | None:
+        """Insert `rows` and return their ids in row order; None, inserting nothing, if the
+        idempotency key of any row is already taken.
 
-        Not the ORM's add_all() + flush(): on SQLite the ORM cannot rely on the order of
-        RETURNING rows, so it falls back to one INSERT (one driver round trip) per row. A
-        multi-row VALUES assigns ascending ids in VALUES order on both engines (rowid under
-        the write lock; the sequence, row by row), so sorting the returned ids restores the
-        order whatever order RETURNING uses.
+        One multi-row INSERT … ON CONFLICT DO NOTHING RETURNING id per chunk of rows. Not the
+        ORM's add_all() + flush(): on SQLite the ORM cannot rely on the order of RETURNING
+        rows and falls back to one INSERT, one driver round trip, per row. A multi-row
+        VALUES assigns ascending ids in VALUES order on both engines (rowid under the write
+        lock; the sequence, row by row), so sorting the returned ids restores row order.
+        On PostgreSQL a key that a concurrent transaction is inserting makes the INSERT wait
+        for that transaction: if it commits, the row is skipped, never a unique violation.
         """
+        insert = _dialect_insert(self.session)
         ids: list[int] = []
         for start in range(0, len(rows), _INSERT_CHUNK):
             chunk = rows[start : start + _INSERT_CHUNK]
             statement = (
                 insert(Transfer)
                 .values([{**row._asdict(), "created_at": created_at} for row in chunk])
+                .on_conflict_do_nothing(index_elements=[Transfer.idempotency_key])
                 .returning(Transfer.id)
             )
-            ids.extend(sorted((await self.session.scalars(statement)).all()))
+            inserted = sorted((await self.session.scalars(statement)).all())
+            ids.extend(inserted)
+            if len(inserted) < len(chunk):
+                await self.session.execute(delete(Transfer).where(Transfer.id.in_(ids)))
+                return None
         return ids
 
     async def by_idempotency_keys(self, keys: Collection[str]) -> dict[str, Transfer]:

@@ -50,14 +50,13 @@ async def run_in_transaction(
     *,
     read_only: bool = False,
     attempts: int = DEFAULT_ATTEMPTS,
-    retry_also: Callable[[DBAPIError], bool] | None = None,
 ) -> T:
     """Run `work(session)` inside `async with session.begin()`, in a fresh session per try.
 
     The transaction commits when `work` returns and rolls back when it raises. A
     transient failure reruns the whole unit of work from the start: a partial retry
     inside a failed transaction would build on state that was rolled back. After
-    `attempts` tries, `DatabaseBusy`. `retry_also` marks further errors as worth a rerun.
+    `attempts` tries, `DatabaseBusy`.
     """
     for attempt in range(1, attempts + 1):
         try:
@@ -67,7 +66,7 @@ async def run_in_transaction(
                     await session.connection(execution_options=read_only_options(dialect))
                 return await work(session)
         except DBAPIError as exc:
-            if not (is_transient(exc) or (retry_also is not None and retry_also(exc))):
+            if not is_transient(exc):
                 raise
             if attempt == attempts:
                 raise DatabaseBusy(

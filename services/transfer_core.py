@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Transfer, utcnow
@@ -109,92 +108,132 @@ def account_transfer(
     return request
 
 
-async def apply_transfers(
-    session: AsyncSession, requests: Sequence[TransferRequest]
-) -> list[Outcome]:
-    """Apply `requests` in order inside the caller's transaction; one outcome per request.
+@dataclass(slots=True)
+class _Plan:
+    """What a batch will do, decided in memory while the accounts are locked."""
 
-    Round trips, whatever the batch size: lock the accounts (one IN query), look up
-    idempotency keys (one IN query, only if any request has a key), insert the new
-    transfers (one multi-row INSERT … RETURNING), and move every balance (one guarded
-    UPDATE … RETURNING). Balances are decided while holding the write lock, so there is
-    no read-modify-write race.
-    """
-    accounts_repo = AccountRepository(session)
-    transfers_repo = TransferRepository(session)
+    outcomes: list[Outcome | None]
+    accepted: list[tuple[int, NewTransfer]]
+    repeats: list[tuple[int, int]]  # (request index, index of the earlier one with its key)
+    balances: dict[int, int]
 
-    locked = await accounts_repo.lock({i for r in requests for i in r.account_ids})
-    existing = await transfers_repo.by_idempotency_keys(
-        {r.idempotency_key for r in requests if r.idempotency_key is not None}
+
+def _decide(
+    requests: Sequence[TransferRequest],
+    locked: dict[int, LockedAccount],
+    existing: dict[str, Transfer],
+) -> _Plan:
+    """Apply the transfer rules to each request in order, against in-memory balances."""
+    plan = _Plan(
+        outcomes=[None] * len(requests),
+        accepted=[],
+        repeats=[],
+        balances={account.id: account.balance for account in locked.values()},
     )
-
-    balances = {account.id: account.balance for account in locked.values()}
-    outcomes: list[Outcome | None] = [None] * len(requests)
-    accepted: list[tuple[int, NewTransfer]] = []
-    # Keys accepted earlier in this batch, with the index of the request that took them.
-    batch_keys: dict[str, int] = {}
-    repeats: list[tuple[int, int]] = []
-
+    batch_keys: dict[str, int] = {}  # keys taken earlier in this batch -> request index
     for index, request in enumerate(requests):
         key = request.idempotency_key
         if key is not None and key in existing:
             earlier = existing[key]
-            outcomes[index] = (
+            plan.outcomes[index] = (
                 TransferRecord.of(earlier) if request.matches(earlier) else IdempotencyConflict(key)
             )
             continue
         if key is not None and key in batch_keys:
             first = batch_keys[key]
             if request.matches(requests[first]):
-                repeats.append((index, first))
+                plan.repeats.append((index, first))
             else:
-                outcomes[index] = IdempotencyConflict(key)
+                plan.outcomes[index] = IdempotencyConflict(key)
             continue
-        problem = _check(request, locked, balances)
+        problem = _check(request, locked, plan.balances)
         if problem is not None:
-            outcomes[index] = problem
+            plan.outcomes[index] = problem
             continue
         if request.source_id is not None:
-            balances[request.source_id] -= request.amount
+            plan.balances[request.source_id] -= request.amount
         if request.destination_id is not None:
-            balances[request.destination_id] += request.amount
-        currency = locked[request.account_ids[0]].currency
-        accepted.append(
-            (
-                index,
-                NewTransfer(
-                    source_account_id=request.source_id,
-                    destination_account_id=request.destination_id,
-                    amount=request.amount,
-                    currency=currency,
-                    idempotency_key=key,
-                    description=request.description,
-                ),
-            )
+            plan.balances[request.destination_id] += request.amount
+        row = NewTransfer(
+            source_account_id=request.source_id,
+            destination_account_id=request.destination_id,
+            amount=request.amount,
+            currency=locked[request.account_ids[0]].currency,
+            idempotency_key=key,
+            description=request.description,
         )
+        plan.accepted.append((index, row))
         if key is not None:
             batch_keys[key] = index
+    return plan
 
-    if accepted:
-        created_at = utcnow()
-        ids = await transfers_repo.insert_many([row for _, row in accepted], created_at)
+
+async def apply_transfers(
+    session: AsyncSession, requests: Sequence[TransferRequest]
+) -> list[Outcome]:
+    """Apply `requests` in order inside the caller's transaction; one outcome per request.
+
+    Round trips, whatever the batch size: lock the accounts (one IN query), insert the new
+    transfers (one multi-row INSERT … RETURNING) and move every balance (one guarded
+    UPDATE … RETURNING). Balances are decided while holding the write lock, so there is
+    no read-modify-write race. Idempotency keys are not looked up in advance: the insert
+    skips rows whose key is taken, and only then, or when a request with a key would
+    fail, are the keys read (one more IN query) and the batch decided again.
+    """
+    accounts_repo = AccountRepository(session)
+    transfers_repo = TransferRepository(session)
+    keys = {r.idempotency_key for r in requests if r.idempotency_key is not None}
+
+    locked = await accounts_repo.lock({i for r in requests for i in r.account_ids})
+    existing: dict[str, Transfer] = {}
+    looked_up = False
+    created_at = utcnow()
+    while True:
+        plan = _decide(requests, locked, existing)
+        if not looked_up and _keyed_failure(requests, plan):
+            # A retry of a committed request must get the original back even if it would
+            # fail now (e.g. the money has since moved on): check the keys before refusing.
+            existing, looked_up = await transfers_repo.by_idempotency_keys(keys), True
+            continue
+        rows = [row for _, row in plan.accepted]
+        ids = await transfers_repo.insert_unless_key_taken(rows, created_at) if rows else []
+        if ids is not None:
+            break
+        # A key is taken: a client's retry, or a concurrent request that committed it
+        # first. Every pass finds at least one more taken key among the batch's finite
+        # set, so this loop ends; normally it does not run at all.
+        existing, looked_up = await transfers_repo.by_idempotency_keys(keys), True
+
+    if plan.accepted:
         deltas = {
-            account_id: balances[account_id] - locked[account_id].balance
-            for account_id in balances
-            if balances[account_id] != locked[account_id].balance
+            account_id: balance - locked[account_id].balance
+            for account_id, balance in plan.balances.items()
+            if balance != locked[account_id].balance
         }
         applied = await accounts_repo.apply_deltas(deltas)
         if applied.keys() != deltas.keys():
             # Only possible if something wrote balances without holding the lock: fail the
             # whole transaction rather than commit a state we did not decide on.
             raise RuntimeError(f"guarded balance update refused accounts {deltas.keys() - applied}")
-        for (index, row), transfer_id in zip(accepted, ids, strict=True):
-            outcomes[index] = TransferRecord(id=transfer_id, created_at=created_at, **row._asdict())
-    for index, first in repeats:
-        outcomes[index] = outcomes[first]
+        for (index, row), transfer_id in zip(plan.accepted, ids, strict=True):
+            plan.outcomes[index] = TransferRecord(
+                id=transfer_id, created_at=created_at, **row._asdict()
+            )
+    for index, first in plan.repeats:
+        plan.outcomes[index] = plan.outcomes[first]
+    return [_decided(outcome) for outcome in plan.outcomes]
 
-    assert all(outcome is not None for outcome in outcomes)
-    return [outcome for outcome in outcomes if outcome is not None]
+
+def _keyed_failure(requests: Sequence[TransferRequest], plan: _Plan) -> bool:
+    return any(
+        isinstance(outcome, LedgerError) and request.idempotency_key is not None
+        for request, outcome in zip(requests, plan.outcomes, strict=True)
+    )
+
+
+def _decided(outcome: Outcome | None) -> Outcome:
+    assert outcome is not None, "every request gets an outcome"
+    return outcome
 
 
 def _check(
@@ -230,13 +269,7 @@ async def execute_transfers(
     async def work(session: AsyncSession) -> list[Outcome]:
         return await apply_transfers(session, requests)
 
-    return await run_in_transaction(sessions, work, retry_also=_idempotency_key_race)
-
-
-def _idempotency_key_race(exc: DBAPIError) -> bool:
-    # On PostgreSQL two transactions can insert one new key for different accounts at
-    # once: the loser fails on the unique index. Rerun, and the key is found and judged.
-    return isinstance(exc, IntegrityError) and "idempotency_key" in str(exc.orig)
+    return await run_in_transaction(sessions, work)
 
 
 async def execute_transfer(sessions: Sessions, request: TransferRequest) -> TransferRecord:

@@ -25,6 +25,17 @@ async def test_repeating_a_request_with_its_key_returns_the_original_and_moves_n
     assert await snapshot(sessions) == after_first
 
 
+async def test_a_retry_returns_the_original_even_when_it_could_no_longer_succeed(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    a = await open_account(sessions, balance=300)
+    b = await open_account(sessions)
+    transfers = TransferService(sessions)
+    first = await transfers.transfer(a.id, b.id, 300, idempotency_key="all-of-it")
+    # The source is empty now; a fresh request would be InsufficientFunds, a retry is not.
+    assert await transfers.transfer(a.id, b.id, 300, idempotency_key="all-of-it") == first
+
+
 @pytest.mark.parametrize("change", ["amount", "destination", "direction"])
 async def test_reusing_a_key_for_another_request_is_a_conflict(
     sessions: async_sessionmaker[AsyncSession], change: str

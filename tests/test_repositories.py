@@ -101,11 +101,12 @@ async def test_history_is_newest_first_and_keyset_paginated(
         a = await accounts.add(Account(owner_id=user.id, currency="EUR", balance=0))
         b = await accounts.add(Account(owner_id=user.id, currency="EUR", balance=0))
         repo = TransferRepository(session)
-        ids = await repo.insert_many(
+        ids = await repo.insert_unless_key_taken(
             [NewTransfer(None, a.id, i + 1, "EUR", None, None) for i in range(5)]
             + [NewTransfer(b.id, None, 9, "EUR", None, None)],
             utcnow(),
         )
+        assert ids is not None
         a_ids = ids[:5]
         first = await repo.history(a.id, limit=3)
         second = await repo.history(a.id, limit=3, before_id=first[-1].id)
@@ -120,9 +121,29 @@ async def test_insert_many_returns_ids_in_row_order(
         a = await AccountRepository(session).add(Account(owner_id=user.id, currency="EUR"))
         repo = TransferRepository(session)
         rows = [NewTransfer(None, a.id, amount, "EUR", None, None) for amount in (5, 1, 4, 2, 3)]
-        ids = await repo.insert_many(rows, utcnow())
+        ids = await repo.insert_unless_key_taken(rows, utcnow())
+        assert ids is not None
         stored = await repo.get_many(ids)
         assert [stored[i].amount for i in ids] == [5, 1, 4, 2, 3]
+
+
+async def test_insert_inserts_nothing_when_one_idempotency_key_is_taken(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessions() as session, session.begin():
+        (user,) = await _users(session, 1)
+        a = await AccountRepository(session).add(Account(owner_id=user.id, currency="EUR"))
+        repo = TransferRepository(session)
+        assert await repo.insert_unless_key_taken(
+            [NewTransfer(None, a.id, 1, "EUR", "taken", None)], utcnow()
+        )
+        rows = [
+            NewTransfer(None, a.id, 2, "EUR", "fresh", None),
+            NewTransfer(None, a.id, 3, "EUR", None, None),
+            NewTransfer(None, a.id, 4, "EUR", "taken", None),
+        ]
+        assert await repo.insert_unless_key_taken(rows, utcnow()) is None
+        assert await repo.count() == 1
 
 
 async def test_idempotency_lookup_returns_transfers_by_key(
@@ -132,7 +153,9 @@ async def test_idempotency_lookup_returns_transfers_by_key(
         (user,) = await _users(session, 1)
         a = await AccountRepository(session).add(Account(owner_id=user.id, currency="EUR"))
         repo = TransferRepository(session)
-        (t_id,) = await repo.insert_many([NewTransfer(None, a.id, 1, "EUR", "k", None)], utcnow())
+        (t_id,) = await repo.insert_unless_key_taken(
+            [NewTransfer(None, a.id, 1, "EUR", "k", None)], utcnow()
+        ) or [0]
         found = await repo.by_idempotency_keys(["k", "other"])
         assert list(found) == ["k"]
         assert found["k"].id == t_id
