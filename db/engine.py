@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, QueuePool
 
 from db.settings import DatabaseSettings, SettingsError
+from db.sqlite_one_hop import one_hop_dbapi
 
 # Execution option read by the SQLite "begin" listener. Every transaction starts with
 # BEGIN IMMEDIATE unless it opts out with DEFERRED: a transaction that reads and then
@@ -52,6 +53,8 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
                 "DATABASE_URL points at an in-memory SQLite database; it cannot give concurrent "
                 "sessions their own connections. Use a file, e.g. sqlite+aiosqlite:///ledger.db"
             )
+        if settings.sqlite_one_hop:
+            common["module"] = one_hop_dbapi()
         engine = create_async_engine(url, **common)
         _install_sqlite_setup(engine, settings)
         return engine

@@ -36,6 +36,7 @@ class DatabaseSettings:
     busy_timeout_ms: int = 5_000
     statement_timeout_ms: int = 30_000
     lock_timeout_ms: int = 10_000
+    sqlite_one_hop: bool = True
 
     def __post_init__(self) -> None:
         try:
@@ -106,6 +107,7 @@ class DatabaseSettings:
                 env, "DB_STATEMENT_TIMEOUT_MS", defaults.statement_timeout_ms
             ),
             lock_timeout_ms=_int(env, "DB_LOCK_TIMEOUT_MS", defaults.lock_timeout_ms),
+            sqlite_one_hop=_bool(env, "DB_SQLITE_ONE_HOP", defaults.sqlite_one_hop),
         )
 
 
