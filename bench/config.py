@@ -15,7 +15,7 @@ class BenchConfig:
     reps: int = 3
     accounts: int = 50
     hop_ops: int = 5_000
-    transfer_ops: int = 1_500
+    transfer_ops: int = 1_000
     clients: tuple[int, ...] = (16, 64)
     pool: int = 5
     read_ops: int = 1_000

@@ -32,8 +32,12 @@ def describe(postgres_version: str | None) -> dict[str, Any]:
             versions[package] = None
     versions["sqlite"] = sqlite3.sqlite_version
     versions["postgresql"] = postgres_version
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
     return {
         "machine": {
+            # Other processes on the machine make every figure noisier; this says how busy
+            # it was when the results were written.
+            "load_average_1_5_15_min": None if load is None else list(load),
             "platform": platform.platform(),
             "cpu": cpu_model(),
             "cpus": os.cpu_count(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -122,7 +123,8 @@ async def run(options: Options, out: TextIO, err: TextIO) -> int:
             print(render_table(result, calibration) + "\n", file=out, flush=True)
 
     seconds = time.perf_counter() - started
-    print(f"benchmark finished in {seconds:.0f} s", file=out)
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
+    print(f"benchmark finished in {seconds:.0f} s (load average now: {load})", file=out)
     if options.json_path is not None:
         data = document(
             config=config,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -10,7 +11,7 @@ from bench.ops import Kind, Meter, Op
 from bench.sql import HISTORY_PAGE, history_checksum
 from bench.variants.base import AsyncOperation, AsyncVariant
 from db import DatabaseSettings, create_engine, create_session_factory
-from services import AccountService, TransferService
+from services import AccountService, TransferBatcher, TransferService
 from services.errors import InsufficientFunds
 
 
@@ -25,12 +26,17 @@ class LedgerServices(AsyncVariant):
     hop_via = "aiosqlite"
     kinds = frozenset({Kind.TRANSFER, Kind.POINT_READ, Kind.DASHBOARD})
 
+    # The project's SQLite adapter (db/sqlite_one_hop.py): one thread hop per statement.
+    one_hop: ClassVar[bool] = True
+
     async def open(self) -> None:
-        settings = DatabaseSettings(url=self.target.url, pool_size=self.pool, max_overflow=0)
+        settings = DatabaseSettings(
+            url=self.target.url, pool_size=self.pool, max_overflow=0, sqlite_one_hop=self.one_hop
+        )
         self._engine = create_engine(settings)
-        sessions = create_session_factory(self._engine)
-        self._transfers = TransferService(sessions)
-        self._accounts = AccountService(sessions)
+        self._sessions = create_session_factory(self._engine)
+        self._transfers = TransferService(self._sessions)
+        self._accounts = AccountService(self._sessions)
         connections = [await self._engine.connect() for _ in range(self.pool)]
         for connection in connections:
             await connection.close()
@@ -63,3 +69,40 @@ class LedgerServices(AsyncVariant):
     async def _dashboard(self, op: Op, meter: Meter) -> int:
         page = await self._accounts.history(op.account, limit=HISTORY_PAGE)
         return history_checksum([item.id for item in page.items])
+
+
+class LedgerServicesStock(LedgerServices):
+    """The services on SQLAlchemy's stock aiosqlite adapter (DB_SQLITE_ONE_HOP=false)."""
+
+    key = "service-stock"
+    label = "TransferService, stock adapter"
+    one_hop = False
+
+
+class LedgerBatcher(LedgerServices):
+    """TransferBatcher: concurrent transfers committed together by one writer task."""
+
+    key = "batcher"
+    label = "TransferBatcher (group commit)"
+    kinds = frozenset({Kind.TRANSFER})
+
+    async def open(self) -> None:
+        await super().open()
+        self._batcher = TransferBatcher(self._sessions)
+        self._batcher.start()
+
+    async def close(self) -> None:
+        await self._batcher.close()
+        await super().close()
+
+    def operation(self, kind: Kind) -> AsyncOperation:
+        if kind is not Kind.TRANSFER:
+            raise self.unsupported(kind)
+        return self._batched_transfer
+
+    async def _batched_transfer(self, op: Op, meter: Meter) -> int:
+        try:
+            await self._batcher.transfer(op.account, op.other, op.amount)
+        except InsufficientFunds:
+            return 0
+        return 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
+from typing import ClassVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -27,8 +28,13 @@ class SqlalchemyAsyncCore(AsyncVariant):
         {Kind.TRANSFER, Kind.POINT_READ, Kind.DASHBOARD, Kind.SELECT_ONE, Kind.SLOW_LOOKUP}
     )
 
+    # The project's SQLite adapter (db/sqlite_one_hop.py): one thread hop per statement.
+    one_hop: ClassVar[bool] = True
+
     async def open(self) -> None:
-        settings = DatabaseSettings(url=self.target.url, pool_size=self.pool, max_overflow=0)
+        settings = DatabaseSettings(
+            url=self.target.url, pool_size=self.pool, max_overflow=0, sqlite_one_hop=self.one_hop
+        )
         self._engine = create_engine(settings)
         # Reads get the project's read-only transaction: deferred on SQLite, REPEATABLE
         # READ READ ONLY on PostgreSQL.
@@ -99,3 +105,11 @@ class SqlalchemyAsyncCore(AsyncVariant):
             await connection.execute(core.SLEEP, {"seconds": SLOW_LOOKUP_SECONDS})
             result = await connection.execute(core.POINT, {"account_id": op.account})
             return int(result.scalar_one())
+
+
+class SqlalchemyAsyncCoreStock(SqlalchemyAsyncCore):
+    """The same on SQLAlchemy's stock aiosqlite adapter: a hop per cursor call."""
+
+    key = "sqlalchemy-core-stock"
+    label = "SQLAlchemy async Core, stock adapter"
+    one_hop = False

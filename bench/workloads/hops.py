@@ -9,7 +9,7 @@ from bench.checks import Check, compare_reads
 from bench.config import BenchConfig
 from bench.ops import Kind, Op, Tally
 from bench.variants.aiosqlite_raw import AiosqliteRaw
-from bench.variants.sqlalchemy_async import SqlalchemyAsyncCore
+from bench.variants.sqlalchemy_async import SqlalchemyAsyncCore, SqlalchemyAsyncCoreStock
 from bench.variants.sqlite_blocking import SqliteBlocking
 from bench.variants.sqlite_to_thread import ToThreadPerCall
 from bench.workloads.base import Case, Workload, WorkloadEnv
@@ -32,6 +32,7 @@ class HopCost(Workload):
             Case(SqliteBlocking, 1, 1, reference=True),
             Case(ToThreadPerCall, 1, 1),
             Case(AiosqliteRaw, 1, 1),
+            Case(SqlalchemyAsyncCoreStock, 1, 1),
             Case(SqlalchemyAsyncCore, 1, 1),
         ]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bench.config import BenchConfig
 from bench.variants.base import Variant
-from bench.variants.ledger_service import LedgerServices
+from bench.variants.ledger_service import LedgerBatcher, LedgerServices
 from bench.variants.naive_orm import NaiveOrm
 from bench.variants.sqlalchemy_async import SqlalchemyAsyncCore
 from bench.workloads.base import Case
@@ -29,6 +29,7 @@ class PostgresTransfers(TransferWorkload):
             AsyncpgRaw,
             SqlalchemyAsyncCore,
             LedgerServices,
+            LedgerBatcher,
             NaiveOrm,
         )
         cases = [Case(v, 1, 1, reference=v is PsycopgBlocking) for v in variants]

@@ -5,9 +5,9 @@ from __future__ import annotations
 from bench.config import BenchConfig
 from bench.variants.aiosqlite_raw import AiosqliteRaw
 from bench.variants.base import Variant
-from bench.variants.ledger_service import LedgerServices
+from bench.variants.ledger_service import LedgerBatcher, LedgerServices, LedgerServicesStock
 from bench.variants.naive_orm import NaiveOrm
-from bench.variants.sqlalchemy_async import SqlalchemyAsyncCore
+from bench.variants.sqlalchemy_async import SqlalchemyAsyncCore, SqlalchemyAsyncCoreStock
 from bench.variants.sqlalchemy_sync import SqlalchemySyncCore
 from bench.variants.sqlite_blocking import SqliteBlocking
 from bench.variants.sqlite_to_thread import ToThreadPerCall, ToThreadPerTransaction
@@ -20,8 +20,11 @@ VARIANTS: tuple[type[Variant], ...] = (
     ToThreadPerCall,
     ToThreadPerTransaction,
     AiosqliteRaw,
+    SqlalchemyAsyncCoreStock,
     SqlalchemyAsyncCore,
+    LedgerServicesStock,
     LedgerServices,
+    LedgerBatcher,
     NaiveOrm,
 )
 
