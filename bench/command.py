@@ -106,6 +106,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--plot", type=Path, metavar="PATH", help="write a PNG chart (needs the plot extra)"
     )
     parser.add_argument(
+        "--markdown", type=Path, metavar="PATH", help="write the tables as Markdown"
+    )
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        metavar="PATH",
+        help="do not run: write --plot and --markdown from a run saved with --json",
+    )
+    parser.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -140,7 +149,14 @@ def options_from_args(args: argparse.Namespace) -> Options:
         )
     except ValueError as exc:
         raise BenchError(str(exc)) from None
-    return Options(config=config, json_path=args.json, plot_path=args.plot, progress=args.progress)
+    return Options(
+        config=config,
+        json_path=args.json,
+        plot_path=args.plot,
+        markdown_path=args.markdown,
+        progress=args.progress,
+        from_json=args.from_json,
+    )
 
 
 async def run_from_args(args: argparse.Namespace) -> int:

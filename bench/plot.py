@@ -1,7 +1,9 @@
 """The PNG chart: throughput against concurrency (or pool size) per variant, log scale.
 
-matplotlib is an optional extra (`pip install 'async-ledger[plot]'`); `require_matplotlib`
-is called before anything runs, so a missing install is one line, not a lost benchmark.
+It draws from the same document that `--json` writes, so a saved run can be drawn again
+(`--from-json`). matplotlib is an optional extra (`pip install 'async-ledger[plot]'`);
+`require_matplotlib` is called before anything runs, so a missing install costs one line,
+not a finished benchmark.
 """
 
 from __future__ import annotations
@@ -9,9 +11,9 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 from bench.errors import BenchError
-from bench.harness import Row, WorkloadResult
 
 
 class PlotUnavailable(BenchError):
@@ -28,91 +30,100 @@ def require_matplotlib() -> None:
         ) from None
 
 
-# One colour and marker per variant, the same in every panel.
-_STYLES = {
-    "sqlite3": ("#000000", "s"),
-    "psycopg": ("#000000", "s"),
-    "sqlalchemy-sync": ("#7f7f7f", "D"),
-    "to_thread-call": ("#ff7f0e", "v"),
-    "to_thread-tx": ("#bcbd22", "^"),
-    "aiosqlite": ("#1f77b4", "o"),
-    "asyncpg": ("#1f77b4", "o"),
-    "sqlalchemy-core": ("#2ca02c", "P"),
-    "service": ("#9467bd", "*"),
-    "naive-orm": ("#d62728", "X"),
+# One colour, marker and line per variant, the same in every panel.
+_STYLES: dict[str, tuple[str, str, str]] = {
+    "sqlite3": ("#000000", "s", "-"),
+    "psycopg": ("#000000", "s", "-"),
+    "sqlalchemy-sync": ("#7f7f7f", "D", "-"),
+    "to_thread-call": ("#ff7f0e", "v", "-"),
+    "to_thread-tx": ("#bcbd22", "^", "-"),
+    "aiosqlite": ("#1f77b4", "o", "-"),
+    "asyncpg": ("#1f77b4", "o", "-"),
+    "sqlalchemy-core-stock": ("#98df8a", "P", "-."),
+    "sqlalchemy-core": ("#2ca02c", "P", "-"),
+    "service-stock": ("#c5b0d5", "*", "-."),
+    "service": ("#9467bd", "*", "-"),
+    "batcher": ("#8c564b", "h", "-"),
+    "naive-orm": ("#d62728", "X", "--"),
 }
+_REFERENCE_LABEL = "reference: the blocking driver, 1 client"
 
 
-def _style(key: str) -> tuple[str, str]:
-    return _STYLES.get(key, ("#17becf", "o"))
+def _x(row: dict[str, Any], axis: str) -> int:
+    return int(row["pool"] if axis == "pool" else row["clients"])
 
 
-def _x(row: Row, axis: str) -> int:
-    return row.case.pool if axis == "pool" else row.case.clients
+def _panels(data: dict[str, Any]) -> list[dict[str, Any]]:
+    workloads: list[dict[str, Any]] = data["workloads"]
+    return [w for w in workloads if len({_x(row, w["axis"]) for row in w["rows"]}) > 1] or workloads
 
 
-def write_plot(path: Path, results: list[WorkloadResult]) -> None:
-    """One panel per workload that has concurrent rows; a line per variant."""
+def write_plot(path: Path, data: dict[str, Any]) -> None:
+    """One panel per workload that has concurrent rows, a line per variant, one legend."""
     require_matplotlib()
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [r for r in results if len({_x(row, r.workload.axis) for row in r.rows}) > 1]
-    if not panels:
-        panels = results
-    columns = 2 if len(panels) > 1 else 1
-    rows_count = math.ceil(len(panels) / columns)
+    panels = _panels(data)
+    columns = 2 if panels else 1
+    cells = len(panels) + 1  # the last cell holds the legend shared by every panel
+    rows_count = math.ceil(cells / columns)
     figure, axes = plt.subplots(
-        rows_count, columns, figsize=(7.5 * columns, 4.8 * rows_count), squeeze=False
+        rows_count, columns, figsize=(7.5 * columns, 4.6 * rows_count), squeeze=False
     )
-    for index, result in enumerate(panels):
+    legend: dict[str, Any] = {}
+    for index, workload in enumerate(panels):
         ax = axes[index // columns][index % columns]
-        axis = result.workload.axis
-        lines: defaultdict[str, list[Row]] = defaultdict(list)
-        for row in result.rows:
-            # Sequential rows belong on a clients axis; on a pool axis they would mix
-            # one client with many, so they are left to the reference line.
-            if axis == "pool" and row.case.clients == 1:
+        axis = workload["axis"]
+        lines: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
+        for row in workload["rows"]:
+            # On a pool axis the one-client rows would mix with the many-client ones; the
+            # reference line stands for them.
+            if axis == "pool" and row["clients"] == 1:
                 continue
-            lines[row.case.variant.key].append(row)
+            lines[row["variant"]].append(row)
         for key, rows in lines.items():
             rows.sort(key=lambda r: _x(r, axis))
-            variant = rows[0].case.variant
-            color, marker = _style(key)
-            ax.plot(
+            color, marker, style = _STYLES.get(key, ("#17becf", "o", "-"))
+            wrong = not all(r["correct"] for r in rows)
+            label = rows[0]["label"] + (" (WRONG results)" if wrong else "")
+            (line,) = ax.plot(
                 [_x(r, axis) for r in rows],
-                [r.median for r in rows],
-                "--" if variant.unsafe else "-",
+                [r["ops_per_s"]["median"] for r in rows],
+                style,
                 color=color,
                 marker=marker,
-                label=variant.label + ("" if all(r.correct for r in rows) else " (WRONG results)"),
+                label=label,
             )
-        reference = result.reference
-        ax.axhline(
-            reference.median,
-            color="#555555",
-            linestyle=":",
-            label=f"{reference.case.variant.label}, 1 client (reference)",
-        )
+            legend.setdefault(label, line)
+        (reference,) = [row for row in workload["rows"] if row["reference"]]
+        line = ax.axhline(reference["ops_per_s"]["median"], color="#555555", linestyle=":")
+        legend.setdefault(_REFERENCE_LABEL, line)
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
-        xs = sorted({_x(r, axis) for r in result.rows if axis != "pool" or r.case.clients > 1})
+        xs = sorted({_x(r, axis) for r in workload["rows"] if axis != "pool" or r["clients"] > 1})
         ax.set_xticks(xs, [str(x) for x in xs])
-        clients = {r.case.clients for r in result.rows if r.case.clients > 1}
-        xlabel = (
-            "pool size" + (f" ({', '.join(map(str, sorted(clients)))} clients)" if clients else "")
-            if axis == "pool"
-            else "concurrent clients"
-        )
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(f"{result.workload.unit} (log)")
-        ax.set_title(result.workload.title, fontsize=10)
+        if axis == "pool":
+            clients = sorted({r["clients"] for r in workload["rows"] if r["clients"] > 1})
+            ax.set_xlabel(f"pool size ({', '.join(map(str, clients))} concurrent clients)")
+        else:
+            ax.set_xlabel("concurrent clients")
+        ax.set_ylabel(f"{workload['unit']} (log scale)")
+        ax.set_title(workload["title"], fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
-    for index in range(len(panels), rows_count * columns):
+    legend_ax = axes[len(panels) // columns][len(panels) % columns]
+    legend_ax.axis("off")
+    legend_ax.legend(list(legend.values()), list(legend.keys()), loc="center", fontsize=9)
+    for index in range(cells, rows_count * columns):
         axes[index // columns][index % columns].set_visible(False)
+    machine = data.get("machine", {})
+    figure.suptitle(
+        f"ledgerctl bench: {machine.get('cpus', '?')} CPUs, Python {machine.get('python', '?')}; "
+        "medians of interleaved repetitions",
+        fontsize=11,
+    )
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from tempfile import TemporaryDirectory
-from typing import TextIO
+from typing import Any, TextIO
 
 from bench.calibration import Calibration, calibrate
 from bench.config import BenchConfig
@@ -20,6 +21,7 @@ from bench.errors import BenchError
 from bench.export import document, write_json
 from bench.harness import WorkloadResult, run_workload
 from bench.ledger_data import seed
+from bench.markdown import render_markdown
 from bench.plot import require_matplotlib, write_plot
 from bench.postgres import server_version, throwaway_database, unreachable_reason
 from bench.report import Progress, render_table
@@ -36,6 +38,8 @@ class Options:
     json_path: Path | None = None
     plot_path: Path | None = None
     progress: bool | None = None  # None: only when stderr is a terminal
+    markdown_path: Path | None = None
+    from_json: Path | None = None  # render a saved run instead of running
 
 
 def select_workloads(names: Sequence[str]) -> list[Workload]:
@@ -83,11 +87,39 @@ async def workload_env(
         yield env
 
 
+def write_outputs(options: Options, data: dict[str, Any], out: TextIO) -> None:
+    """The files asked for: JSON, Markdown tables, PNG chart."""
+    if options.json_path is not None and options.from_json is None:
+        write_json(options.json_path, data)
+        print(f"wrote {options.json_path}", file=out)
+    if options.markdown_path is not None:
+        options.markdown_path.parent.mkdir(parents=True, exist_ok=True)
+        options.markdown_path.write_text(render_markdown(data), encoding="utf-8")
+        print(f"wrote {options.markdown_path}", file=out)
+    if options.plot_path is not None:
+        write_plot(options.plot_path, data)
+        print(f"wrote {options.plot_path}", file=out)
+
+
+def rerender(options: Options, saved: Path, out: TextIO) -> int:
+    """Write the Markdown and the chart of a run saved earlier with --json."""
+    if options.plot_path is None and options.markdown_path is None:
+        raise BenchError("--from-json renders a saved run: give --plot or --markdown too")
+    try:
+        data = json.loads(saved.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise BenchError(f"cannot read {saved}: {exc}") from None
+    write_outputs(options, data, out)
+    return 0
+
+
 async def run(options: Options, out: TextIO, err: TextIO) -> int:
     """Run the benchmark; 0 when every variant that is meant to be correct was."""
     config = options.config
     if options.plot_path is not None:
         require_matplotlib()
+    if options.from_json is not None:
+        return rerender(options, options.from_json, out)
     selected = select_workloads(config.workloads)
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     started = time.perf_counter()
@@ -125,21 +157,16 @@ async def run(options: Options, out: TextIO, err: TextIO) -> int:
     seconds = time.perf_counter() - started
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
     print(f"benchmark finished in {seconds:.0f} s (load average now: {load})", file=out)
-    if options.json_path is not None:
-        data = document(
-            config=config,
-            environment=describe(postgres_version),
-            results=results,
-            skipped=skipped,
-            calibration=calibration,
-            started_at=started_at,
-            seconds=seconds,
-        )
-        write_json(options.json_path, data)
-        print(f"wrote {options.json_path}", file=out)
-    if options.plot_path is not None:
-        write_plot(options.plot_path, results)
-        print(f"wrote {options.plot_path}", file=out)
+    data = document(
+        config=config,
+        environment=describe(postgres_version),
+        results=results,
+        skipped=skipped,
+        calibration=calibration,
+        started_at=started_at,
+        seconds=seconds,
+    )
+    write_outputs(options, data, out)
 
     broken = [
         f"{result.workload.name}: {row.case.variant.label} ({row.case.clients} clients)"

@@ -62,11 +62,14 @@ def run_bench(*args: str, prelude: str = "") -> subprocess.CompletedProcess[str]
 
 
 @pytest.fixture(scope="module")
-def tiny_run(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
-    path = tmp_path_factory.mktemp("bench") / "bench.json"
-    done = run_bench(*TINY, "--json", str(path))
+def tiny_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("bench")
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_folder: Path) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    path = tiny_folder / "bench.json"
+    done = run_bench(*TINY, "--json", str(path), "--markdown", str(tiny_folder / "bench.md"))
     assert done.returncode == 0, done.stdout + done.stderr
     return done, json.loads(path.read_text(encoding="utf-8"))
 
@@ -125,6 +128,22 @@ def test_the_naive_orm_is_flagged_exactly_when_its_audit_failed(
     # One client at a time cannot lose an update: read-modify-write is only wrong concurrently.
     (sequential,) = [row for row in naive if row["clients"] == 1]
     assert sequential["correct"]
+
+
+def test_a_saved_run_renders_the_same_markdown_tables_again(
+    tiny_run: tuple[subprocess.CompletedProcess[str], dict[str, Any]], tiny_folder: Path
+) -> None:
+    _, data = tiny_run
+    written = (tiny_folder / "bench.md").read_text(encoding="utf-8")
+    for workload in data["workloads"]:
+        assert f"#### {workload['title']}" in written
+        for row in workload["rows"]:
+            assert row["label"] in written
+    again = run_bench(
+        "--from-json", str(tiny_folder / "bench.json"), "--markdown", str(tiny_folder / "2.md")
+    )
+    assert again.returncode == 0, again.stderr
+    assert (tiny_folder / "2.md").read_text(encoding="utf-8") == written
 
 
 async def test_the_transfer_audit_reports_money_lost_by_an_overwritten_balance(
@@ -187,3 +206,10 @@ def test_an_unknown_workload_is_a_one_line_error() -> None:
     (line,) = done.stderr.strip().splitlines()
     assert "unknown workload nope" in line
     assert "Traceback" not in done.stderr
+
+
+def test_from_json_without_an_output_to_write_is_a_one_line_error(tmp_path: Path) -> None:
+    done = run_bench("--from-json", str(tmp_path / "bench.json"))
+    assert done.returncode == 1
+    (line,) = done.stderr.strip().splitlines()
+    assert "give --plot or --markdown" in line
