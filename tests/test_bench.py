@@ -21,10 +21,11 @@ from tests.ledger import open_account
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
-# A tiny configuration through the very code path of the real run: every SQLite workload,
-# two repetitions (so the rotated order and the paired ratios are exercised), few accounts
-# so that concurrent clients collide.
+# `--quick` shrunk further: the very code path of the real run, every SQLite workload, two
+# repetitions (so the rotated order and the paired ratios are exercised), few accounts so
+# that concurrent clients collide.
 TINY = (
+    "--quick",
     "--no-postgres",
     "--reps",
     "2",

@@ -115,6 +115,8 @@ async def _point_read(connection: Connection, op: Op, meter: Meter) -> int:
     cursor = await asyncio.to_thread(connection.execute, SQL.point, (op.account,))
     row = await asyncio.to_thread(cursor.fetchone)
     meter.statements += 1
+    if row is None:
+        raise LookupError(f"account {op.account} does not exist")
     return int(row[0])
 
 

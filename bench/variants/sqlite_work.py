@@ -61,6 +61,8 @@ def point_read(connection: sqlite3.Connection, op: Op, meter: Meter) -> int:
     """One account's balance, in autocommit: one statement, no transaction to open."""
     row = connection.execute(SQL.point, (op.account,)).fetchone()
     meter.statements += 1
+    if row is None:
+        raise LookupError(f"account {op.account} does not exist")
     return int(row[0])
 
 
