@@ -10,6 +10,8 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
+from bench import command as bench_command
+from bench.errors import BenchError
 from cli.context import AppContext
 from cli.demo import run_demo
 from db import migrations
@@ -230,3 +232,11 @@ async def audit(app: AppContext, args: argparse.Namespace) -> int:
     )
     emit(args, {**_jsonable(report), "ok": report.ok}, text)
     return 0 if report.ok else 1
+
+
+async def bench(app: AppContext, args: argparse.Namespace) -> int:
+    """ledgerctl bench: the same benchmark as `python -m bench`, on its own databases."""
+    try:
+        return await bench_command.run_from_args(args)
+    except BenchError as exc:
+        raise CommandError(str(exc)) from None

@@ -16,6 +16,7 @@ from typing import NoReturn
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bench import command as bench_command
 from cli import commands
 from cli.context import AppContext
 from db import DatabaseSettings, SettingsError, create_engine, create_session_factory
@@ -106,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit = add("audit", commands.audit, "verify balances against the transfer history")
     audit.add_argument("--json", action="store_true", help="print JSON")
+
+    bench = add("bench", commands.bench, "benchmark: when does async pay off? (= python -m bench)")
+    bench_command.add_arguments(bench)
     return parser
 
 

@@ -1,0 +1,23 @@
+"""The registry of workloads. To add one, write a module with a Workload and list it here.
+
+Workloads run in this order; `hops` first, because the others' tables use the hop cost
+it measures.
+"""
+
+from __future__ import annotations
+
+from bench.workloads import hops, pg_latency, pg_transfers, sqlite_reads, sqlite_transfers
+from bench.workloads.base import Case, Workload, WorkloadEnv
+
+WORKLOADS: tuple[Workload, ...] = (
+    hops.WORKLOAD,
+    sqlite_transfers.WORKLOAD,
+    sqlite_reads.POINT_READS,
+    sqlite_reads.DASHBOARD,
+    pg_transfers.WORKLOAD,
+    pg_latency.WORKLOAD,
+)
+
+REGISTRY: dict[str, Workload] = {workload.name: workload for workload in WORKLOADS}
+
+__all__ = ["REGISTRY", "WORKLOADS", "Case", "Workload", "WorkloadEnv"]

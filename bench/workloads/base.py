@@ -1,0 +1,88 @@
+"""What a workload is: an operation, the variants to compare, a database and its checks."""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bench.checks import Check
+from bench.config import BenchConfig
+from bench.ledger_data import Ledger, Snapshot
+from bench.ops import Kind, Op, Tally
+from bench.targets import Backend, Target
+from bench.variants.base import Variant
+
+Axis = Literal["clients", "pool"]
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One row of a workload's table: a variant with a number of clients and a pool size."""
+
+    variant: type[Variant]
+    clients: int
+    pool: int
+    reference: bool = False
+
+    @property
+    def key(self) -> str:
+        """A stable id for the row."""
+        return f"{self.variant.key}@c{self.clients}p{self.pool}"
+
+
+@dataclass(slots=True)
+class WorkloadEnv:
+    """A workload's database: its target, a control engine (setup, checks), its ledger, and
+    for read workloads the snapshot that every read is checked against."""
+
+    target: Target
+    engine: AsyncEngine
+    ledger: Ledger
+    snapshot: Snapshot | None = None
+
+
+class Workload(ABC):
+    """A workload. Subclasses say which cases to run and how to check a run.
+
+    `axis` is what varies between its concurrent rows (for the chart); `requires` names
+    modules its variants import (the PostgreSQL drivers are an optional extra).
+    """
+
+    name: str
+    title: str
+    backend: Backend
+    kind: Kind
+    axis: Axis = "clients"
+    unit: str = "ops/s"
+    requires: tuple[str, ...] = ()
+
+    @abstractmethod
+    def cases(self, config: BenchConfig) -> list[Case]:
+        """The rows, the reference (ratio 1.0) among them."""
+
+    @abstractmethod
+    def size(self, config: BenchConfig) -> int:
+        """Operations per timed run."""
+
+    @abstractmethod
+    def plan(self, env: WorkloadEnv, count: int, rng: random.Random) -> list[Op]:
+        """`count` operations; the same list for every variant of one repetition."""
+
+    async def setup(self, env: WorkloadEnv, config: BenchConfig) -> None:  # noqa: B027
+        """Optional hook: once, on the fresh migrated database (after the accounts are seeded)."""
+
+    async def before_run(self, env: WorkloadEnv) -> None:  # noqa: B027
+        """Optional hook: before each run, put the data back where every variant starts from."""
+
+    @abstractmethod
+    async def check(self, env: WorkloadEnv, runs: Sequence[tuple[Sequence[Op], Tally]]) -> Check:
+        """After each run (warm-up and timed): is the ledger right, did reads see the truth?"""
+
+    def reference(self, config: BenchConfig) -> Case:
+        """The case every ratio is taken against."""
+        return next(case for case in self.cases(config) if case.reference)

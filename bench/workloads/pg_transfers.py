@@ -1,0 +1,43 @@
+"""Transfers on PostgreSQL: the native async driver, SQLAlchemy and the service, vs psycopg."""
+
+from __future__ import annotations
+
+from bench.config import BenchConfig
+from bench.variants.base import Variant
+from bench.variants.ledger_service import LedgerBatcher, LedgerServices
+from bench.variants.naive_orm import NaiveOrm
+from bench.variants.sqlalchemy_async import SqlalchemyAsyncCore
+from bench.workloads.base import Case
+from bench.workloads.ledger import TransferWorkload
+
+
+class PostgresTransfers(TransferWorkload):
+    """Reference: blocking psycopg, one client. Concurrent rows: `pg_clients`, pool `pg_pool`."""
+
+    name = "pg-transfers"
+    title = "Transfers on PostgreSQL"
+    backend = "postgresql"
+    requires = ("asyncpg", "psycopg")
+
+    def cases(self, config: BenchConfig) -> list[Case]:
+        # Imported here: the drivers are an optional extra, checked through `requires`.
+        from bench.variants.asyncpg_raw import AsyncpgRaw
+        from bench.variants.psycopg_blocking import PsycopgBlocking
+
+        variants: tuple[type[Variant], ...] = (
+            PsycopgBlocking,
+            AsyncpgRaw,
+            SqlalchemyAsyncCore,
+            LedgerServices,
+            LedgerBatcher,
+            NaiveOrm,
+        )
+        cases = [Case(v, 1, 1, reference=v is PsycopgBlocking) for v in variants]
+        cases += [Case(v, config.pg_clients, config.pg_pool) for v in variants]
+        return cases
+
+    def size(self, config: BenchConfig) -> int:
+        return config.pg_transfer_ops
+
+
+WORKLOAD = PostgresTransfers()

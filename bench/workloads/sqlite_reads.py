@@ -1,0 +1,56 @@
+"""Reads on SQLite: a point read and the dashboard read, with pools of 1, 2 and 5."""
+
+from __future__ import annotations
+
+from bench.config import BenchConfig
+from bench.ops import Kind
+from bench.variants.aiosqlite_raw import AiosqliteRaw
+from bench.variants.base import Variant
+from bench.variants.ledger_service import LedgerServices
+from bench.variants.sqlalchemy_async import SqlalchemyAsyncCore
+from bench.variants.sqlalchemy_sync import SqlalchemySyncCore
+from bench.variants.sqlite_blocking import SqliteBlocking
+from bench.variants.sqlite_to_thread import ToThreadPerCall, ToThreadPerTransaction
+from bench.workloads.base import Axis, Case
+from bench.workloads.ledger import ReadWorkload
+
+VARIANTS: tuple[type[Variant], ...] = (
+    SqliteBlocking,
+    SqlalchemySyncCore,
+    ToThreadPerCall,
+    ToThreadPerTransaction,
+    AiosqliteRaw,
+    SqlalchemyAsyncCore,
+    LedgerServices,
+)
+
+
+class SqliteReads(ReadWorkload):
+    """Reference: blocking sqlite3, one client; then `read_clients` clients per pool size."""
+
+    backend = "sqlite"
+    axis: Axis = "pool"
+
+    def __init__(self, name: str, title: str, kind: Kind) -> None:
+        self.name = name
+        self.title = title
+        self.kind = kind
+
+    def cases(self, config: BenchConfig) -> list[Case]:
+        cases = [Case(v, 1, 1, reference=v is SqliteBlocking) for v in VARIANTS]
+        for pool in config.read_pools:
+            cases += [Case(v, config.read_clients, pool) for v in VARIANTS]
+        return cases
+
+    def size(self, config: BenchConfig) -> int:
+        return config.read_ops
+
+
+POINT_READS = SqliteReads(
+    "point-reads", "Point reads on SQLite (one balance by id)", Kind.POINT_READ
+)
+DASHBOARD = SqliteReads(
+    "dashboard",
+    "Dashboard read on SQLite (an account and its 10 newest transfers, one snapshot)",
+    Kind.DASHBOARD,
+)
