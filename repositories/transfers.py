@@ -43,10 +43,6 @@ class NewTransfer(NamedTuple):
     description: str | None
 
 
-# Rows per INSERT: 6 parameters each stays far below SQLite's limit of 32,766 variables.
-_INSERT_CHUNK = 1_000
-
-
 def _dialect_insert(session: AsyncSession) -> Callable[..., Any]:
     """The INSERT construct with ON CONFLICT support of the session's engine."""
     if session.get_bind().dialect.name == "postgresql":
@@ -65,29 +61,28 @@ class TransferRepository(Repository[Transfer]):
         """Insert `rows` and return their ids in row order; None, inserting nothing, if the
         idempotency key of any row is already taken.
 
-        One multi-row INSERT … ON CONFLICT DO NOTHING RETURNING id per chunk of rows. Not the
-        ORM's add_all() + flush(): on SQLite the ORM cannot rely on the order of RETURNING
-        rows and falls back to one INSERT, one driver round trip, per row. A multi-row
-        VALUES assigns ascending ids in VALUES order on both engines (rowid under the write
-        lock; the sequence, row by row), so sorting the returned ids restores row order.
+        One INSERT … ON CONFLICT DO NOTHING RETURNING id, sent by SQLAlchemy's
+        "insertmanyvalues" as multi-row VALUES pages (1,000 rows each) of a statement
+        compiled once and cached. Not the ORM's add_all() + flush(): on SQLite the ORM
+        insists on RETURNING rows in parameter order, cannot get that guarantee, and falls
+        back to one INSERT, one driver round trip, per row; and not `.values([...])`, which
+        builds and compiles a new statement for every batch. A multi-row VALUES assigns
+        ascending ids in row order on both engines (rowid under the write lock; the
+        sequence, row by row), so sorting the returned ids restores row order.
         On PostgreSQL a key that a concurrent transaction is inserting makes the INSERT wait
         for that transaction: if it commits, the row is skipped, never a unique violation.
         """
-        insert = _dialect_insert(self.session)
-        ids: list[int] = []
-        for start in range(0, len(rows), _INSERT_CHUNK):
-            chunk = rows[start : start + _INSERT_CHUNK]
-            statement = (
-                insert(Transfer)
-                .values([{**row._asdict(), "created_at": created_at} for row in chunk])
-                .on_conflict_do_nothing(index_elements=[Transfer.idempotency_key])
-                .returning(Transfer.id)
-            )
-            inserted = sorted((await self.session.scalars(statement)).all())
-            ids.extend(inserted)
-            if len(inserted) < len(chunk):
-                await self.session.execute(delete(Transfer).where(Transfer.id.in_(ids)))
-                return None
+        table = Transfer.__table__
+        statement = (
+            _dialect_insert(self.session)(table)
+            .on_conflict_do_nothing(index_elements=[table.c.idempotency_key])
+            .returning(table.c.id)
+        )
+        params = [{**row._asdict(), "created_at": created_at} for row in rows]
+        ids = sorted((await self.session.execute(statement, params)).scalars().all())
+        if len(ids) < len(rows):
+            await self.session.execute(delete(Transfer).where(Transfer.id.in_(ids)))
+            return None
         return ids
 
     async def by_idempotency_keys(self, keys: Collection[str]) -> dict[str, Transfer]:
