@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
-from sqlalchemy import case, select, update
+from sqlalchemy import BigInteger, Table, any_, bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Account, utcnow
 from repositories.base import Repository
@@ -39,32 +41,77 @@ class AccountRepository(Repository[Account]):
         """
         if not ids:
             return {}
-        query = (
-            select(Account.id, Account.currency, Account.balance)
-            .where(Account.id.in_(sorted(set(ids))))
-            .order_by(Account.id)
-            .with_for_update()
-        )
-        rows = await self.session.execute(query)
+        ordered = sorted(set(ids))
+        if _is_postgres(self.session):
+            rows = await self.session.execute(_LOCK_PG, {"ids": ordered})
+        else:
+            rows = await self.session.execute(_LOCK, {"ids": ordered})
         return {row.id: LockedAccount(row.id, row.currency, row.balance) for row in rows}
 
-    async def apply_deltas(self, deltas: Mapping[int, int]) -> dict[int, int]:
-        """Add `delta` to each account's balance in one guarded UPDATE; return new balances.
+    async def apply_deltas(self, deltas: Mapping[int, int]) -> int:
+        """Add `delta` to each account's balance in one guarded UPDATE; return how many
+        accounts changed.
 
         The balance changes relative to its stored value (`balance + delta`), never by
         writing back a value read earlier, and the WHERE clause refuses any change that
-        would go below zero. An account missing from the result was refused (or does
-        not exist); the caller must treat that as a failure of the whole transaction.
+        would go below zero. Fewer changed accounts than deltas means a refusal (or an
+        unknown account): the caller must fail the whole transaction.
         """
         if not deltas:
-            return {}
-        delta = case(dict(deltas), value=Account.id)
-        statement = (
-            update(Account)
-            .where(Account.id.in_(list(deltas)), Account.balance + delta >= 0)
-            .values(balance=Account.balance + delta, updated_at=utcnow())
-            .returning(Account.id, Account.balance)
-            .execution_options(synchronize_session=False)
-        )
-        rows = await self.session.execute(statement)
-        return {row.id: row.balance for row in rows}
+            return 0
+        now = utcnow()
+        if _is_postgres(self.session):
+            params = {"ids": list(deltas), "deltas": list(deltas.values()), "now": now}
+            result = await self.session.execute(_APPLY_DELTAS_PG, params)
+        else:
+            many = [{"account_id": i, "delta": d, "now": now} for i, d in deltas.items()]
+            result = await self.session.execute(_APPLY_DELTA, many)
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _is_postgres(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+# The statements are built once, with the values as parameters, so their SQL text is the
+# same for any number of accounts: SQLAlchemy compiles each once, and asyncpg prepares each
+# once per connection. (An IN list or a CASE with one branch per account would change the
+# text with every batch size: a new compilation, and on PostgreSQL a new PREPARE.)
+_accounts = cast(Table, Account.__table__)
+_LOCKED_COLUMNS = (_accounts.c.id, _accounts.c.currency, _accounts.c.balance)
+
+_LOCK = (
+    select(*_LOCKED_COLUMNS)
+    .where(_accounts.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(_accounts.c.id)
+)
+_LOCK_PG = (
+    select(*_LOCKED_COLUMNS)
+    .where(_accounts.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
+    .order_by(_accounts.c.id)
+    .with_for_update()
+)
+
+# SQLite: one guarded UPDATE per account, sent as one executemany (one thread hop).
+_APPLY_DELTA = (
+    update(_accounts)
+    .where(
+        _accounts.c.id == bindparam("account_id"),
+        _accounts.c.balance + bindparam("delta") >= 0,
+    )
+    .values(balance=_accounts.c.balance + bindparam("delta"), updated_at=bindparam("now"))
+)
+
+# PostgreSQL: one UPDATE … FROM unnest(ids, deltas), one round trip whatever the count.
+_deltas = (
+    func.unnest(
+        bindparam("ids", type_=ARRAY(BigInteger)), bindparam("deltas", type_=ARRAY(BigInteger))
+    )
+    .table_valued("id", "delta")
+    .render_derived(name="d")
+)
+_APPLY_DELTAS_PG = (
+    update(_accounts)
+    .where(_accounts.c.id == _deltas.c.id, _accounts.c.balance + _deltas.c.delta >= 0)
+    .values(balance=_accounts.c.balance + _deltas.c.delta, updated_at=bindparam("now"))
+)

@@ -75,7 +75,7 @@ async def test_apply_deltas_moves_balances_relative_to_the_stored_value(
         repo = AccountRepository(session)
         a = await repo.add(Account(owner_id=user.id, currency="EUR", balance=100))
         b = await repo.add(Account(owner_id=user.id, currency="EUR", balance=0))
-        assert await repo.apply_deltas({a.id: -40, b.id: 40}) == {a.id: 60, b.id: 40}
+        assert await repo.apply_deltas({a.id: -40, b.id: 40}) == 2
         locked = await repo.lock([b.id, a.id])
         assert [(x.id, x.balance) for x in locked.values()] == [(a.id, 60), (b.id, 40)]
 
@@ -88,8 +88,10 @@ async def test_apply_deltas_refuses_to_take_a_balance_below_zero(
         repo = AccountRepository(session)
         a = await repo.add(Account(owner_id=user.id, currency="EUR", balance=10))
         b = await repo.add(Account(owner_id=user.id, currency="EUR", balance=0))
-        # The refused account is missing from the result; the caller must fail the transaction.
-        assert await repo.apply_deltas({a.id: -11, b.id: 11}) == {b.id: 11}
+        # One of two accounts changed: the caller must fail the transaction.
+        assert await repo.apply_deltas({a.id: -11, b.id: 11}) == 1
+        locked = await repo.lock([a.id, b.id])
+        assert [x.balance for x in locked.values()] == [10, 11]
 
 
 async def test_history_is_newest_first_and_keyset_paginated(
