@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 from sqlalchemy import event
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, QueuePool
 
@@ -21,6 +23,12 @@ from db.settings import DatabaseSettings, SettingsError
 SQLITE_BEGIN_OPTION: Final = "ledger_sqlite_begin"
 
 _BEGIN_MODES: Final = frozenset({"IMMEDIATE", "DEFERRED", "EXCLUSIVE"})
+
+# URL query parameters that SQLAlchemy's asyncpg dialect consumes itself; every other one
+# is passed on to asyncpg.connect() as a keyword argument.
+_ASYNCPG_DIALECT_QUERY_KEYS: Final = frozenset(
+    {"prepared_statement_cache_size", "prepared_statement_name_func"}
+)
 
 
 def create_engine(settings: DatabaseSettings) -> AsyncEngine:
@@ -52,10 +60,13 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
                 "DATABASE_URL points at an in-memory SQLite database; it cannot give concurrent "
                 "sessions their own connections. Use a file, e.g. sqlite+aiosqlite:///ledger.db"
             )
+        if url.query.get("uri") != "true":
+            _check_sqlite_path(Path(database))
         engine = create_async_engine(url, **common)
         _install_sqlite_setup(engine, settings)
         return engine
 
+    _check_asyncpg_query(url)
     connect_args: dict[str, Any] = {
         # Server-side limits travel in the startup packet: no extra round trip per checkout.
         "server_settings": {
@@ -66,6 +77,32 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
         "timeout": settings.pool_timeout,
     }
     return create_async_engine(url, connect_args=connect_args, **common)
+
+
+def _check_sqlite_path(path: Path) -> None:
+    # SQLite creates a missing file but not a missing directory. Failing here gives a
+    # clear message, and avoids aiosqlite's failed-connect path, whose worker thread can
+    # outlive a short-lived event loop and print a traceback as the process exits.
+    if path.is_dir():
+        raise SettingsError(f"DATABASE_URL points at {path}, a directory, not a database file")
+    if not path.parent.is_dir():
+        raise SettingsError(
+            f"DATABASE_URL points at {path}, but the directory {path.parent} does not exist"
+        )
+
+
+def _check_asyncpg_query(url: URL) -> None:
+    # asyncpg.connect() answers an unknown keyword (e.g. libpq's ?sslmode=) with a bare
+    # TypeError at the first connection; refuse it while reading the settings instead.
+    import asyncpg  # the driver is optional; only a PostgreSQL engine needs it
+
+    accepted = set(inspect.signature(asyncpg.connect).parameters) | _ASYNCPG_DIALECT_QUERY_KEYS
+    unknown = sorted(set(url.query) - accepted)
+    if unknown:
+        raise SettingsError(
+            f"DATABASE_URL has query parameters asyncpg does not take: {', '.join(unknown)} "
+            "(for TLS use ?ssl=require)"
+        )
 
 
 def _install_sqlite_setup(engine: AsyncEngine, settings: DatabaseSettings) -> None:
