@@ -60,6 +60,11 @@ async def require_migrated(app: AppContext) -> None:
             f"the database at {app.settings.display_url} has no schema; "
             "run `ledgerctl migrate` first"
         )
+    if not migrations.is_known_revision(current):
+        raise CommandError(
+            f"the database is at revision {current}, which this code does not know "
+            "(newer code migrated it); run this command with that code"
+        )
     if current != head:
         raise CommandError(
             f"the database is at revision {current}, this code expects {head}; "

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from cli import commands
 from cli.context import AppContext
 from db import DatabaseSettings, SettingsError, create_engine, create_session_factory
+from db.migrations import MigrationError
 from services.errors import LedgerError
 
 EXIT_OK = 0
@@ -128,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return asyncio.run(_run(args))
-    except (LedgerError, SettingsError, commands.CommandError) as exc:
+    except (LedgerError, SettingsError, MigrationError, commands.CommandError) as exc:
         return _fail(str(exc))
     except DBAPIError as exc:
         return _fail(f"database error: {commands.describe_database_error(exc)}")
