@@ -110,10 +110,14 @@ def _add_request_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON")
 
 
-async def _run(args: argparse.Namespace) -> int:
+def _settings(args: argparse.Namespace) -> DatabaseSettings:
     settings = DatabaseSettings.from_env()
     if args.database_url:
         settings = settings.with_url(args.database_url)
+    return settings
+
+
+async def _run(args: argparse.Namespace, settings: DatabaseSettings) -> int:
     engine: AsyncEngine = create_engine(settings)
     try:
         app = AppContext(settings=settings, engine=engine, sessions=create_session_factory(engine))
@@ -128,13 +132,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `ledgerctl` console script."""
     args = build_parser().parse_args(argv)
     try:
-        return asyncio.run(_run(args))
+        settings = _settings(args)
+    except SettingsError as exc:
+        return _fail(str(exc))
+    try:
+        return asyncio.run(_run(args, settings))
     except (LedgerError, SettingsError, MigrationError, commands.CommandError) as exc:
         return _fail(str(exc))
     except DBAPIError as exc:
-        return _fail(f"database error: {commands.describe_database_error(exc)}")
+        # Name the database (password masked): "unable to open database file" or "file is
+        # not a database" mean little without knowing which one.
+        return _fail(
+            f"database error on {settings.display_url}: {commands.describe_database_error(exc)}"
+        )
     except SQLAlchemyError as exc:
         return _fail(f"database error: {exc}")
+    except OSError as exc:
+        # The driver could not reach a server at all (refused, unknown host, timed out);
+        # asyncpg raises these as they are, not wrapped in a DBAPIError.
+        return _fail(
+            f"cannot reach the database at {settings.display_url}: {exc or type(exc).__name__}"
+        )
     except KeyboardInterrupt:
         return _fail("interrupted")
 
