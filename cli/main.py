@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import NoReturn
 
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cli import commands
@@ -144,6 +145,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # not a database" mean little without knowing which one.
         return _fail(
             f"database error on {settings.display_url}: {commands.describe_database_error(exc)}"
+        )
+    except PoolTimeout:
+        return _fail(
+            f"no database connection became free within DB_POOL_TIMEOUT={settings.pool_timeout}s "
+            f"(DB_POOL_SIZE={settings.pool_size}, DB_MAX_OVERFLOW={settings.max_overflow})"
         )
     except SQLAlchemyError as exc:
         return _fail(f"database error: {exc}")
