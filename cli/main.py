@@ -156,9 +156,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         # The driver could not reach a server at all (refused, unknown host, timed out);
         # asyncpg raises these as they are, not wrapped in a DBAPIError.
-        return _fail(
-            f"cannot reach the database at {settings.display_url}: {exc or type(exc).__name__}"
+        reason = (
+            f"no answer within DB_POOL_TIMEOUT={settings.pool_timeout}s"
+            if isinstance(exc, TimeoutError)
+            else str(exc) or type(exc).__name__
         )
+        return _fail(f"cannot reach the database at {settings.display_url}: {reason}")
     except KeyboardInterrupt:
         return _fail("interrupted")
 
