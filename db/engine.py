@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,7 +64,7 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
             )
         if url.query.get("uri") != "true":
             _check_sqlite_path(Path(database))
-        engine = create_async_engine(url, **common)
+        engine = create_async_engine(url, connect_args={"factory": RollbackOnClose}, **common)
         _install_sqlite_setup(engine, settings)
         return engine
 
@@ -77,6 +79,24 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
         "timeout": settings.pool_timeout,
     }
     return create_async_engine(url, connect_args=connect_args, **common)
+
+
+class RollbackOnClose(sqlite3.Connection):
+    """A sqlite3 connection that ends its transaction before it closes.
+
+    Closing a connection that still has an unfinished statement (a SELECT whose rows were
+    not all fetched because its task was cancelled) leaves a "zombie" that keeps the open
+    transaction, and with it SQLite's write lock, for as long as that statement lives;
+    the cancellation's traceback keeps it alive, so every writer waits out busy_timeout.
+    A ROLLBACK first ends the transaction whatever statements remain. It runs on the
+    connection's own thread, in order, whichever way the pool closes the connection.
+    """
+
+    def close(self) -> None:
+        # A failed rollback must not prevent the close; closing also discards the work.
+        with contextlib.suppress(sqlite3.Error):
+            self.rollback()
+        super().close()
 
 
 def _check_sqlite_path(path: Path) -> None:
