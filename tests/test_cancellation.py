@@ -12,19 +12,27 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from db import DatabaseSettings, create_engine, create_session_factory, pool_status
 from models import Transfer
-from services import LedgerAuditor, TransferRecord, TransferRequest, TransferService
+from services import (
+    AccountService,
+    LedgerAuditor,
+    TransferRecord,
+    TransferRequest,
+    TransferService,
+)
+from tests.conftest import sqlite_only
 from tests.ledger import open_account, snapshot
 
 REQUESTS = 1_000
@@ -155,3 +163,44 @@ async def test_a_storm_of_cancelled_and_timed_out_transfers_leaves_every_request
     assert report.ok, report.problems
     assert sum((await snapshot(sessions)).balances.values()) == total_before
     assert pool_status(storm_engine).checked_out == 0
+
+
+@sqlite_only
+async def test_a_connection_closed_in_the_middle_of_a_statement_leaves_no_write_lock(
+    sessions: async_sessionmaker[AsyncSession], settings: DatabaseSettings
+) -> None:
+    # A task is cancelled while its SELECT runs inside a write transaction; the pool then
+    # closes that connection while the statement is still open (its cursor kept alive by
+    # the cancellation's traceback). No writer may be locked out afterwards.
+    account = await open_account(sessions, balance=100)
+    engine = create_engine(replace(settings, busy_timeout_ms=200))
+    entered, release = threading.Event(), threading.Event()
+
+    def hold(value: int) -> int:
+        entered.set()
+        release.wait(30)
+        return value
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def add_hold(dbapi_connection: Any, _: Any) -> None:
+        dbapi_connection.create_function("hold", 1, hold)
+
+    stuck_sessions = create_session_factory(engine)
+
+    async def stuck() -> None:
+        async with stuck_sessions() as session, session.begin():
+            await session.execute(text("SELECT hold(id) FROM accounts"))
+
+    try:
+        task = asyncio.create_task(stuck())
+        await asyncio.to_thread(entered.wait, 30)
+        task.cancel()
+        release.set()
+        with pytest.raises(asyncio.CancelledError) as cancelled:
+            await task
+        assert cancelled.value.__traceback__ is not None  # still holding the cursor
+        await AccountService(create_session_factory(engine)).deposit(account.id, 5)
+        assert pool_status(engine).checked_out == 0
+    finally:
+        release.set()
+        await engine.dispose()
