@@ -5,7 +5,7 @@ key; after every step the outcome (the record, or the type of the error), the ba
 the row counts and the history of every account the step touched must agree with the
 model. SQLite runs more examples than PostgreSQL; both stay within a few seconds. Under
 CI=true Hypothesis loads its "ci" profile (derandomised, no example database), and the
-counts below still apply.
+sizes below are applied on top of it.
 
 Hypothesis calls rules synchronously, so the machine runs on a worker thread with an
 event loop and an engine of its own.
@@ -14,6 +14,7 @@ event loop and an engine of its own.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -58,9 +59,13 @@ STEPS = 20
 
 
 def model_settings(backend: str) -> settings:
-    """The run's size per engine, on top of whichever profile is loaded."""
+    """The run's size per engine, on top of whichever profile is loaded.
+
+    MODEL_EXAMPLES=500 runs a deeper search on both engines, for a run by hand.
+    """
+    deeper = os.environ.get("MODEL_EXAMPLES")
     return settings(
-        max_examples=EXAMPLES[backend],
+        max_examples=int(deeper) if deeper else EXAMPLES[backend],
         stateful_step_count=STEPS,
         deadline=None,
         database=None,
