@@ -220,7 +220,7 @@ class Soak:
         self.rss: list[int] = []
 
     def problem(self, text: str) -> None:
-        """Record a finding; the first few of each kind are kept."""
+        """Record a finding (the first 50 are kept)."""
         if len(self.problems) < 50:
             self.problems.append(text)
 
