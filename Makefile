@@ -33,3 +33,12 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) ledger.db ledger.db-wal ledger.db-shm .pytest_cache .mypy_cache .ruff_cache
+
+# Soak: a mixed load on each engine for SOAK_SECONDS (default 30) each, then a verdict on
+# money, connections and memory; e.g. `make soak SOAK_SECONDS=600 SOAK_ARGS=--engines=sqlite`.
+# Not part of `make test`, which runs its short form (tests/test_soak.py).
+SOAK_SECONDS ?= 30
+SOAK_ARGS ?=
+.PHONY: soak
+soak: $(STAMP)
+	$(BIN)/python -m reliability --seconds $(SOAK_SECONDS) $(SOAK_ARGS)

@@ -47,10 +47,22 @@ def parse_amount(raw: str) -> int:
         ) from None
 
 
+# SQLite's messages for a file it cannot use do not say what to check.
+_SQLITE_HINTS = {
+    "attempt to write a readonly database": (
+        "the file or its directory is read-only; WAL mode also writes the -wal and -shm "
+        "files next to it"
+    ),
+    "unable to open database file": "check the path and the permissions of its directory",
+}
+
+
 def describe_database_error(exc: DBAPIError) -> str:
     """One line for a driver error, without the SQL statement or parameters."""
     text = str(exc.orig).strip().splitlines()
-    return text[0] if text else type(exc.orig).__name__
+    line = text[0] if text else type(exc.orig).__name__
+    hint = _SQLITE_HINTS.get(line)
+    return f"{line} ({hint})" if hint else line
 
 
 async def require_migrated(app: AppContext) -> None:
@@ -61,6 +73,11 @@ async def require_migrated(app: AppContext) -> None:
         raise CommandError(
             f"the database at {app.settings.display_url} has no schema; "
             "run `ledgerctl migrate` first"
+        )
+    if not migrations.is_known_revision(current):
+        raise CommandError(
+            f"the database is at revision {current}, which this code does not know "
+            "(newer code migrated it); run this command with that code"
         )
     if current != head:
         raise CommandError(

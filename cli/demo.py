@@ -8,7 +8,9 @@ import secrets
 import statistics
 import time
 from collections import Counter
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from cli.context import AppContext
 from db import EngineMonitor, pool_status
@@ -21,6 +23,8 @@ from services import (
     UserService,
 )
 from services.errors import IdempotencyConflict, InsufficientFunds, LedgerError
+
+T = TypeVar("T")
 
 OPENING_BALANCE = 100_000  # 1,000.00 EUR in cents
 
@@ -58,6 +62,23 @@ def _plan(rng: random.Random, accounts: list[int], count: int, tag: str) -> list
     return ops
 
 
+async def _gather_or_cancel(*coroutines: Coroutine[Any, Any, T]) -> list[T]:
+    """Like asyncio.gather, but when one fails the others are cancelled and awaited first.
+
+    Plain gather lets the siblings run on, holding pooled connections, after the error
+    has left the command; the engine is then disposed under them and their connections
+    (on SQLite, with the write lock) are left to the garbage collector.
+    """
+    tasks = [asyncio.ensure_future(coroutine) for coroutine in coroutines]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
 async def run_demo(
     app: AppContext,
     *,
@@ -80,11 +101,11 @@ async def run_demo(
 
     user_service, account_service = UserService(app.sessions), AccountService(app.sessions)
     setup_started = time.perf_counter()
-    people = await asyncio.gather(
+    people = await _gather_or_cancel(
         *(user_service.register(f"demo-{tag}-{i}@example.com", f"Demo {i}") for i in range(users))
     )
-    accounts = await asyncio.gather(*(account_service.open(p.id, "EUR") for p in people))
-    await asyncio.gather(
+    accounts = await _gather_or_cancel(*(account_service.open(p.id, "EUR") for p in people))
+    await _gather_or_cancel(
         *(account_service.deposit(a.id, OPENING_BALANCE, description="opening") for a in accounts)
     )
     account_ids = [a.id for a in accounts]
@@ -131,9 +152,9 @@ async def run_demo(
         started = time.perf_counter()
         if batcher is not None:
             async with batcher:
-                await asyncio.gather(*(client() for _ in range(concurrency)))
+                await _gather_or_cancel(*(client() for _ in range(concurrency)))
         else:
-            await asyncio.gather(*(client() for _ in range(concurrency)))
+            await _gather_or_cancel(*(client() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
 
     quantiles = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99

@@ -14,12 +14,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import NoReturn
 
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench import command as bench_command
 from cli import commands
 from cli.context import AppContext
 from db import DatabaseSettings, SettingsError, create_engine, create_session_factory
+from db.migrations import MigrationError
 from services.errors import LedgerError
 
 EXIT_OK = 0
@@ -119,10 +121,14 @@ def _add_request_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON")
 
 
-async def _run(args: argparse.Namespace) -> int:
+def _settings(args: argparse.Namespace) -> DatabaseSettings:
     settings = DatabaseSettings.from_env()
     if args.database_url:
         settings = settings.with_url(args.database_url)
+    return settings
+
+
+async def _run(args: argparse.Namespace, settings: DatabaseSettings) -> int:
     engine: AsyncEngine = create_engine(settings)
     try:
         app = AppContext(settings=settings, engine=engine, sessions=create_session_factory(engine))
@@ -137,13 +143,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `ledgerctl` console script."""
     args = build_parser().parse_args(argv)
     try:
-        return asyncio.run(_run(args))
-    except (LedgerError, SettingsError, commands.CommandError) as exc:
+        settings = _settings(args)
+    except SettingsError as exc:
+        return _fail(str(exc))
+    try:
+        return asyncio.run(_run(args, settings))
+    except (LedgerError, SettingsError, MigrationError, commands.CommandError) as exc:
         return _fail(str(exc))
     except DBAPIError as exc:
-        return _fail(f"database error: {commands.describe_database_error(exc)}")
+        # Name the database (password masked): "unable to open database file" or "file is
+        # not a database" mean little without knowing which one.
+        return _fail(
+            f"database error on {settings.display_url}: {commands.describe_database_error(exc)}"
+        )
+    except PoolTimeout:
+        return _fail(
+            f"no database connection became free within DB_POOL_TIMEOUT={settings.pool_timeout}s "
+            f"(DB_POOL_SIZE={settings.pool_size}, DB_MAX_OVERFLOW={settings.max_overflow})"
+        )
     except SQLAlchemyError as exc:
         return _fail(f"database error: {exc}")
+    except OSError as exc:
+        # The driver could not reach a server at all (refused, unknown host, timed out);
+        # asyncpg raises these as they are, not wrapped in a DBAPIError.
+        reason = (
+            f"no answer within DB_POOL_TIMEOUT={settings.pool_timeout}s"
+            if isinstance(exc, TimeoutError)
+            else str(exc) or type(exc).__name__
+        )
+        return _fail(f"cannot reach the database at {settings.display_url}: {reason}")
     except KeyboardInterrupt:
         return _fail("interrupted")
     except BrokenPipeError:

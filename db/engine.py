@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import inspect
+import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 from sqlalchemy import event
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, QueuePool
 
@@ -22,6 +26,12 @@ from db.sqlite_one_hop import one_hop_dbapi
 SQLITE_BEGIN_OPTION: Final = "ledger_sqlite_begin"
 
 _BEGIN_MODES: Final = frozenset({"IMMEDIATE", "DEFERRED", "EXCLUSIVE"})
+
+# URL query parameters that SQLAlchemy's asyncpg dialect consumes itself; every other one
+# is passed on to asyncpg.connect() as a keyword argument.
+_ASYNCPG_DIALECT_QUERY_KEYS: Final = frozenset(
+    {"prepared_statement_cache_size", "prepared_statement_name_func"}
+)
 
 
 def create_engine(settings: DatabaseSettings) -> AsyncEngine:
@@ -53,12 +63,15 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
                 "DATABASE_URL points at an in-memory SQLite database; it cannot give concurrent "
                 "sessions their own connections. Use a file, e.g. sqlite+aiosqlite:///ledger.db"
             )
+        if url.query.get("uri") != "true":
+            _check_sqlite_path(Path(database))
         if settings.sqlite_one_hop:
             common["module"] = one_hop_dbapi()
-        engine = create_async_engine(url, **common)
+        engine = create_async_engine(url, connect_args={"factory": RollbackOnClose}, **common)
         _install_sqlite_setup(engine, settings)
         return engine
 
+    _check_asyncpg_query(url)
     connect_args: dict[str, Any] = {
         # Server-side limits travel in the startup packet: no extra round trip per checkout.
         "server_settings": {
@@ -69,6 +82,50 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
         "timeout": settings.pool_timeout,
     }
     return create_async_engine(url, connect_args=connect_args, **common)
+
+
+class RollbackOnClose(sqlite3.Connection):
+    """A sqlite3 connection that ends its transaction before it closes.
+
+    Closing a connection that still has an unfinished statement (a SELECT whose rows were
+    not all fetched because its task was cancelled) leaves a "zombie" that keeps the open
+    transaction, and with it SQLite's write lock, for as long as that statement lives;
+    the cancellation's traceback keeps it alive, so every writer waits out busy_timeout.
+    A ROLLBACK first ends the transaction whatever statements remain. It runs on the
+    connection's own thread, in order, whichever way the pool closes the connection.
+    """
+
+    def close(self) -> None:
+        # A failed rollback must not prevent the close; closing also discards the work.
+        with contextlib.suppress(sqlite3.Error):
+            self.rollback()
+        super().close()
+
+
+def _check_sqlite_path(path: Path) -> None:
+    # SQLite creates a missing file but not a missing directory. Failing here gives a
+    # clear message, and avoids aiosqlite's failed-connect path, whose worker thread can
+    # outlive a short-lived event loop and print a traceback as the process exits.
+    if path.is_dir():
+        raise SettingsError(f"DATABASE_URL points at {path}, a directory, not a database file")
+    if not path.parent.is_dir():
+        raise SettingsError(
+            f"DATABASE_URL points at {path}, but the directory {path.parent} does not exist"
+        )
+
+
+def _check_asyncpg_query(url: URL) -> None:
+    # asyncpg.connect() answers an unknown keyword (e.g. libpq's ?sslmode=) with a bare
+    # TypeError at the first connection; refuse it while reading the settings instead.
+    import asyncpg  # the driver is optional; only a PostgreSQL engine needs it
+
+    accepted = set(inspect.signature(asyncpg.connect).parameters) | _ASYNCPG_DIALECT_QUERY_KEYS
+    unknown = sorted(set(url.query) - accepted)
+    if unknown:
+        raise SettingsError(
+            f"DATABASE_URL has query parameters asyncpg does not take: {', '.join(unknown)} "
+            "(for TLS use ?ssl=require)"
+        )
 
 
 def _install_sqlite_setup(engine: AsyncEngine, settings: DatabaseSettings) -> None:

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ALEMBIC_INI = PROJECT_ROOT / "alembic.ini"
+
+
+class MigrationError(Exception):
+    """The schema cannot be moved to the requested revision, e.g. it is at one this code
+    does not know."""
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -27,17 +34,39 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    """Migrate the database behind `engine` up to `revision`."""
+    """Migrate the database behind `engine` up to `revision`; MigrationError if it cannot."""
     async with engine.connect() as connection:
-        await connection.run_sync(lambda sync: command.upgrade(alembic_config(sync), revision))
+        await connection.run_sync(
+            lambda sync: _alembic(command.upgrade, alembic_config(sync), revision)
+        )
         await connection.commit()
 
 
 async def downgrade(engine: AsyncEngine, revision: str) -> None:
     """Migrate the database behind `engine` down to `revision` ('base' for empty)."""
     async with engine.connect() as connection:
-        await connection.run_sync(lambda sync: command.downgrade(alembic_config(sync), revision))
+        await connection.run_sync(
+            lambda sync: _alembic(command.downgrade, alembic_config(sync), revision)
+        )
         await connection.commit()
+
+
+def _alembic(run: Callable[[Config, str], None], config: Config, revision: str) -> None:
+    try:
+        run(config, revision)
+    except CommandError as exc:
+        # e.g. "Can't locate revision identified by '…'": the database was migrated by
+        # code that has revisions this checkout lacks. Nothing was changed.
+        raise MigrationError(f"cannot migrate the database: {exc}") from exc
+
+
+def is_known_revision(revision: str) -> bool:
+    """Whether `revision` is one of the revisions in alembic/versions."""
+    try:
+        ScriptDirectory.from_config(alembic_config()).get_revision(revision)
+    except CommandError:
+        return False
+    return True
 
 
 async def check(engine: AsyncEngine) -> None:

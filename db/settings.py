@@ -12,6 +12,9 @@ from sqlalchemy.exc import ArgumentError
 
 DEFAULT_SQLITE_FILE = "ledger.db"
 
+# URL query parameters whose value is a secret (asyncpg reads these from the query).
+_SECRET_QUERY_KEYS = frozenset({"password", "sslpassword"})
+
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
@@ -41,8 +44,18 @@ class DatabaseSettings:
     def __post_init__(self) -> None:
         try:
             parsed = make_url(self.url)
-        except ArgumentError as exc:
-            raise SettingsError(f"DATABASE_URL is not a database URL: {exc}") from None
+        except ArgumentError:
+            raise SettingsError(
+                "DATABASE_URL is not a database URL of the form "
+                "driver://user:password@host:port/database"
+            ) from None
+        except ValueError:
+            # make_url raises a bare ValueError for a port that is not a number. Its
+            # message quotes the "port", which after a typo such as a missing "@host" is
+            # the password: never repeat it.
+            raise SettingsError("DATABASE_URL has a port that is not a number") from None
+        if parsed.port is not None and not 0 < parsed.port < 65536:
+            raise SettingsError(f"DATABASE_URL has port {parsed.port}; a port is 1 to 65535")
         if parsed.get_backend_name() not in ("sqlite", "postgresql"):
             raise SettingsError(
                 f"DATABASE_URL uses {parsed.get_backend_name()!r}; "
@@ -81,8 +94,19 @@ class DatabaseSettings:
 
     @property
     def display_url(self) -> str:
-        """The URL with any password masked, safe to print or log."""
-        return self.sqlalchemy_url.render_as_string(hide_password=True)
+        """The URL with any password masked, safe to print or log.
+
+        asyncpg also takes the password as a query parameter (`?password=...`), which
+        render_as_string() would print as it is.
+        """
+        url = self.sqlalchemy_url
+        shown = url.set(query={}).render_as_string(hide_password=True)
+        pairs = [
+            f"{key}={'***' if key.lower() in _SECRET_QUERY_KEYS else value}"
+            for key, values in url.query.items()
+            for value in ((values,) if isinstance(values, str) else values)
+        ]
+        return f"{shown}?{'&'.join(pairs)}" if pairs else shown
 
     def with_url(self, url: str) -> DatabaseSettings:
         """A copy pointing at another database, every other setting kept."""

@@ -71,6 +71,8 @@ class AccountService:
         description: str | None = None,
     ) -> TransferRecord:
         """Money entering the ledger: a transfer with no source."""
+        # Checked here too so that a bad id is reported as the caller named it.
+        validation.identifier(account_id, "account id")
         request = TransferRequest.of(
             None, account_id, amount, idempotency_key=idempotency_key, description=description
         )
@@ -84,6 +86,7 @@ class AccountService:
         description: str | None = None,
     ) -> TransferRecord:
         """Money leaving the ledger: a transfer with no destination. InsufficientFunds if short."""
+        validation.identifier(account_id, "account id")
         request = TransferRequest.of(
             account_id, None, amount, idempotency_key=idempotency_key, description=description
         )

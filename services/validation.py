@@ -21,6 +21,15 @@ from services.errors import (
 MAX_AMOUNT: Final = 2**63 - 1
 MAX_ID: Final = 2**63 - 1
 
+# Never stored: control characters (NUL included, which PostgreSQL refuses in text) and
+# lone surrogates, which are not Unicode characters and cannot be encoded as UTF-8, so
+# the driver would fail with an untyped encoding error instead of a validation error.
+_NEVER_IN_TEXT: Final = frozenset({"Cc", "Cs"})
+# An email may not hide characters either: format characters (zero-width space, bidi
+# overrides) would let one address register twice looking the same, and private-use or
+# unassigned code points have no agreed meaning.
+_NEVER_IN_EMAIL: Final = _NEVER_IN_TEXT | {"Cf", "Co", "Cn"}
+
 
 def amount(value: object) -> int:
     """A positive int of minor units. `bool` is an int in Python, and refused here."""
@@ -53,6 +62,8 @@ def email(value: object) -> str:
     """Trimmed and lower-cased, so one address cannot register twice in another case."""
     if not isinstance(value, str):
         raise InvalidEmail(f"email must be text, got {type(value).__name__}")
+    if any(ch.isspace() or unicodedata.category(ch) in _NEVER_IN_EMAIL for ch in value.strip()):
+        raise InvalidEmail("email must not contain spaces, control or invisible characters")
     normalised = unicodedata.normalize("NFC", value.strip()).lower()
     if not normalised:
         raise InvalidEmail("email must not be empty")
@@ -61,8 +72,6 @@ def email(value: object) -> str:
     local, at, domain = normalised.rpartition("@")
     if not at or not local or not domain or "." not in domain.strip("."):
         raise InvalidEmail(f"{value!r} is not an email address of the form name@domain")
-    if any(ch.isspace() or unicodedata.category(ch) == "Cc" for ch in normalised):
-        raise InvalidEmail("email must not contain spaces or control characters")
     return normalised
 
 
@@ -79,7 +88,10 @@ def text(value: object, what: str, max_length: int, *, required: bool) -> str | 
         raise InvalidText(f"{what} must not be empty")
     if len(cleaned) > max_length:
         raise InvalidText(f"{what} must be at most {max_length} characters, got {len(cleaned)}")
-    if any(unicodedata.category(ch) == "Cc" for ch in cleaned):
+    categories = {unicodedata.category(ch) for ch in cleaned}
+    if "Cs" in categories:
+        raise InvalidText(f"{what} must be valid Unicode text (it holds a lone surrogate)")
+    if categories & _NEVER_IN_TEXT:
         raise InvalidText(f"{what} must not contain control characters")
     return cleaned
 

@@ -114,6 +114,11 @@ def test_a_disposed_engine_leaves_no_thread_that_keeps_the_process_alive(tmp_pat
             async with engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
             await engine.dispose()
+            # A stopped worker thread may still be returning from its last call: give
+            # each a bounded moment to end; one that was never stopped does not end.
+            for thread in threading.enumerate():
+                if thread is not threading.main_thread():
+                    thread.join(timeout=10)
             print(threading.active_count())
 
         asyncio.run(main())
