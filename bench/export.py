@@ -12,7 +12,8 @@ from bench.calibration import Calibration
 from bench.config import BenchConfig
 from bench.harness import Row, RunResult, WorkloadResult
 
-SCHEMA_VERSION = 1
+# 2: latency_ms (p50, p99) per row and per run.
+SCHEMA_VERSION = 2
 
 
 def _finite(value: float) -> float | None:
@@ -32,6 +33,7 @@ def run_dict(run: RunResult) -> dict[str, Any]:
         "commits": run.commits,
         "hops": run.hops,
         "retries": run.retries,
+        "latency_ms": {"p50": _finite(run.latency.p50_ms), "p99": _finite(run.latency.p99_ms)},
         "errors": run.errors,
         "check": dataclasses.asdict(run.check),
     }
@@ -56,6 +58,7 @@ def row_dict(row: Row, calibration: Calibration | None) -> dict[str, Any]:
             "paired": [_finite(r) for r in row.ratios],
         },
         "us_per_op": _finite(row.us_per_op),
+        "latency_ms": {"p50": _finite(row.p50_ms), "p99": _finite(row.p99_ms)},
         "per_op": {name: row.per_op(name) for name in ("statements", "commits", "hops", "retries")},
         "hop_share": share,
         "errors": dict(row.errors),

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from bench.checks import Check
 from bench.config import BenchConfig
 from bench.hops import HopCounter
+from bench.latency import Latency
 from bench.ops import Op
 from bench.workloads.base import Case, Workload, WorkloadEnv
 from db import EngineMonitor
@@ -40,6 +41,7 @@ class RunResult:
     retries: int
     errors: dict[str, int]
     check: Check
+    latency: Latency
 
     @property
     def ops_per_s(self) -> float:
@@ -79,6 +81,16 @@ class Row:
     def us_per_op(self) -> float:
         """Wall time per operation at the median throughput, in microseconds."""
         return 1e6 / self.median if self.median > 0 else float("inf")
+
+    @property
+    def p50_ms(self) -> float:
+        """Median over repetitions of each repetition's median request latency."""
+        return statistics.median(r.latency.p50_ms for r in self.runs)
+
+    @property
+    def p99_ms(self) -> float:
+        """Median over repetitions of each repetition's 99th-percentile request latency."""
+        return statistics.median(r.latency.p99_ms for r in self.runs)
 
     def per_op(self, counter: str) -> float:
         """Median over repetitions of a counter ('statements', 'commits', 'hops', 'retries')
@@ -210,4 +222,5 @@ async def measure(
         retries=tally.meter.retries,
         errors=dict(tally.errors),
         check=check,
+        latency=Latency.of(tally.latencies_ns),
     )

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.report import number, ratio
+from bench.report import millis, number, ratio
 
 
 def _per_op(value: float) -> str:
     return f"{value:.1f}" if value else "0"
+
+
+def _latency(row: dict[str, Any], percentile: str) -> str:
+    # Runs saved before latency was measured have no latency_ms.
+    value = (row.get("latency_ms") or {}).get(percentile)
+    return "-" if value is None else millis(value)
 
 
 def _row(row: dict[str, Any]) -> str:
@@ -24,6 +30,8 @@ def _row(row: dict[str, Any]) -> str:
         f"{number(throughput['min'])}-{number(throughput['max'])}",
         "n/a" if row["ratio"]["median"] is None else ratio(row["ratio"]["median"]),
         "n/a" if row["us_per_op"] is None else f"{row['us_per_op']:,.0f}",
+        _latency(row, "p50"),
+        _latency(row, "p99"),
         _per_op(row["per_op"]["statements"]),
         _per_op(row["per_op"]["commits"]),
         _per_op(row["per_op"]["hops"]),
@@ -44,9 +52,9 @@ def render_markdown(data: dict[str, Any]) -> str:
             f"{workload['operations_per_run']} operations per run, {workload['reps']} "
             f"repetitions; {workload['unit']}.",
             "",
-            "| variant | clients | pool | median | min-max | vs ref | µs/op | stmts/op "
-            "| commits/op | hops/op | in hops | errors | correct |",
-            "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|",
+            "| variant | clients | pool | median | min-max | vs ref | µs/op | p50 ms | p99 ms "
+            "| stmts/op | commits/op | hops/op | in hops | errors | correct |",
+            "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|",
             *(_row(row) for row in workload["rows"]),
             "",
         ]

@@ -50,20 +50,25 @@ class Tally:
 
     `value` sums what the operations returned: 1 per committed transfer (0 when refused),
     or the checksum of what a read saw, so a read that returned wrong data is caught.
+    `latencies_ns` holds every operation's wall time (those that raised included), from the
+    client starting it to its completion, in the order the client ran them.
     """
 
     completed: int = 0
     value: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     meter: Meter = field(default_factory=Meter)
+    latencies_ns: list[int] = field(default_factory=list)
 
-    def record(self, value: int) -> None:
-        """One operation finished and returned `value`."""
+    def record(self, value: int, elapsed_ns: int) -> None:
+        """One operation finished after `elapsed_ns` and returned `value`."""
         self.completed += 1
         self.value += value
+        self.latencies_ns.append(elapsed_ns)
 
-    def fail(self, exc: BaseException) -> None:
-        """One operation raised `exc`; count it under its first line."""
+    def fail(self, exc: BaseException, elapsed_ns: int) -> None:
+        """One operation raised `exc` after `elapsed_ns`; count it under its first line."""
+        self.latencies_ns.append(elapsed_ns)
         lines = str(exc).strip().splitlines()
         self.errors[f"{type(exc).__name__}: {lines[0] if lines else ''}".strip()[:160]] += 1
 
@@ -73,6 +78,7 @@ class Tally:
         self.value += other.value
         self.errors.update(other.errors)
         self.meter.add(other.meter)
+        self.latencies_ns.extend(other.latencies_ns)
 
     @property
     def error_count(self) -> int:

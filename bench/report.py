@@ -63,6 +63,19 @@ def ratio(value: float) -> str:
     return f"{value:.3f}"
 
 
+def millis(value: float) -> str:
+    """A latency in milliseconds, to about three significant digits; '-' if unmeasured."""
+    if value != value:  # NaN: the run had no operations
+        return "-"
+    if value >= 100:
+        return f"{value:,.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    if value >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3f}"
+
+
 def per_op(value: float) -> str:
     """A per-operation count."""
     return f"{value:.1f}" if value else "0"
@@ -76,6 +89,8 @@ HEADERS = (
     "min-max",
     "vs ref",
     "µs/op",
+    "p50 ms",
+    "p99 ms",
     "stmts/op",
     "commits/op",
     "hops/op",
@@ -83,7 +98,7 @@ HEADERS = (
     "errors",
     "correct",
 )
-RIGHT_ALIGNED = frozenset(range(1, 12))
+RIGHT_ALIGNED = frozenset(range(1, 14))
 
 
 def cells(row: Row, calibration: Calibration | None) -> list[str]:
@@ -97,6 +112,8 @@ def cells(row: Row, calibration: Calibration | None) -> list[str]:
         f"{number(row.low)}-{number(row.high)}",
         ratio(row.ratio),
         f"{row.us_per_op:,.0f}",
+        millis(row.p50_ms),
+        millis(row.p99_ms),
         per_op(row.per_op("statements")),
         per_op(row.per_op("commits")),
         per_op(row.per_op("hops")),
@@ -115,7 +132,7 @@ def render_table(result: WorkloadResult, calibration: Calibration | None) -> str
         f"  {result.size} operations per run, {result.reps} repetitions, "
         f"{result.seconds:.0f} s; {workload.unit}: median and min-max over repetitions; "
         f"vs ref: median of paired ratios to * ({reference.variant.label}, "
-        f"{reference.clients} client)",
+        f"{reference.clients} client); p50/p99 ms: request latency, median over repetitions",
     ]
     table = [list(HEADERS), *(cells(row, calibration) for row in result.rows)]
     widths = [max(len(line[i]) for line in table) for i in range(len(HEADERS))]

@@ -6,6 +6,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bench.checks import audit_transfers
 from bench.hops import HopCounter
+from bench.latency import Latency, percentile
+from bench.ops import Kind, Meter, Op
+from bench.report import millis
+from bench.targets import Target
+from bench.variants.base import AsyncOperation, AsyncVariant, BlockingOperation, BlockingVariant
 from models import Account
 from tests.ledger import open_account
 
@@ -77,6 +83,16 @@ def tiny_run(tiny_folder: Path) -> tuple[subprocess.CompletedProcess[str], dict[
 
 def rows(data: dict[str, Any]) -> list[dict[str, Any]]:
     return [row for workload in data["workloads"] for row in workload["rows"]]
+
+
+def markdown_rows(text: str) -> list[list[str]]:
+    """The cells of every body row of the Markdown tables, in order."""
+    body = [
+        line
+        for line in text.splitlines()
+        if line.startswith("| ") and not line.startswith("| variant ")
+    ]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in body]
 
 
 def test_a_tiny_sqlite_run_reports_every_workload_with_paired_ratios(
@@ -145,6 +161,115 @@ def test_a_saved_run_renders_the_same_markdown_tables_again(
     )
     assert again.returncode == 0, again.stderr
     assert (tiny_folder / "2.md").read_text(encoding="utf-8") == written
+
+
+def test_every_row_and_run_of_a_tiny_run_reports_its_p50_and_p99_latency(
+    tiny_run: tuple[subprocess.CompletedProcess[str], dict[str, Any]],
+) -> None:
+    _, data = tiny_run
+    for row in rows(data):
+        for figures in (row["latency_ms"], *(run["latency_ms"] for run in row["runs"])):
+            assert figures["p50"] > 0, row["key"]
+            assert figures["p99"] >= figures["p50"], row["key"]
+
+
+def test_the_terminal_and_markdown_tables_show_each_rows_latency(
+    tiny_run: tuple[subprocess.CompletedProcess[str], dict[str, Any]], tiny_folder: Path
+) -> None:
+    done, data = tiny_run
+    written = (tiny_folder / "bench.md").read_text(encoding="utf-8")
+    assert done.stdout.count("p50 ms  p99 ms") == len(data["workloads"])
+    assert [cells[7:9] for cells in markdown_rows(written)] == [
+        [millis(row["latency_ms"]["p50"]), millis(row["latency_ms"]["p99"])] for row in rows(data)
+    ]
+
+
+def test_a_run_saved_without_latency_renders_a_dash_in_its_place(
+    tiny_run: tuple[subprocess.CompletedProcess[str], dict[str, Any]], tiny_folder: Path
+) -> None:
+    _, data = tiny_run
+    old = json.loads(json.dumps(data))
+    for row in rows(old):
+        del row["latency_ms"]
+        for run in row["runs"]:
+            del run["latency_ms"]
+    (tiny_folder / "old.json").write_text(json.dumps(old), encoding="utf-8")
+    again = run_bench(
+        "--from-json", str(tiny_folder / "old.json"), "--markdown", str(tiny_folder / "old.md")
+    )
+    assert again.returncode == 0, again.stderr
+    rendered = markdown_rows((tiny_folder / "old.md").read_text(encoding="utf-8"))
+    assert len(rendered) == len(rows(data))
+    assert all(cells[7:9] == ["-", "-"] for cells in rendered)
+
+
+def test_a_percentile_interpolates_between_the_two_closest_ranks() -> None:
+    assert percentile([10, 20, 30, 40], 50) == 25
+    assert percentile([10, 20, 30, 40], 99) == pytest.approx(39.7)
+    assert percentile([7], 99) == 7
+
+
+OP_SECONDS = 0.002
+
+
+class SleepingAsync(AsyncVariant):
+    """Each operation takes OP_SECONDS; account 0 fails after it."""
+
+    key = "sleeping-async"
+    label = "sleeping async"
+    kinds = frozenset({Kind.SELECT_ONE})
+
+    async def open(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    def operation(self, kind: Kind) -> AsyncOperation:
+        async def operation(op: Op, meter: Meter) -> int:
+            await asyncio.sleep(OP_SECONDS)
+            if op.account == 0:
+                raise RuntimeError("failed on purpose")
+            return 1
+
+        return operation
+
+
+class SleepingBlocking(BlockingVariant):
+    """The blocking twin of SleepingAsync."""
+
+    key = "sleeping-blocking"
+    label = "sleeping blocking"
+    kinds = frozenset({Kind.SELECT_ONE})
+
+    async def open(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    def operation(self, kind: Kind) -> BlockingOperation:
+        def operation(op: Op, meter: Meter) -> int:
+            time.sleep(OP_SECONDS)
+            if op.account == 0:
+                raise RuntimeError("failed on purpose")
+            return 1
+
+        return operation
+
+
+@pytest.mark.parametrize("variant", [SleepingAsync, SleepingBlocking])
+@pytest.mark.parametrize("clients", [1, 3])
+async def test_every_operation_failed_or_not_is_timed_from_start_to_completion(
+    variant: type[AsyncVariant | BlockingVariant], clients: int
+) -> None:
+    ops = [Op(account=n % 4) for n in range(8)]
+    tally = await variant(Target("sqlite+aiosqlite://"), 1).run(Kind.SELECT_ONE, ops, clients)
+    assert tally.completed == 6
+    assert tally.error_count == 2
+    assert len(tally.latencies_ns) == len(ops)
+    assert min(tally.latencies_ns) >= OP_SECONDS * 1e9
+    assert Latency.of(tally.latencies_ns).p50_ms >= OP_SECONDS * 1e3
 
 
 async def test_the_transfer_audit_reports_money_lost_by_an_overwritten_balance(
