@@ -77,7 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"PostgreSQL transfers per run ({full.pg_transfer_ops})",
     )
     sizes.add_argument(
-        "--pg-clients", type=_count, help=f"PostgreSQL transfer clients ({full.pg_clients})"
+        "--pg-clients",
+        type=_counts,
+        help=f"PostgreSQL transfer concurrency levels ({','.join(map(str, full.pg_clients))})",
     )
     sizes.add_argument("--pg-pool", type=_count, help=f"PostgreSQL pool size ({full.pg_pool})")
     sizes.add_argument(

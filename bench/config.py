@@ -22,7 +22,7 @@ class BenchConfig:
     read_clients: int = 16
     read_pools: tuple[int, ...] = (1, 2, 5)
     pg_transfer_ops: int = 500
-    pg_clients: int = 16
+    pg_clients: tuple[int, ...] = (16, 64)
     pg_pool: int = 16
     latency_ops: int = 500
     latency_clients: int = 50
@@ -36,14 +36,14 @@ class BenchConfig:
         for name in ("reps", "accounts", "hop_ops", "transfer_ops", "pool", "read_ops"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
-        for name in ("read_clients", "pg_transfer_ops", "pg_clients", "pg_pool"):
+        for name in ("read_clients", "pg_transfer_ops", "pg_pool"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         if self.latency_ops < 1 or self.latency_clients < 1:
             raise ValueError("latency sizes must be at least 1")
         if self.accounts < 2:
             raise ValueError("accounts must be at least 2 (a transfer needs two)")
-        for name in ("clients", "read_pools", "latency_pools"):
+        for name in ("clients", "pg_clients", "read_pools", "latency_pools"):
             values: tuple[int, ...] = getattr(self, name)
             if any(v < 1 for v in values):
                 raise ValueError(f"{name} must all be at least 1")
@@ -65,6 +65,7 @@ QUICK: Final = BenchConfig(
     read_ops=150,
     read_pools=(1, 5),
     pg_transfer_ops=60,
+    pg_clients=(16,),
     latency_ops=60,
     latency_pools=(1, 20),
 )

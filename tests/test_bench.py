@@ -23,6 +23,7 @@ from bench.report import millis
 from bench.targets import Target
 from bench.variants.base import AsyncOperation, AsyncVariant, BlockingOperation, BlockingVariant
 from models import Account
+from tests.conftest import NewDatabase, postgres_only
 from tests.ledger import open_account
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -201,6 +202,27 @@ def test_a_run_saved_without_latency_renders_a_dash_in_its_place(
     rendered = markdown_rows((tiny_folder / "old.md").read_text(encoding="utf-8"))
     assert len(rendered) == len(rows(data))
     assert all(cells[7:9] == ["-", "-"] for cells in rendered)
+
+
+@postgres_only
+async def test_a_tiny_postgres_transfer_run_has_latency_at_every_client_level(
+    new_database: NewDatabase, tmp_path: Path
+) -> None:
+    admin_url = await new_database()
+    done = run_bench(
+        *("--workloads", "pg-transfers", "--reps", "1", "--accounts", "20"),
+        *("--pg-transfer-ops", "30", "--pg-clients", "3,6", "--pg-pool", "3"),
+        *("--postgres-url", admin_url, "--json", str(tmp_path / "pg.json")),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    data = json.loads((tmp_path / "pg.json").read_text(encoding="utf-8"))
+    (workload,) = data["workloads"]
+    variants = {row["variant"] for row in workload["rows"]}
+    assert {(row["variant"], row["clients"]) for row in workload["rows"]} == {
+        (variant, clients) for variant in variants for clients in (1, 3, 6)
+    }
+    for row in workload["rows"]:
+        assert 0 < row["latency_ms"]["p50"] <= row["latency_ms"]["p99"], row["key"]
 
 
 def test_a_percentile_interpolates_between_the_two_closest_ranks() -> None:

@@ -12,7 +12,8 @@ from bench.workloads.ledger import TransferWorkload
 
 
 class PostgresTransfers(TransferWorkload):
-    """Reference: blocking psycopg, one client. Concurrent rows: `pg_clients`, pool `pg_pool`."""
+    """Reference: blocking psycopg, one client. Concurrent rows: each of `pg_clients` clients,
+    sharing a pool of `pg_pool`."""
 
     name = "pg-transfers"
     title = "Transfers on PostgreSQL"
@@ -33,7 +34,8 @@ class PostgresTransfers(TransferWorkload):
             NaiveOrm,
         )
         cases = [Case(v, 1, 1, reference=v is PsycopgBlocking) for v in variants]
-        cases += [Case(v, config.pg_clients, config.pg_pool) for v in variants]
+        for clients in config.pg_clients:
+            cases += [Case(v, clients, config.pg_pool) for v in variants]
         return cases
 
     def size(self, config: BenchConfig) -> int:
