@@ -27,7 +27,8 @@ async def snapshot(sessions: async_sessionmaker[AsyncSession]) -> Snapshot:
     """Read balances and row counts."""
     async with sessions() as session:
         rows = await session.execute(select(Account.id, Account.balance))
-        balances = dict(rows)
+        # Not dict(rows): a Result has keys(), so dict() would treat it as a mapping.
+        balances = {row.id: row.balance for row in rows}
         transfers = await session.scalar(select(func.count()).select_from(Transfer))
         users = await session.scalar(select(func.count()).select_from(User))
     return Snapshot(balances=balances, transfers=int(transfers or 0), users=int(users or 0))
