@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, QueuePool
 
+from db.cancellation import interrupt_sqlite_on_cancel
 from db.settings import DatabaseSettings, SettingsError
 
 # Execution option read by the SQLite "begin" listener. Every transaction starts with
@@ -54,6 +55,7 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
             )
         engine = create_async_engine(url, **common)
         _install_sqlite_setup(engine, settings)
+        interrupt_sqlite_on_cancel(engine)
         return engine
 
     connect_args: dict[str, Any] = {

@@ -205,14 +205,23 @@ def _check(
 
 
 async def execute_transfers(
-    sessions: Sessions, requests: Sequence[TransferRequest]
+    sessions: Sessions,
+    requests: Sequence[TransferRequest],
+    *,
+    timeout: float | None = None,  # noqa: ASYNC109 (covers retries; raises OperationTimeout)
 ) -> list[Outcome]:
-    """Apply a batch in its own transaction (retried as a whole when the database is busy)."""
+    """Apply a batch in its own transaction (retried as a whole when the database is busy).
+
+    With `timeout`, past that many seconds the batch is cancelled and rolled back, and
+    OperationTimeout raised.
+    """
 
     async def work(session: AsyncSession) -> list[Outcome]:
         return await apply_transfers(session, requests)
 
-    return await run_in_transaction(sessions, work, retry_also=_idempotency_key_race)
+    return await run_in_transaction(
+        sessions, work, retry_also=_idempotency_key_race, timeout=timeout
+    )
 
 
 def _idempotency_key_race(exc: DBAPIError) -> bool:
@@ -221,9 +230,14 @@ def _idempotency_key_race(exc: DBAPIError) -> bool:
     return isinstance(exc, IntegrityError) and "idempotency_key" in str(exc.orig)
 
 
-async def execute_transfer(sessions: Sessions, request: TransferRequest) -> TransferRecord:
+async def execute_transfer(
+    sessions: Sessions,
+    request: TransferRequest,
+    *,
+    timeout: float | None = None,  # noqa: ASYNC109 (raises OperationTimeout)
+) -> TransferRecord:
     """Apply one request; raise its error if it failed."""
-    (outcome,) = await execute_transfers(sessions, [request])
+    (outcome,) = await execute_transfers(sessions, [request], timeout=timeout)
     if isinstance(outcome, LedgerError):
         raise outcome
     return outcome
