@@ -2,15 +2,23 @@
 
 from repositories.accounts import AccountRepository, LockedAccount
 from repositories.base import Repository
+from repositories.jobs import JobLease, JobRepository, NewJob, StatusCounts
+from repositories.notifications import NotificationRepository, Receipt
 from repositories.transfers import AccountFlow, LedgerTotals, TransferRepository
 from repositories.users import UserRepository
 
 __all__ = [
     "AccountFlow",
     "AccountRepository",
+    "JobLease",
+    "JobRepository",
     "LedgerTotals",
     "LockedAccount",
+    "NewJob",
+    "NotificationRepository",
+    "Receipt",
     "Repository",
+    "StatusCounts",
     "TransferRepository",
     "UserRepository",
 ]

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Transfer
 from repositories import AccountRepository, LockedAccount, TransferRepository
-from services import validation
+from services import outbox, validation
 from services.errors import (
     AccountNotFound,
     CurrencyMismatch,
@@ -99,9 +99,10 @@ async def apply_transfers(
 
     Round trips, whatever the batch size: lock the accounts (one IN query), look up
     idempotency keys (one IN query, only if any request has a key), insert the new
-    transfers (one multi-row INSERT … RETURNING), and move every balance (one guarded
-    UPDATE … RETURNING). Balances are decided while holding the write lock, so there is
-    no read-modify-write race.
+    transfers (one multi-row INSERT … RETURNING), move every balance (one guarded
+    UPDATE … RETURNING) and enqueue a `transfer.completed` job per new transfer (one
+    multi-row INSERT: the transactional outbox). Balances are decided while holding the
+    write lock, so there is no read-modify-write race.
     """
     accounts_repo = AccountRepository(session)
     transfers_repo = TransferRepository(session)
@@ -170,6 +171,7 @@ async def apply_transfers(
             # Only possible if something wrote balances without holding the lock: fail the
             # whole transaction rather than commit a state we did not decide on.
             raise RuntimeError(f"guarded balance update refused accounts {deltas.keys() - applied}")
+        await outbox.transfers_completed(session, [transfer for _, transfer in accepted])
         for index, transfer in accepted:
             outcomes[index] = TransferRecord.of(transfer)
     for index, first in repeats:
