@@ -5,6 +5,7 @@ from services import UserService, AccountService, TransferService, LedgerAuditor
 
 from services.accounts import AccountService
 from services.auditor import LedgerAuditor
+from services.dashboard import Counterparty, CurrencySummary, Dashboard, DashboardService
 from services.jobs import ClaimedJob, JobQueue, JobRecord, JobStats, RetryPolicy
 from services.notifications import NotificationRecord, TransferNotifier, ledger_handlers
 from services.outbox import TRANSFER_COMPLETED
@@ -20,6 +21,10 @@ __all__ = [
     "AccountService",
     "AuditReport",
     "ClaimedJob",
+    "Counterparty",
+    "CurrencySummary",
+    "Dashboard",
+    "DashboardService",
     "HistoryPage",
     "JobHandler",
     "JobQueue",
