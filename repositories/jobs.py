@@ -4,9 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, cast
 
-from sqlalchemy import ColumnElement, and_, case, func, insert, literal_column, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    case,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import aliased
 
 from models import Job, JobStatus
@@ -14,11 +25,6 @@ from repositories.base import Repository
 
 # Must match the predicate of the partial index ix_jobs_claimable (models/job.py).
 OPEN_STATUSES: Final = (JobStatus.QUEUED, JobStatus.RUNNING)
-
-# Rows per INSERT statement. A batch of transfers enqueues one job each in a single
-# statement; past this many rows we split, to stay well under SQLite's limit of bound
-# parameters per statement (32,766) at eight parameters per row.
-INSERT_CHUNK: Final = 1000
 
 
 class NewJob(NamedTuple):
@@ -52,7 +58,16 @@ class JobRepository(Repository[Job]):
     model = Job
 
     async def add_many(self, jobs: Sequence[NewJob], *, now: datetime) -> None:
-        """Insert `jobs` with one multi-row INSERT (per INSERT_CHUNK rows), no RETURNING."""
+        """Insert `jobs` as one multi-row INSERT (a page per 1,000 rows).
+
+        Sent by SQLAlchemy's "insertmanyvalues" (which RETURNING switches on for these
+        drivers): one statement compiled once and cached, its VALUES rows filled in per
+        call. `insert().values([...])` would build and compile a new statement for every
+        batch size; the ORM's add_all() would send one INSERT per row on SQLite.
+        """
+        if not jobs:
+            return
+        table = cast(Table, Job.__table__)
         rows = [
             {
                 "kind": job.kind,
@@ -66,8 +81,7 @@ class JobRepository(Repository[Job]):
             }
             for job in jobs
         ]
-        for start in range(0, len(rows), INSERT_CHUNK):
-            await self.session.execute(insert(Job).values(rows[start : start + INSERT_CHUNK]))
+        await self.session.execute(insert(table).returning(table.c.id), rows)
 
     async def claim(
         self, owner: str, *, now: datetime, limit: int, lease_until: datetime

@@ -12,27 +12,27 @@ from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import Transfer, utcnow
+from models import utcnow
 from repositories import JobRepository, NewJob
 
 TRANSFER_COMPLETED: Final = "transfer.completed"
 OUTBOX_MAX_ATTEMPTS: Final = 5
 
 
-async def transfers_completed(session: AsyncSession, transfers: Sequence[Transfer]) -> None:
-    """Enqueue one `transfer.completed` job per (flushed) transfer, in one INSERT."""
-    if not transfers:
+async def transfers_completed(session: AsyncSession, transfer_ids: Sequence[int]) -> None:
+    """Enqueue one `transfer.completed` job per new transfer, in one INSERT."""
+    if not transfer_ids:
         return
     now = utcnow()
     await JobRepository(session).add_many(
         [
             NewJob(
                 kind=TRANSFER_COMPLETED,
-                payload={"transfer_id": transfer.id},
+                payload={"transfer_id": transfer_id},
                 run_at=now,
                 max_attempts=OUTBOX_MAX_ATTEMPTS,
             )
-            for transfer in transfers
+            for transfer_id in transfer_ids
         ],
         now=now,
     )

@@ -171,7 +171,7 @@ async def apply_transfers(
             # Only possible if something wrote balances without holding the lock: fail the
             # whole transaction rather than commit a state we did not decide on.
             raise RuntimeError(f"guarded balance update refused accounts {deltas.keys() - applied}")
-        await outbox.transfers_completed(session, [transfer for _, transfer in accepted])
+        await outbox.transfers_completed(session, [transfer.id for _, transfer in accepted])
         for index, transfer in accepted:
             outcomes[index] = TransferRecord.of(transfer)
     for index, first in repeats:
