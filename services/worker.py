@@ -116,10 +116,18 @@ class Worker:
     ) -> None:
         if isinstance(concurrency, bool) or not 1 <= concurrency <= MAX_CONCURRENCY:
             raise InvalidInput(f"concurrency must be from 1 to {MAX_CONCURRENCY}")
-        if not poll_interval > 0 or not lease_seconds > 0 or not shutdown_timeout >= 0:
-            raise InvalidInput("poll_interval and lease_seconds must be positive")
-        if job_timeout is not None and not job_timeout > 0:
-            raise InvalidInput("job_timeout must be positive")
+        for name, value in (
+            ("poll_interval", poll_interval),
+            ("lease_seconds", lease_seconds),
+            ("job_timeout", 1.0 if job_timeout is None else job_timeout),
+            ("max_poll_interval", 1.0 if max_poll_interval is None else max_poll_interval),
+        ):
+            if not value > 0:
+                raise InvalidInput(f"{name} must be a positive number of seconds, got {value!r}")
+        if not shutdown_timeout >= 0:
+            raise InvalidInput(
+                f"shutdown_timeout must be 0 or more seconds, got {shutdown_timeout}"
+            )
         heartbeat = lease_seconds / 3 if heartbeat_interval is None else heartbeat_interval
         if not 0 < heartbeat < lease_seconds:
             raise InvalidInput("heartbeat_interval must be positive and shorter than the lease")
@@ -187,7 +195,7 @@ class Worker:
                     for job in claimed:
                         jobs.add(asyncio.create_task(self._execute(job), name=f"job-{job.id}"))
                     idle_claims = 0 if claimed else idle_claims + 1
-                    next_claim_at = now if claimed else now + self._idle_delay(idle_claims)
+                    next_claim_at = now if claimed else now + self.idle_delay(idle_claims)
                     free = self.concurrency - len(jobs)
                 timeout: float | None = None
                 if free > 0:
@@ -210,9 +218,11 @@ class Worker:
             self._running = False
         return self.stats
 
-    def _idle_delay(self, idle_claims: int) -> float:
-        ceiling = min(self.max_poll_interval, self.poll_interval * 2.0 ** (idle_claims - 1))
-        # Jitter, so idle workers started together do not poll in lockstep.
+    def idle_delay(self, idle_claims: int) -> float:
+        """Seconds to wait after `idle_claims` empty claims in a row: `poll_interval`,
+        doubling each time up to `max_poll_interval`, less up to half for jitter (so idle
+        workers started together do not poll in lockstep)."""
+        ceiling = min(self.max_poll_interval, self.poll_interval * 2.0 ** max(idle_claims - 1, 0))
         return ceiling * random.uniform(0.5, 1.0)
 
     async def _claim_unless_stopping(

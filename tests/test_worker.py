@@ -455,3 +455,11 @@ async def test_cancelling_the_worker_mid_claim_leaves_no_claim_running(
     job = await _job(sessions, (await _job_ids(sessions))[0])
     # Either the claim rolled back, or it committed and the worker handed the job back.
     assert (job.status, job.attempts) == ("queued", 0)
+
+
+def test_an_idle_worker_polls_less_and_less_often_up_to_a_ceiling() -> None:
+    worker = Worker(JobQueue(async_sessionmaker()), {}, poll_interval=0.5, max_poll_interval=3.0)
+    for idle_claims, ceiling in [(1, 0.5), (2, 1.0), (3, 2.0), (4, 3.0), (10, 3.0)]:
+        delays = [worker.idle_delay(idle_claims) for _ in range(200)]
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)
+        assert max(delays) - min(delays) > ceiling / 10  # jittered, not in lockstep
