@@ -14,15 +14,20 @@ from bench import command as bench_command
 from bench.errors import BenchError
 from cli.context import AppContext
 from cli.demo import run_demo
+from cli.worker import WorkerOptions, run_worker
 from db import migrations
 from services import (
     AccountService,
+    Dashboard,
+    DashboardService,
+    JobQueue,
     LedgerAuditor,
     TransferRecord,
     TransferService,
     UserService,
 )
 from services.errors import InvalidAmount, InvalidId
+from services.notifications import format_amount
 
 
 class CommandError(Exception):
@@ -257,3 +262,80 @@ async def bench(app: AppContext, args: argparse.Namespace) -> int:
         return await bench_command.run_from_args(args)
     except BenchError as exc:
         raise CommandError(str(exc)) from None
+
+
+async def worker(app: AppContext, args: argparse.Namespace) -> int:
+    """ledgerctl worker: run jobs until SIGINT/SIGTERM, with a live line of progress."""
+    await require_migrated(app)
+    options = WorkerOptions(
+        concurrency=args.concurrency,
+        poll_interval=args.poll_interval,
+        lease_seconds=args.lease_seconds,
+        shutdown_timeout=args.shutdown_timeout,
+        job_timeout=args.job_timeout,
+        drain=args.drain,
+        progress_interval=args.progress_interval,
+    )
+    await run_worker(app, options)
+    return 0
+
+
+async def jobs(app: AppContext, args: argparse.Namespace) -> int:
+    """ledgerctl jobs: the queue by status, and the latest dead jobs with their errors."""
+    await require_migrated(app)
+    queue = JobQueue(app.sessions)
+    stats = await queue.stats()
+    dead = await queue.dead(limit=parse_int(args.dead, "--dead")) if args.dead != "0" else []
+    lines = [
+        f"jobs: {stats.queued} queued ({stats.due} due), {stats.running} running "
+        f"({stats.expired_leases} with expired leases), {stats.done} done, {stats.dead} dead"
+    ]
+    lines += [
+        f"  dead job {j.id} {j.kind} after {j.attempts} attempts: {j.last_error}" for j in dead
+    ]
+    emit(
+        args,
+        {**_jsonable(stats), "total": stats.total, "dead_jobs": _jsonable(dead)},
+        "\n".join(lines),
+    )
+    return 0
+
+
+def describe_dashboard(page: Dashboard) -> str:
+    """A user's dashboard as text."""
+    lines = [f"{page.user.name} <{page.user.email}> (user {page.user.id})", "accounts:"]
+    lines += [f"  #{a.id} {format_amount(a.balance, a.currency)}" for a in page.accounts] or [
+        "  none"
+    ]
+    lines.append("totals:")
+    lines += [
+        f"  {s.currency}: {s.accounts} account{'' if s.accounts == 1 else 's'} hold "
+        f"{format_amount(s.balance, s.currency)}; "
+        f"received {format_amount(s.received, s.currency)}, "
+        f"sent {format_amount(s.sent, s.currency)} in {s.movements} movements"
+        for s in page.summary
+    ] or ["  none"]
+    lines.append("recent transfers:")
+    lines += [f"  {describe_transfer(t)}" for t in page.recent_transfers] or ["  none"]
+    if page.counterparties:
+        lines.append(
+            "other side: "
+            + ", ".join(
+                f"#{c.account_id} {c.owner_name} (user {c.owner_id})" for c in page.counterparties
+            )
+        )
+    lines.append("notifications:")
+    lines += [f"  {n.created_at:%Y-%m-%d %H:%M:%S}Z {n.message}" for n in page.notifications] or [
+        "  none"
+    ]
+    return "\n".join(lines)
+
+
+async def dashboard(app: AppContext, args: argparse.Namespace) -> int:
+    """ledgerctl dashboard USER_ID."""
+    await require_migrated(app)
+    page = await DashboardService(app.sessions).for_user(
+        parse_int(args.user_id, "user id"), recent=parse_int(args.recent, "--recent")
+    )
+    emit(args, page, describe_dashboard(page))
+    return 0

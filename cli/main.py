@@ -112,6 +112,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = add("bench", commands.bench, "benchmark: when does async pay off? (= python -m bench)")
     bench_command.add_arguments(bench)
+    worker = add("worker", commands.worker, "run background jobs until SIGINT or SIGTERM")
+    worker.add_argument("--concurrency", type=int, default=4, help="jobs at once (default 4)")
+    worker.add_argument("--poll-interval", type=float, default=1.0, help="seconds (default 1)")
+    worker.add_argument("--lease-seconds", type=float, default=30.0, help="(default 30)")
+    worker.add_argument(
+        "--shutdown-timeout", type=float, default=10.0, help="seconds to finish (default 10)"
+    )
+    worker.add_argument("--job-timeout", type=float, default=None, help="seconds per job")
+    worker.add_argument("--drain", action="store_true", help="exit once nothing is due or running")
+    worker.add_argument(
+        "--progress-interval", type=float, default=1.0, help="seconds between progress lines"
+    )
+
+    jobs = add("jobs", commands.jobs, "show the job queue by status and the latest dead jobs")
+    jobs.add_argument("--dead", default="5", help="how many dead jobs to list (default 5)")
+    jobs.add_argument("--json", action="store_true", help="print JSON")
+
+    dashboard = add("dashboard", commands.dashboard, "show a user's accounts and activity")
+    dashboard.add_argument("user_id")
+    dashboard.add_argument("--recent", default="10", help="recent transfers (default 10)")
+    dashboard.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, QueuePool
 
+from db.cancellation import interrupt_sqlite_on_cancel
 from db.settings import DatabaseSettings, SettingsError
 from db.sqlite_one_hop import one_hop_dbapi
 
@@ -69,6 +70,7 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
             common["module"] = one_hop_dbapi()
         engine = create_async_engine(url, connect_args={"factory": RollbackOnClose}, **common)
         _install_sqlite_setup(engine, settings)
+        interrupt_sqlite_on_cancel(engine)
         return engine
 
     _check_asyncpg_query(url)

@@ -2,6 +2,8 @@
 
 from models.account import Account
 from models.base import Base, Entity, TimestampMixin, UTCDateTime, utcnow
+from models.job import Job, JobStatus
+from models.notification import Notification
 from models.transfer import Transfer
 from models.user import User
 
@@ -9,6 +11,9 @@ __all__ = [
     "Account",
     "Base",
     "Entity",
+    "Job",
+    "JobStatus",
+    "Notification",
     "TimestampMixin",
     "Transfer",
     "UTCDateTime",

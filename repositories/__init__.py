@@ -1,17 +1,29 @@
 """Repositories over AsyncSession: they add, flush and query; services own the transactions."""
 
 from repositories.accounts import AccountRepository, LockedAccount
+from repositories.activity import AccountOwner, ActivityRepository, CurrencyTotals
 from repositories.base import Repository
+from repositories.jobs import JobLease, JobRepository, NewJob, StatusCounts
+from repositories.notifications import NotificationRepository, Receipt
 from repositories.transfers import AccountFlow, LedgerTotals, NewTransfer, TransferRepository
 from repositories.users import UserRepository
 
 __all__ = [
     "AccountFlow",
+    "AccountOwner",
     "AccountRepository",
+    "ActivityRepository",
+    "CurrencyTotals",
+    "JobLease",
+    "JobRepository",
     "LedgerTotals",
     "LockedAccount",
+    "NewJob",
     "NewTransfer",
+    "NotificationRepository",
+    "Receipt",
     "Repository",
+    "StatusCounts",
     "TransferRepository",
     "UserRepository",
 ]

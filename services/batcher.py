@@ -18,7 +18,7 @@ from typing import Self
 
 from services.errors import LedgerError
 from services.results import TransferRecord
-from services.transactions import Sessions
+from services.transactions import Sessions, deadline
 from services.transfer_core import Outcome, TransferRequest, account_transfer, execute_transfers
 
 
@@ -97,15 +97,22 @@ class TransferBatcher:
         *,
         idempotency_key: str | None = None,
         description: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (raises OperationTimeout)
     ) -> TransferRecord:
-        """Exactly `TransferService.transfer`, committed in a batch with concurrent calls."""
+        """Exactly `TransferService.transfer`, committed in a batch with concurrent calls.
+
+        A `timeout` that expires before the request's batch starts drops the request; one
+        that expires later leaves its outcome standing (see the class docstring). Either
+        way the caller gets OperationTimeout.
+        """
         request = account_transfer(source_id, destination_id, amount, idempotency_key, description)
         if self._closing or self._writer is None or self._writer.done():
             raise BatcherClosed("the transfer batcher is not running")
-        pending = _Pending(request)
-        self._queue.append(pending)
-        self._wakeup.set()
-        return await pending.future
+        async with deadline(timeout):
+            pending = _Pending(request)
+            self._queue.append(pending)
+            self._wakeup.set()
+            return await pending.future
 
     async def _write_loop(self) -> None:
         try:

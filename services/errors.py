@@ -87,3 +87,24 @@ class DuplicateEmail(LedgerError):
 
 class DatabaseBusy(LedgerError):
     """The database stayed busy (locked, serialization failure, deadlock) through every retry."""
+
+
+class OperationTimeout(LedgerError):
+    """An operation ran past its deadline and was cancelled; what it had not committed was
+    rolled back and its connection went back to the pool (or was discarded)."""
+
+
+class PoolExhausted(OperationTimeout):
+    """No pooled connection became free within DB_POOL_TIMEOUT."""
+
+
+class PermanentJobFailure(LedgerError):
+    """Raised by a job handler when retrying cannot help: the job goes dead at once."""
+
+
+class JobLeaseLost(LedgerError):
+    """A job's lease was taken over by another worker; this run's work was rolled back."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"the lease on job {job_id} was taken over by another worker")
+        self.job_id = job_id

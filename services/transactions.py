@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any, Final, TypeVar
 
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.pool import QueuePool
 
 from db import read_only_options
-from services.errors import DatabaseBusy
+from services.errors import DatabaseBusy, InvalidInput, OperationTimeout, PoolExhausted
 
 T = TypeVar("T")
 
@@ -26,6 +29,8 @@ _BACKOFF_CAP_S: Final = 0.25
 # serialization_failure, deadlock_detected, lock_not_available (lock_timeout).
 _PG_TRANSIENT: Final = frozenset({"40001", "40P01", "55P03"})
 _SQLITE_TRANSIENT: Final = ("database is locked", "database table is locked", "database is busy")
+# query_canceled: on our connections, that is statement_timeout (DB_STATEMENT_TIMEOUT_MS).
+_PG_STATEMENT_TIMEOUT: Final = "57014"
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -50,6 +55,7 @@ async def run_in_transaction(
     *,
     read_only: bool = False,
     attempts: int = DEFAULT_ATTEMPTS,
+    timeout: float | None = None,  # noqa: ASYNC109 (covers retries; raises OperationTimeout)
 ) -> T:
     """Run `work(session)` inside `async with session.begin()`, in a fresh session per try.
 
@@ -57,7 +63,22 @@ async def run_in_transaction(
     transient failure reruns the whole unit of work from the start: a partial retry
     inside a failed transaction would build on state that was rolled back. After
     `attempts` tries, `DatabaseBusy`.
+
+    `timeout` is a deadline in seconds for the whole operation, retries and waiting for
+    a pooled connection included: past it the work is cancelled, rolled back, its
+    connection returned, and `OperationTimeout` raised. No free connection within
+    DB_POOL_TIMEOUT raises `PoolExhausted`.
     """
+    async with deadline(timeout):
+        return await _run_with_retries(sessions, work, read_only, attempts)
+
+
+async def _run_with_retries(
+    sessions: Sessions,
+    work: Work[T],
+    read_only: bool,
+    attempts: int,
+) -> T:
     for attempt in range(1, attempts + 1):
         try:
             async with sessions() as session, session.begin():
@@ -65,7 +86,13 @@ async def run_in_transaction(
                     dialect = session.get_bind().dialect.name
                     await session.connection(execution_options=read_only_options(dialect))
                 return await work(session)
+        except PoolTimeoutError as exc:
+            raise pool_exhausted(sessions) from exc
         except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) == _PG_STATEMENT_TIMEOUT:
+                raise OperationTimeout(
+                    "the database cancelled a statement that ran past DB_STATEMENT_TIMEOUT_MS"
+                ) from exc
             if not is_transient(exc):
                 raise
             if attempt == attempts:
@@ -74,3 +101,47 @@ async def run_in_transaction(
                 ) from exc
         await asyncio.sleep(backoff_delay(attempt))
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+@asynccontextmanager
+async def deadline(seconds: float | None) -> AsyncIterator[None]:
+    """Cancel the block after `seconds` and raise `OperationTimeout` (None: no deadline).
+
+    Cancelling is safe for database work: a statement in flight is stopped (on SQLite
+    by interrupting it, see db/cancellation.py), the transaction rolls back and the
+    connection goes back to the pool. A COMMIT that was already sent may still have
+    taken effect, as with any timeout; idempotency keys make the retry safe.
+    """
+    if seconds is None:
+        yield
+        return
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
+        raise InvalidInput(f"timeout must be a positive number of seconds, got {seconds!r}")
+    scope = asyncio.timeout(seconds)
+    try:
+        async with scope:
+            yield
+    except TimeoutError as exc:
+        if not scope.expired():
+            raise
+        raise OperationTimeout(
+            f"the operation did not finish within {seconds:g}s and was cancelled"
+        ) from exc
+
+
+def pool_exhausted(sessions: Sessions) -> PoolExhausted:
+    """The error for a pool checkout that timed out, naming the settings that size the pool."""
+    bind = sessions.kw.get("bind")
+    pool = bind.pool if isinstance(bind, AsyncEngine) else None
+    if isinstance(pool, QueuePool):
+        size, timeout = pool.size(), pool.timeout()
+        overflow = max(getattr(pool, "_max_overflow", 0), 0)
+        limits = (
+            f"all {size + overflow} connections (DB_POOL_SIZE={size} + "
+            f"DB_MAX_OVERFLOW={overflow}) stayed in use for DB_POOL_TIMEOUT={timeout:g}s"
+        )
+    else:
+        limits = "all DB_POOL_SIZE + DB_MAX_OVERFLOW connections stayed in use for DB_POOL_TIMEOUT"
+    return PoolExhausted(
+        f"connection pool exhausted: {limits}; lower the concurrency or raise these settings"
+    )

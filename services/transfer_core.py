@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Transfer, utcnow
 from repositories import AccountRepository, LockedAccount, NewTransfer, TransferRepository
-from services import validation
+from services import outbox, validation
 from services.errors import (
     AccountNotFound,
     CurrencyMismatch,
@@ -214,6 +214,7 @@ async def apply_transfers(
             # Only possible if something wrote balances without holding the lock: fail the
             # whole transaction rather than commit a state we did not decide on.
             raise RuntimeError("the guarded balance update refused an account")
+        await outbox.transfers_completed(session, ids)
         for (index, row), transfer_id in zip(plan.accepted, ids, strict=True):
             plan.outcomes[index] = TransferRecord(
                 id=transfer_id, created_at=created_at, **row._asdict()
@@ -261,19 +262,31 @@ def _check(
 
 
 async def execute_transfers(
-    sessions: Sessions, requests: Sequence[TransferRequest]
+    sessions: Sessions,
+    requests: Sequence[TransferRequest],
+    *,
+    timeout: float | None = None,  # noqa: ASYNC109 (covers retries; raises OperationTimeout)
 ) -> list[Outcome]:
-    """Apply a batch in its own transaction (retried as a whole when the database is busy)."""
+    """Apply a batch in its own transaction (retried as a whole when the database is busy).
+
+    With `timeout`, past that many seconds the batch is cancelled and rolled back, and
+    OperationTimeout raised.
+    """
 
     async def work(session: AsyncSession) -> list[Outcome]:
         return await apply_transfers(session, requests)
 
-    return await run_in_transaction(sessions, work)
+    return await run_in_transaction(sessions, work, timeout=timeout)
 
 
-async def execute_transfer(sessions: Sessions, request: TransferRequest) -> TransferRecord:
+async def execute_transfer(
+    sessions: Sessions,
+    request: TransferRequest,
+    *,
+    timeout: float | None = None,  # noqa: ASYNC109 (raises OperationTimeout)
+) -> TransferRecord:
     """Apply one request; raise its error if it failed."""
-    (outcome,) = await execute_transfers(sessions, [request])
+    (outcome,) = await execute_transfers(sessions, [request], timeout=timeout)
     if isinstance(outcome, LedgerError):
         raise outcome
     return outcome

@@ -29,19 +29,27 @@ class TransferService:
         *,
         idempotency_key: str | None = None,
         description: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (raises OperationTimeout)
     ) -> TransferRecord:
         """Move `amount` minor units from `source_id` to `destination_id`.
 
         Both balance changes and the Transfer row commit together or not at all. With an
         `idempotency_key`, repeating the same request returns the original transfer and
         moves nothing; reusing the key for another request raises IdempotencyConflict.
+        With `timeout` (seconds), a transfer that takes longer is cancelled, rolled back
+        and raises OperationTimeout.
         """
         request = account_transfer(source_id, destination_id, amount, idempotency_key, description)
-        return await execute_transfer(self._sessions, request)
+        return await execute_transfer(self._sessions, request, timeout=timeout)
 
-    async def transfer_many(self, requests: Sequence[TransferRequest]) -> list[Outcome]:
+    async def transfer_many(
+        self,
+        requests: Sequence[TransferRequest],
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 (raises OperationTimeout)
+    ) -> list[Outcome]:
         """Apply several requests in one transaction, in order; each succeeds or fails alone.
 
         Returns one outcome per request: its TransferRecord, or the LedgerError it failed with.
         """
-        return await execute_transfers(self._sessions, requests)
+        return await execute_transfers(self._sessions, requests, timeout=timeout)

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db import DatabaseSettings, create_engine, create_session_factory, migrations, pool_status
 from services import AccountService, LedgerAuditor, UserService
+from services.errors import PoolExhausted
 from tests.cli_runs import CliRun, ledgerctl, ledgerctl_process
 from tests.conftest import NewDatabase, postgres_only
 from tests.databases import POSTGRES_URL
@@ -304,7 +304,7 @@ async def test_an_exhausted_pool_fails_the_request_and_writes_nothing(
     sessions = create_session_factory(one_connection_engine)
     before = await snapshot(sessions)
     async with one_connection_engine.connect():
-        with pytest.raises(PoolTimeout):
+        with pytest.raises(PoolExhausted, match="DB_POOL_SIZE=1"):
             await AccountService(sessions).deposit(1, 5)
     assert pool_status(one_connection_engine).checked_out == 0
     assert await snapshot(sessions) == before

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -116,8 +118,9 @@ async def test_overlong_or_control_character_text_is_refused(
 ) -> None:
     a = await open_account(sessions, balance=100)
     b = await open_account(sessions)
+    text_fields: dict[str, Any] = {field: value}
     with pytest.raises(InvalidText):
-        await TransferService(sessions).transfer(a.id, b.id, 1, **{field: value})
+        await TransferService(sessions).transfer(a.id, b.id, 1, **text_fields)
 
 
 async def test_sql_in_a_description_is_stored_as_plain_text(

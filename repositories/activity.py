@@ -1,0 +1,129 @@
+"""Read-side queries over one user's money: recent transfers and totals per currency."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import NamedTuple
+
+from sqlalchemy import BigInteger, Select, func, or_, select, union_all
+from sqlalchemy.sql.expression import cast, literal
+
+from models import Account, Transfer, User
+from repositories.base import Repository
+
+
+class CurrencyTotals(NamedTuple):
+    """One currency's figures across all of a user's accounts."""
+
+    currency: str
+    accounts: int
+    balance: int
+    received: int
+    sent: int
+    movements: int
+
+
+class AccountOwner(NamedTuple):
+    """Who holds an account: what a user may see of the other side of a transfer."""
+
+    account_id: int
+    currency: str
+    owner_id: int
+    owner_name: str
+
+
+def _owned_account_ids(owner_id: int) -> Select[int]:
+    return select(Account.id).where(Account.owner_id == owner_id)
+
+
+class ActivityRepository(Repository[Transfer]):
+    """What happened in a user's accounts, found by owner rather than by account id, so
+    these queries do not wait for the user's accounts to be loaded first."""
+
+    model = Transfer
+
+    async def recent_for_owner(self, owner_id: int, *, limit: int) -> Sequence[Transfer]:
+        """Transfers into or out of any of the owner's accounts, newest first."""
+        owned = _owned_account_ids(owner_id)
+        query = (
+            select(Transfer)
+            .where(
+                or_(
+                    Transfer.source_account_id.in_(owned),
+                    Transfer.destination_account_id.in_(owned),
+                )
+            )
+            .order_by(Transfer.id.desc())
+            .limit(limit)
+        )
+        return (await self.session.scalars(query)).all()
+
+    async def totals_for_owner(self, owner_id: int) -> list[CurrencyTotals]:
+        """Per currency: accounts, balance, money received and sent, and money movements.
+
+        A transfer between two of the owner's own accounts counts as sent and as received,
+        and as two movements.
+        """
+        owned = _owned_account_ids(owner_id)
+        legs = union_all(
+            select(
+                Transfer.currency.label("currency"),
+                Transfer.amount.label("received"),
+                cast(literal(0), BigInteger).label("sent"),
+            ).where(Transfer.destination_account_id.in_(owned)),
+            select(
+                Transfer.currency.label("currency"),
+                cast(literal(0), BigInteger).label("received"),
+                Transfer.amount.label("sent"),
+            ).where(Transfer.source_account_id.in_(owned)),
+        ).subquery()
+        flows = (
+            select(
+                legs.c.currency,
+                func.sum(legs.c.received).label("received"),
+                func.sum(legs.c.sent).label("sent"),
+                func.count().label("legs"),
+            )
+            .group_by(legs.c.currency)
+            .subquery()
+        )
+        balances = (
+            select(
+                Account.currency,
+                func.count().label("accounts"),
+                func.sum(Account.balance).label("balance"),
+            )
+            .where(Account.owner_id == owner_id)
+            .group_by(Account.currency)
+            .subquery()
+        )
+        query = (
+            select(
+                balances.c.currency,
+                balances.c.accounts,
+                balances.c.balance,
+                func.coalesce(flows.c.received, 0),
+                func.coalesce(flows.c.sent, 0),
+                func.coalesce(flows.c.legs, 0),
+            )
+            .outerjoin(flows, flows.c.currency == balances.c.currency)
+            .order_by(balances.c.currency)
+        )
+        rows = await self.session.execute(query)
+        # SUM over BIGINT is NUMERIC on PostgreSQL (a Decimal here): make it an int again.
+        return [
+            CurrencyTotals(str(c), int(a), int(b), int(r), int(s), int(n))
+            for c, a, b, r, s, n in rows
+        ]
+
+    async def owners(self, account_ids: Collection[int]) -> dict[int, AccountOwner]:
+        """The owners of many accounts in one `IN` query; unknown ids are simply absent."""
+        if not account_ids:
+            return {}
+        query = (
+            select(Account.id, Account.currency, User.id, User.name)
+            .join(User, User.id == Account.owner_id)
+            .where(Account.id.in_(sorted(set(account_ids))))
+        )
+        rows = await self.session.execute(query)
+        return {row[0]: AccountOwner(*row) for row in rows}

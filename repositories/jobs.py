@@ -1,0 +1,243 @@
+"""Queries over the job queue: the batch insert, the atomic claim, lease-checked updates."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Final, NamedTuple, cast
+
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    case,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.orm import aliased
+
+from models import Job, JobStatus
+from repositories.base import Repository
+
+# Must match the predicate of the partial index ix_jobs_claimable (models/job.py).
+OPEN_STATUSES: Final = (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+class NewJob(NamedTuple):
+    """A job to insert."""
+
+    kind: str
+    payload: Mapping[str, Any]
+    run_at: datetime
+    max_attempts: int
+
+
+class JobLease(NamedTuple):
+    """One lease on a job. `attempt` tells two leases of the same worker apart."""
+
+    job_id: int
+    owner: str
+    attempt: int
+
+
+class StatusCounts(NamedTuple):
+    """Jobs per status, plus the queued ones that are due and the expired leases."""
+
+    counts: dict[str, int]
+    due: int
+    expired_leases: int
+
+
+class JobRepository(Repository[Job]):
+    """Jobs. Every state change of a leased job is checked against its lease in SQL."""
+
+    model = Job
+
+    async def add_many(self, jobs: Sequence[NewJob], *, now: datetime) -> None:
+        """Insert `jobs` as one multi-row INSERT (a page per 1,000 rows).
+
+        Sent by SQLAlchemy's "insertmanyvalues" (which RETURNING switches on for these
+        drivers): one statement compiled once and cached, its VALUES rows filled in per
+        call. `insert().values([...])` would build and compile a new statement for every
+        batch size; the ORM's add_all() would send one INSERT per row on SQLite.
+        """
+        if not jobs:
+            return
+        table = cast(Table, Job.__table__)
+        rows = [
+            {
+                "kind": job.kind,
+                "payload": dict(job.payload),
+                "status": JobStatus.QUEUED.value,
+                "attempts": 0,
+                "max_attempts": job.max_attempts,
+                "run_at": job.run_at,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for job in jobs
+        ]
+        await self.session.execute(insert(table).returning(table.c.id), rows)
+
+    async def claim(
+        self, owner: str, *, now: datetime, limit: int, lease_until: datetime
+    ) -> list[Job]:
+        """Lease up to `limit` claimable jobs to `owner` in one statement; oldest run_at first.
+
+        Claimable: queued and due, or running under an expired lease. The inner SELECT
+        walks the partial index ix_jobs_claimable in order and stops after `limit` rows,
+        without sorting the backlog. On PostgreSQL it locks its rows FOR UPDATE SKIP
+        LOCKED, so concurrent claimers take disjoint batches without waiting on each
+        other. SQLite's compiler drops that clause; there the caller's BEGIN IMMEDIATE
+        makes the whole claim one writer's.
+        """
+        candidate = aliased(Job)
+        open_statuses: list[ColumnElement[str]] = [
+            literal_column(f"'{s.value}'") for s in OPEN_STATUSES
+        ]
+        claimable = (
+            select(candidate.id)
+            .where(
+                # Literal, not bound: only a predicate the planner can see implies the
+                # partial index's WHERE (a parameter could be anything).
+                candidate.status.in_(open_statuses),
+                # A running job's run_at is when it was due, so always <= now.
+                candidate.run_at <= now,
+                or_(
+                    and_(candidate.status == JobStatus.QUEUED, candidate.run_at <= now),
+                    and_(
+                        candidate.status == JobStatus.RUNNING,
+                        candidate.lease_expires_at < now,
+                    ),
+                ),
+            )
+            .order_by(candidate.run_at, candidate.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        statement = (
+            update(Job)
+            .where(Job.id.in_(claimable))
+            .values(
+                status=JobStatus.RUNNING,
+                lease_owner=owner,
+                lease_expires_at=lease_until,
+                attempts=Job.attempts + 1,
+                updated_at=now,
+            )
+            .returning(Job)
+            .execution_options(synchronize_session=False, populate_existing=True)
+        )
+        claimed = list((await self.session.scalars(statement)).all())
+        # RETURNING comes back in no particular order.
+        claimed.sort(key=lambda job: (job.run_at, job.id))
+        return claimed
+
+    def _held(self, lease: JobLease) -> ColumnElement[bool]:
+        return and_(
+            Job.id == lease.job_id,
+            Job.status == JobStatus.RUNNING,
+            Job.lease_owner == lease.owner,
+            Job.attempts == lease.attempt,
+        )
+
+    async def _update_held(self, lease: JobLease, values: Mapping[str, Any]) -> bool:
+        statement = (
+            update(Job)
+            .where(self._held(lease))
+            .values(**values)
+            .returning(Job.id)
+            .execution_options(synchronize_session=False)
+        )
+        return (await self.session.scalar(statement)) is not None
+
+    async def finish(self, lease: JobLease, *, now: datetime) -> bool:
+        """Mark the job done if `lease` still holds it; False if it does not."""
+        return await self._update_held(
+            lease,
+            {
+                "status": JobStatus.DONE,
+                "lease_owner": None,
+                "lease_expires_at": None,
+                "finished_at": now,
+                "updated_at": now,
+            },
+        )
+
+    async def reschedule(
+        self, lease: JobLease, *, now: datetime, run_at: datetime, error: str
+    ) -> bool:
+        """Queue the job again for `run_at`, keeping `error`, if `lease` still holds it."""
+        return await self._update_held(
+            lease,
+            {
+                "status": JobStatus.QUEUED,
+                "lease_owner": None,
+                "lease_expires_at": None,
+                "run_at": run_at,
+                "last_error": error,
+                "updated_at": now,
+            },
+        )
+
+    async def bury(self, lease: JobLease, *, now: datetime, error: str) -> bool:
+        """Mark the job dead with `error` if `lease` still holds it."""
+        return await self._update_held(
+            lease,
+            {
+                "status": JobStatus.DEAD,
+                "lease_owner": None,
+                "lease_expires_at": None,
+                "last_error": error,
+                "finished_at": now,
+                "updated_at": now,
+            },
+        )
+
+    async def extend(self, lease: JobLease, *, now: datetime, lease_until: datetime) -> bool:
+        """Move the lease's expiry to `lease_until` if `lease` still holds the job."""
+        return await self._update_held(lease, {"lease_expires_at": lease_until, "updated_at": now})
+
+    async def release(self, lease: JobLease, *, now: datetime) -> bool:
+        """Give the job back unfinished: queued again at once, the claim not counted."""
+        return await self._update_held(
+            lease,
+            {
+                "status": JobStatus.QUEUED,
+                "lease_owner": None,
+                "lease_expires_at": None,
+                "attempts": Job.attempts - 1,
+                "updated_at": now,
+            },
+        )
+
+    async def status_counts(self, *, now: datetime) -> StatusCounts:
+        """Counts by status in one statement (one group per status, served by the index)."""
+        due = func.sum(case((Job.run_at <= now, 1), else_=0))
+        expired = func.sum(case((Job.lease_expires_at < now, 1), else_=0))
+        rows = await self.session.execute(
+            select(Job.status, func.count(), due, expired).group_by(Job.status)
+        )
+        counts: dict[str, int] = {}
+        due_total = expired_total = 0
+        for status, count, due_count, expired_count in rows:
+            counts[str(status)] = int(count)
+            if status == JobStatus.QUEUED:
+                due_total = int(due_count or 0)
+            if status == JobStatus.RUNNING:
+                expired_total = int(expired_count or 0)
+        return StatusCounts(counts=counts, due=due_total, expired_leases=expired_total)
+
+    async def latest(self, status: JobStatus, *, limit: int) -> Sequence[Job]:
+        """The most recently updated jobs in `status`, newest first."""
+        query = (
+            select(Job)
+            .where(Job.status == status)
+            .order_by(Job.updated_at.desc(), Job.id.desc())
+            .limit(limit)
+        )
+        return (await self.session.scalars(query)).all()

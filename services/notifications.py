@@ -1,0 +1,86 @@
+"""The `transfer.completed` job: tell the receiving account's owner about the money."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models import Notification
+from repositories import NotificationRepository, Receipt
+from services.currencies import MINOR_UNITS
+from services.errors import PermanentJobFailure
+from services.jobs import ClaimedJob
+from services.outbox import TRANSFER_COMPLETED
+from services.worker import JobHandler
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationRecord:
+    """A notification as stored."""
+
+    id: int
+    user_id: int
+    transfer_id: int
+    message: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, notification: Notification) -> NotificationRecord:
+        """Copy the loaded columns of a Notification."""
+        return cls(
+            id=notification.id,
+            user_id=notification.user_id,
+            transfer_id=notification.transfer_id,
+            message=notification.message,
+            created_at=notification.created_at,
+        )
+
+
+def format_amount(amount: int, currency: str) -> str:
+    """Minor units as a decimal amount: 1050 EUR -> '10.50 EUR'."""
+    places = MINOR_UNITS.get(currency, 2)
+    whole, fraction = divmod(amount, 10**places)
+    return f"{whole}.{fraction:0{places}d} {currency}" if places else f"{whole} {currency}"
+
+
+def describe_receipt(receipt: Receipt) -> str:
+    """The notification text for the receiving side of a transfer."""
+    money = format_amount(receipt.amount, receipt.currency)
+    if receipt.source_account_id is None:
+        return f"{money} deposited into account #{receipt.destination_account_id}"
+    return (
+        f"account #{receipt.destination_account_id} received {money} "
+        f"from account #{receipt.source_account_id}"
+    )
+
+
+class TransferNotifier:
+    """Handler of `transfer.completed`: one notification per transfer, however often it runs.
+
+    A withdrawal has no receiving account, so it notifies no one. The unique index on
+    `notifications.transfer_id` makes a repeated run a no-op, whatever ran it.
+    """
+
+    async def __call__(self, job: ClaimedJob, session: AsyncSession) -> None:
+        """Write the notification for `job.payload["transfer_id"]` in the job's transaction."""
+        transfer_id = job.payload.get("transfer_id")
+        if isinstance(transfer_id, bool) or not isinstance(transfer_id, int) or transfer_id < 1:
+            raise PermanentJobFailure(f"payload has no valid transfer_id: {job.payload!r}")
+        repo = NotificationRepository(session)
+        receipt = await repo.receipt(transfer_id)
+        if receipt is None:
+            raise PermanentJobFailure(f"transfer {transfer_id} does not exist")
+        if receipt.recipient_id is None:
+            return
+        await repo.add_once(
+            user_id=receipt.recipient_id,
+            transfer_id=transfer_id,
+            message=describe_receipt(receipt),
+        )
+
+
+def ledger_handlers() -> dict[str, JobHandler]:
+    """The handlers for every job kind the ledger enqueues."""
+    return {TRANSFER_COMPLETED: TransferNotifier()}
