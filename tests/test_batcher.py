@@ -25,6 +25,7 @@ from services.errors import (
     IdempotencyConflict,
     InsufficientFunds,
     InvalidAmount,
+    OperationTimeout,
     SameAccount,
 )
 from tests.ledger import open_account, snapshot
@@ -195,3 +196,19 @@ async def test_closing_drains_every_accepted_request_then_refuses_new_ones(
     assert await AccountService(sessions).balance(b.id) == 20
     with pytest.raises(BatcherClosed):
         await batcher.transfer(a.id, b.id, 1)
+
+
+async def test_a_timeout_before_the_batch_starts_drops_the_request(
+    sessions: async_sessionmaker[AsyncSession], engine: AsyncEngine
+) -> None:
+    a = await open_account(sessions, balance=1_000)
+    b = await open_account(sessions)
+    async with TransferBatcher(sessions) as batcher:
+        async with _write_lock_held(engine, a.id):
+            first = asyncio.create_task(batcher.transfer(a.id, b.id, 1, idempotency_key="one"))
+            await _yield_until(lambda: batcher.batches == 1)  # batch 1 waits for the lock
+            with pytest.raises(OperationTimeout):
+                await batcher.transfer(a.id, b.id, 2, idempotency_key="two", timeout=0.01)
+        await first
+    assert batcher.batches == 1
+    assert await AccountService(sessions).balance(b.id) == 1
