@@ -1,4 +1,4 @@
-"""Measure the patterns of the README ("Async patterns, done right") on this machine: `python -m cli.measure`.
+"""Measure the README's async patterns on this machine: `python -m cli.measure`.
 
 - Worker throughput: N transfer.completed jobs drained by 1 and by 4 worker processes
   (each its own engine, as deployed), on SQLite and on PostgreSQL.
