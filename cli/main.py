@@ -184,6 +184,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except SQLAlchemyError as exc:
         return _fail(f"database error: {exc}")
+    except BrokenPipeError:
+        # The reader (e.g. `| head`) went away: stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ERROR
     except OSError as exc:
         # The driver could not reach a server at all (refused, unknown host, timed out);
         # asyncpg raises these as they are, not wrapped in a DBAPIError.
@@ -195,10 +199,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"cannot reach the database at {settings.display_url}: {reason}")
     except KeyboardInterrupt:
         return _fail("interrupted")
-    except BrokenPipeError:
-        # The reader (e.g. `| head`) went away: stop quietly, as Unix tools do.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_ERROR
 
 
 def _fail(message: str) -> int:

@@ -110,3 +110,27 @@ def test_a_bad_database_url_is_one_line_without_the_password() -> None:
     line = assert_one_line_error(ledgerctl("mysql://root:hunter2@db/x", "audit"))
     assert "DATABASE_URL" in line
     assert "hunter2" not in line
+
+
+def _demo_read_one_line_then_close(url: str) -> tuple[str, int, str]:
+    with subprocess.Popen(
+        [sys.executable, "-m", "cli", "--database-url", url, "demo", "--transfers", "50"],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        assert process.stdout is not None
+        assert process.stderr is not None
+        first = process.stdout.readline()
+        process.stdout.close()
+        stderr = process.stderr.read()
+        return first, process.wait(timeout=120), stderr
+
+
+async def test_a_reader_that_goes_away_ends_the_command_quietly(migrated_url: str) -> None:
+    # `ledgerctl demo | head -1`: the pipe closes while the demo is still printing.
+    first, code, stderr = _demo_read_one_line_then_close(migrated_url)
+    assert first.startswith("demo on ")
+    assert code == 1
+    assert stderr == ""
