@@ -95,6 +95,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_counts,
         help=f"latency-bound pool sizes ({','.join(map(str, full.latency_pools))})",
     )
+    sizes.add_argument(
+        "--job-ops", type=_count, help=f"jobs drained per run, per engine ({full.job_ops})"
+    )
     sizes.add_argument("--seed", type=int, help=f"random seed of the plans ({full.seed})")
     parser.add_argument(
         "--postgres-url",
@@ -144,6 +147,7 @@ def options_from_args(args: argparse.Namespace) -> Options:
             latency_ops=args.latency_ops,
             latency_clients=args.latency_clients,
             latency_pools=args.latency_pools,
+            job_ops=args.job_ops,
             seed=args.seed,
             workloads=args.workloads,
             postgres_url=args.postgres_url,

@@ -27,6 +27,7 @@ class BenchConfig:
     latency_ops: int = 500
     latency_clients: int = 50
     latency_pools: tuple[int, ...] = (1, 5, 20)
+    job_ops: int = 800
     seed: int = 2026
     workloads: tuple[str, ...] = ()
     postgres_url: str = DEFAULT_POSTGRES_URL
@@ -36,7 +37,7 @@ class BenchConfig:
         for name in ("reps", "accounts", "hop_ops", "transfer_ops", "pool", "read_ops"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
-        for name in ("read_clients", "pg_transfer_ops", "pg_pool"):
+        for name in ("read_clients", "pg_transfer_ops", "pg_pool", "job_ops"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         if self.latency_ops < 1 or self.latency_clients < 1:
@@ -68,4 +69,5 @@ QUICK: Final = BenchConfig(
     pg_clients=(16,),
     latency_ops=60,
     latency_pools=(1, 20),
+    job_ops=150,
 )

@@ -193,12 +193,16 @@ async def measure(
     plan: Sequence[Op],
     warmup: Sequence[Op],
 ) -> RunResult:
-    """Reset the data, connect, warm up (untimed), run `plan` timed, disconnect, check."""
+    """Reset the data, connect, warm up (untimed), run `plan` timed, disconnect, check.
+
+    Each list of ops is staged (untimed) just before it runs."""
     await workload.before_run(env)
     variant = case.variant(env.target, case.pool)
     await variant.open()
     try:
+        await workload.stage(env, warmup)
         warm = await variant.run(workload.kind, warmup, case.clients)
+        await workload.stage(env, plan)
         with ExitStack() as stack:
             monitors = [stack.enter_context(EngineMonitor(e)) for e in variant.engines()]
             counted = stack.enter_context(variant.statement_meter())

@@ -15,6 +15,7 @@ class Kind(StrEnum):
     POINT_READ = "point-read"
     DASHBOARD = "dashboard"
     SLOW_LOOKUP = "slow-lookup"
+    JOB = "job"
 
 
 @dataclass(frozen=True, slots=True)

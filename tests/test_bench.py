@@ -22,6 +22,7 @@ from bench.ops import Kind, Meter, Op
 from bench.report import millis
 from bench.targets import Target
 from bench.variants.base import AsyncOperation, AsyncVariant, BlockingOperation, BlockingVariant
+from bench.workloads.jobs import check_jobs
 from models import Account
 from tests.conftest import NewDatabase, postgres_only
 from tests.ledger import open_account
@@ -52,8 +53,10 @@ TINY = (
     "3",
     "--read-pools",
     "2",
+    "--job-ops",
+    "20",
 )
-SQLITE_WORKLOADS = {"hops", "transfers", "point-reads", "dashboard"}
+SQLITE_WORKLOADS = {"hops", "transfers", "point-reads", "dashboard", "jobs"}
 
 
 def run_bench(*args: str, prelude: str = "") -> subprocess.CompletedProcess[str]:
@@ -101,7 +104,7 @@ def test_a_tiny_sqlite_run_reports_every_workload_with_paired_ratios(
 ) -> None:
     done, data = tiny_run
     assert {w["name"] for w in data["workloads"]} == SQLITE_WORKLOADS
-    assert {s["name"] for s in data["skipped"]} == {"pg-transfers", "pg-latency"}
+    assert {s["name"] for s in data["skipped"]} == {"pg-transfers", "pg-latency", "pg-jobs"}
     assert data["versions"]["sqlite"]
     assert data["calibration"]["hop_us"].keys() == {"aiosqlite", "to_thread"}
     for workload in data["workloads"]:
@@ -223,6 +226,49 @@ async def test_a_tiny_postgres_transfer_run_has_latency_at_every_client_level(
     }
     for row in workload["rows"]:
         assert 0 < row["latency_ms"]["p50"] <= row["latency_ms"]["p99"], row["key"]
+
+
+def test_a_tiny_sqlite_job_drain_did_every_job_exactly_once_with_1_and_4_workers(
+    tiny_run: tuple[subprocess.CompletedProcess[str], dict[str, Any]],
+) -> None:
+    _, data = tiny_run
+    (workload,) = [w for w in data["workloads"] if w["name"] == "jobs"]
+    assert [(row["clients"], row["reference"]) for row in workload["rows"]] == [
+        (1, True),
+        (4, False),
+    ]
+    for row in workload["rows"]:
+        assert [run["completed"] for run in row["runs"]] == [20, 20]
+        assert [run["check"]["text"] for run in row["runs"]] == ["yes", "yes"]
+        assert row["errors"] == {}
+
+
+@postgres_only
+async def test_a_tiny_postgres_job_drain_did_every_job_exactly_once_with_1_and_4_workers(
+    new_database: NewDatabase, tmp_path: Path
+) -> None:
+    admin_url = await new_database()
+    done = run_bench(
+        *("--workloads", "pg-jobs", "--reps", "1", "--accounts", "5", "--job-ops", "30"),
+        *("--postgres-url", admin_url, "--json", str(tmp_path / "pg.json")),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    data = json.loads((tmp_path / "pg.json").read_text(encoding="utf-8"))
+    (workload,) = data["workloads"]
+    assert [row["clients"] for row in workload["rows"]] == [1, 4]
+    for row in workload["rows"]:
+        (run,) = row["runs"]
+        assert run["completed"] == 30
+        assert run["check"]["ok"], run["check"]
+
+
+async def test_the_job_check_reports_a_job_left_queued_and_its_missing_notification(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    await open_account(sessions, balance=500)  # its deposit enqueues one job
+    check = await check_jobs(engine, expected=1)
+    assert not check.ok
+    assert check.text == "0 of 1 jobs done, 1 queued, 1 jobs without their notification"
 
 
 def test_a_percentile_interpolates_between_the_two_closest_ranks() -> None:

@@ -6,7 +6,14 @@ it measures.
 
 from __future__ import annotations
 
-from bench.workloads import hops, pg_latency, pg_transfers, sqlite_reads, sqlite_transfers
+from bench.workloads import (
+    hops,
+    jobs,
+    pg_latency,
+    pg_transfers,
+    sqlite_reads,
+    sqlite_transfers,
+)
 from bench.workloads.base import Case, Workload, WorkloadEnv
 
 WORKLOADS: tuple[Workload, ...] = (
@@ -16,6 +23,8 @@ WORKLOADS: tuple[Workload, ...] = (
     sqlite_reads.DASHBOARD,
     pg_transfers.WORKLOAD,
     pg_latency.WORKLOAD,
+    jobs.SQLITE,
+    jobs.POSTGRES,
 )
 
 REGISTRY: dict[str, Workload] = {workload.name: workload for workload in WORKLOADS}

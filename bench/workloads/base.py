@@ -79,6 +79,10 @@ class Workload(ABC):
     async def before_run(self, env: WorkloadEnv) -> None:  # noqa: B027
         """Optional hook: before each run, put the data back where every variant starts from."""
 
+    async def stage(self, env: WorkloadEnv, ops: Sequence[Op]) -> None:  # noqa: B027
+        """Optional hook, untimed: before the variant runs `ops` (the warm-up's, then the
+        timed run's), put in place what it consumes (the jobs workload enqueues its jobs)."""
+
     @abstractmethod
     async def check(self, env: WorkloadEnv, runs: Sequence[tuple[Sequence[Op], Tally]]) -> Check:
         """After each run (warm-up and timed): is the ledger right, did reads see the truth?"""

@@ -1,4 +1,9 @@
-"""Reads on SQLite: a point read and the dashboard read, with pools of 1, 2 and 5."""
+"""Reads on SQLite: a point read and the dashboard read, with pools of 1, 2 and 5.
+
+The dashboard read is one account's page in one snapshot, the same for every variant;
+services.DashboardService reads a whole user page in six transactions, a different
+operation, so it is not a row here (docs/benchmarks.md).
+"""
 
 from __future__ import annotations
 
