@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
+
+from db.scratch import scratch_postgres_database
 
 
 async def unreachable_reason(admin_url: str) -> str | None:
@@ -35,16 +34,6 @@ async def server_version(admin_url: str) -> str:
         await engine.dispose()
 
 
-@asynccontextmanager
-async def throwaway_database(admin_url: str) -> AsyncIterator[str]:
+def throwaway_database(admin_url: str) -> AbstractAsyncContextManager[str]:
     """Create an empty database for the block and drop it afterwards; yield its URL."""
-    name = f"ledger_bench_{secrets.token_hex(6)}"
-    admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as connection:
-            await connection.execute(text(f'CREATE DATABASE "{name}"'))
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        async with admin.connect() as connection:
-            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
+    return scratch_postgres_database(admin_url, "ledger_bench")

@@ -24,11 +24,10 @@ from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Event as ProcessEvent
 from pathlib import Path
 
-from sqlalchemy import delete, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import delete
 
 from db import DatabaseSettings, create_engine, create_session_factory, migrations
+from db.scratch import scratch_postgres_database
 from models import Job
 from services import (
     AccountService,
@@ -53,16 +52,8 @@ async def throwaway_database(backend: str, admin_url: str) -> AsyncIterator[str]
         with tempfile.TemporaryDirectory() as folder:
             yield f"sqlite+aiosqlite:///{Path(folder) / 'measure.db'}"
         return
-    name = f"ledger_measure_{secrets.token_hex(4)}"
-    admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as connection:
-            await connection.execute(text(f'CREATE DATABASE "{name}"'))
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        async with admin.connect() as connection:
-            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
+    async with scratch_postgres_database(admin_url, "ledger_measure") as url:
+        yield url
 
 
 async def _fill_queue(url: str, jobs: int) -> None:

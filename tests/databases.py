@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
+
+from db.scratch import scratch_postgres_database
 
 DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
@@ -40,19 +41,9 @@ async def postgres_unreachable_reason() -> str | None:
     return None
 
 
-@asynccontextmanager
-async def postgres_database() -> AsyncIterator[str]:
+def postgres_database() -> AbstractAsyncContextManager[str]:
     """Create an empty database for the duration of the block; yield its URL."""
-    name = f"ledger_test_{secrets.token_hex(6)}"
-    admin = create_async_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as connection:
-            await connection.execute(text(f'CREATE DATABASE "{name}"'))
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        async with admin.connect() as connection:
-            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
+    return scratch_postgres_database(POSTGRES_URL, "ledger_test")
 
 
 def sqlite_database(folder: Path) -> str:
