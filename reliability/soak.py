@@ -13,7 +13,13 @@ resident memory that keeps growing. Its own bookkeeping is bounded (a fixed-size
 histogram, acknowledged requests verified and dropped in batches), so it does not grow
 itself.
 
-New kinds of work plug in through OPERATIONS and the mix (e.g. enqueueing jobs).
+Every money request enqueues a `transfer.completed` job through the outbox; a Worker
+drains them beside the clients, and clients read the queue's figures and deliver random
+jobs a second time (a handler must absorb that). After the load the queue is drained and
+the verdict also fails unless every committed transfer has exactly one job and every job
+is done with exactly one notification (none for a withdrawal).
+
+New kinds of work plug in through OPERATIONS and the mix.
 """
 
 from __future__ import annotations
@@ -38,13 +44,23 @@ from reliability.latency import LatencyHistogram
 from reliability.memory import MemoryTrend, judge_memory, rss_bytes
 from services import (
     AccountService,
+    ClaimedJob,
+    JobQueue,
     LedgerAuditor,
+    TransferNotifier,
     TransferRecord,
     TransferRequest,
     TransferService,
     UserService,
+    Worker,
+    WorkerStats,
+    ledger_handlers,
 )
 from services.errors import DatabaseBusy, LedgerError
+from services.outbox import TRANSFER_COMPLETED
+from services.outbox_audit import OutboxAuditor, OutboxReport
+from services.transactions import run_in_transaction
+from services.worker import drain
 
 DEFAULT_MIX: Final[Mapping[str, int]] = {
     "transfer": 40,
@@ -56,6 +72,8 @@ DEFAULT_MIX: Final[Mapping[str, int]] = {
     "audit": 1,
     "deadline": 5,
     "cancel": 5,
+    "job_stats": 3,
+    "redeliver": 2,
 }
 # Interruptions land within this many seconds of the request's start: mostly inside it.
 _INTERRUPT_WITHIN_S: Final = 0.005
@@ -75,6 +93,7 @@ class SoakConfig:
     sample_every: float = 0.25
     # Shorter runs report memory but do not judge it: a trend needs time to show.
     judge_memory_after: float = 10.0
+    worker_concurrency: int = 4
     mix: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_MIX))
 
 
@@ -111,6 +130,9 @@ class SoakReport:
     pool_after: PoolStatus
     expected_money: int
     held_money: int
+    worker_during_load: WorkerStats
+    drained_after_load: int
+    outbox: OutboxReport
     problems: tuple[str, ...]
 
     @property
@@ -137,6 +159,11 @@ class SoakReport:
                 f"  memory: {self.memory.describe()}",
                 f"  pool after the load: {self.pool_after}",
                 f"  money: accounts hold {self.held_money}, requests say {self.expected_money}",
+                f"  jobs: worker during the load: {self.worker_during_load}; "
+                f"drained after it: {self.drained_after_load}",
+                f"  outbox: {self.outbox.transfers} transfers, {self.outbox.jobs} jobs "
+                f"{dict(sorted(self.outbox.jobs_by_status.items()))}, "
+                f"{self.outbox.notifications} notifications",
                 f"  verdict: {verdict}",
                 *(f"    - {problem}" for problem in self.problems),
             ]
@@ -207,6 +234,16 @@ class Soak:
         self.accounts = AccountService(sessions)
         self.transfers = TransferService(sessions)
         self.auditor = LedgerAuditor(sessions)
+        self.sessions = sessions
+        self.queue = JobQueue(sessions)
+        self.worker = Worker(
+            self.queue,
+            ledger_handlers(),
+            concurrency=config.worker_concurrency,
+            poll_interval=0.05,
+            lease_seconds=10.0,
+            shutdown_timeout=5.0,
+        )
         self.tag = secrets.token_hex(4)
         self.numbers = itertools.count(1)
         self.account_ids: list[int] = []
@@ -356,15 +393,22 @@ class Soak:
         started = loop.time()
         stop_at = started + self.config.seconds
         clients = [random.Random(seed + n) for n in range(self.config.concurrency)]
+        stop_worker = asyncio.Event()
+        worker = asyncio.create_task(self.worker.run(stop_worker), name="soak-worker")
         with _pool_log_counted(self.errors), _loop_errors_counted(loop, self.errors):
-            await asyncio.gather(
-                self.sample_memory(stop_at), *(self.client(rng, stop_at) for rng in clients)
-            )
+            try:
+                await asyncio.gather(
+                    self.sample_memory(stop_at), *(self.client(rng, stop_at) for rng in clients)
+                )
+            finally:
+                stop_worker.set()
+                during = await worker
             elapsed = loop.time() - started
             await self.verify()
-            return await self.judge(elapsed)
+            after = await drain(self.worker)
+            return await self.judge(elapsed, during, after.done - during.done)
 
-    async def judge(self, elapsed: float) -> SoakReport:
+    async def judge(self, elapsed: float, during: WorkerStats, drained: int) -> SoakReport:
         pool = pool_status(self.engine)
         if pool.checked_out:
             self.problem(f"{pool.checked_out} connections still checked out after the load")
@@ -377,6 +421,11 @@ class Soak:
         audit = await self.auditor.verify()
         for finding in audit.problems:
             self.problem(f"audit: {finding}")
+        outbox = await OutboxAuditor(self.sessions).verify()
+        for finding in outbox.problems:
+            self.problem(f"outbox: {finding}")
+        if not outbox.drained:
+            self.problem(f"jobs not done after draining: {outbox.jobs_by_status}")
         if elapsed >= self.config.judge_memory_after:
             memory = judge_memory(self.rss)
         else:
@@ -397,6 +446,9 @@ class Soak:
             pool_after=pool,
             expected_money=self.expected_money,
             held_money=held,
+            worker_during_load=during,
+            drained_after_load=drained,
+            outbox=outbox,
             problems=tuple(self.problems),
         )
 
@@ -453,6 +505,30 @@ async def _cancel(soak: Soak, rng: random.Random) -> None:
     await soak.interrupted(soak.new_request(rng, kind), "cancel", rng)
 
 
+async def _job_stats(soak: Soak, rng: random.Random) -> None:
+    stats = await soak.queue.stats()
+    if stats.due > stats.queued or stats.expired_leases > stats.running:
+        soak.problem(f"job figures that cannot be: {stats}")
+
+
+async def _redeliver(soak: Soak, rng: random.Random) -> None:
+    """Deliver a recent transfer's job once more, as a second worker or a retry would."""
+    if not soak.recent:
+        return
+    _, transfer_id = rng.choice(soak.recent)
+    job = ClaimedJob(
+        id=0,
+        kind=TRANSFER_COMPLETED,
+        payload={"transfer_id": transfer_id},
+        attempt=1,
+        max_attempts=1,
+        owner=f"soak-{soak.tag}-redelivery",
+        lease_expires_at=soak.queue.now(),
+    )
+    notify = TransferNotifier()
+    await run_in_transaction(soak.sessions, lambda session: notify(job, session))
+
+
 OPERATIONS: dict[str, Operation] = {
     "transfer": _transfer,
     "deposit": _deposit,
@@ -463,6 +539,8 @@ OPERATIONS: dict[str, Operation] = {
     "audit": _audit,
     "deadline": _deadline,
     "cancel": _cancel,
+    "job_stats": _job_stats,
+    "redeliver": _redeliver,
 }
 
 

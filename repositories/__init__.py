@@ -5,6 +5,7 @@ from repositories.activity import AccountOwner, ActivityRepository, CurrencyTota
 from repositories.base import Repository
 from repositories.jobs import JobLease, JobRepository, NewJob, StatusCounts
 from repositories.notifications import NotificationRepository, Receipt
+from repositories.outbox_audit import OutboxAuditRepository, OutboxJob
 from repositories.transfers import AccountFlow, LedgerTotals, NewTransfer, TransferRepository
 from repositories.users import UserRepository
 
@@ -21,6 +22,8 @@ __all__ = [
     "NewJob",
     "NewTransfer",
     "NotificationRepository",
+    "OutboxAuditRepository",
+    "OutboxJob",
     "Receipt",
     "Repository",
     "StatusCounts",

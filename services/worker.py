@@ -364,3 +364,26 @@ class Worker:
             self._emit(success, job)
         else:
             self._emit(WorkerEvent.LOST, job)
+
+
+async def drain(worker: Worker) -> WorkerStats:
+    """Run `worker` until no job is due or running (here or in any other worker), then stop
+    it gracefully and return its counts. Jobs waiting out a retry backoff are left queued.
+
+    A running job under another worker's expired lease counts as running, so it is
+    reclaimed and finished before this returns; one under a live lease is waited for.
+    """
+    stop = asyncio.Event()
+    run = asyncio.create_task(worker.run(stop), name=f"drain-{worker.worker_id}")
+    try:
+        while not run.done():
+            queue = await worker.queue.stats()
+            if queue.due == 0 and queue.running == 0 and worker.stats.in_flight == 0:
+                stop.set()
+                break
+            await asyncio.wait({run}, timeout=worker.poll_interval)
+        return await run
+    finally:
+        if not run.done():
+            run.cancel()
+            await asyncio.gather(run, return_exceptions=True)

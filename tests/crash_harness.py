@@ -57,6 +57,19 @@ class ChildLog:
         }
 
     @property
+    def claimed(self) -> list[int]:
+        """Ids of the jobs a worker child claimed, in order."""
+        return self._job_ids("claimed ")
+
+    @property
+    def finished(self) -> list[int]:
+        """Ids of the jobs a worker child saw committed as done."""
+        return self._job_ids("finished ")
+
+    def _job_ids(self, prefix: str) -> list[int]:
+        return [int(line.split()[1]) for line in self.lines if line.startswith(prefix)]
+
+    @property
     def in_flight(self) -> list[Request]:
         """Requests sent but not acknowledged: the client cannot know what became of them."""
         done = self.acknowledged
@@ -70,10 +83,15 @@ def when_paused(lines: Sequence[str]) -> bool:
 
 def after_acknowledged(count: int, then_lines: int) -> KillRule:
     """Kill once `count` requests were acknowledged and `then_lines` more lines came."""
+    return after_lines("done ", count, then_lines)
+
+
+def after_lines(prefix: str, count: int, then_lines: int) -> KillRule:
+    """Kill once `count` lines began with `prefix` and `then_lines` more lines came."""
 
     def rule(lines: Sequence[str]) -> bool:
-        done = [i for i, line in enumerate(lines) if line.startswith("done ")]
-        return len(done) >= count and len(lines) - 1 - done[count - 1] >= then_lines
+        seen = [i for i, line in enumerate(lines) if line.startswith(prefix)]
+        return len(seen) >= count and len(lines) - 1 - seen[count - 1] >= then_lines
 
     return rule
 

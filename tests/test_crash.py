@@ -4,27 +4,52 @@ After each kill the database opens at the current revision (SQLite: its integrit
 passes), the audit is clean, no money appeared or vanished, every acknowledged transfer is
 there exactly once, and retrying each request that was in flight, with its idempotency key,
 leaves exactly one transfer for it: the original if it had committed, else a new one.
+
+A process running a job worker is killed the same way, mid-job; a new worker reclaims
+the interrupted jobs once their leases have expired, and each takes effect exactly once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from db import DatabaseSettings, create_engine, create_session_factory, migrations
-from models import Account, Transfer
-from services import AccountService, LedgerAuditor, TransferService, UserService
+from models import Account, Job, JobStatus, Transfer, utcnow
+from services import (
+    AccountService,
+    JobQueue,
+    LedgerAuditor,
+    TransferService,
+    UserService,
+    Worker,
+    WorkerEvent,
+    ledger_handlers,
+)
+from services.outbox_audit import OutboxAuditor
+from services.worker import drain
 from tests.conftest import NewDatabase
-from tests.crash_harness import ChildLog, after_acknowledged, run_until_killed, when_paused
+from tests.crash_harness import (
+    ChildLog,
+    KillRule,
+    after_acknowledged,
+    after_lines,
+    run_until_killed,
+    when_paused,
+)
 from tests.ledger import snapshot
 
 ACCOUNTS = 4
 OPENING = 1_000_000  # far above what a run can move (amounts are 1..100)
+CHILD_LEASE = 1.0  # seconds; the killed worker's leases
+WORKER_JOBS = 24  # transfers (so outbox jobs) made before each worker child starts
 
 
 @dataclass(frozen=True)
@@ -179,3 +204,85 @@ async def test_a_kill_at_a_random_moment_of_a_free_run_loses_nothing(
     )
     assert log.acknowledged
     await verify_after_kill(reopened, crash_ledger, log, run)
+
+
+async def running_jobs(sessions: async_sessionmaker[AsyncSession]) -> dict[int, Job]:
+    """Jobs still marked running, by id: after a kill, those whose run did not commit."""
+    async with sessions() as session:
+        jobs = await session.scalars(select(Job).where(Job.status == JobStatus.RUNNING))
+        return {job.id: job for job in jobs}
+
+
+async def done_jobs(sessions: async_sessionmaker[AsyncSession]) -> set[int]:
+    async with sessions() as session:
+        return set(await session.scalars(select(Job.id).where(Job.status == JobStatus.DONE)))
+
+
+def ahead_of_now(seconds: float) -> datetime:
+    return utcnow() + timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize("moment", ["handled", "claimed"])
+async def test_a_worker_killed_mid_job_has_the_job_reclaimed_and_done_exactly_once(
+    crash_ledger: CrashLedger, reopened: AsyncEngine, moment: str
+) -> None:
+    rng = random.Random(f"worker-{moment}")
+    sessions = create_session_factory(reopened)
+    transfers = TransferService(sessions)
+    for _n in range(WORKER_JOBS):  # each commits a transfer.completed job with it
+        source, destination = rng.sample(crash_ledger.accounts, 2)
+        await transfers.transfer(source, destination, rng.randint(1, 100))
+    nth = rng.randint(1, WORKER_JOBS // 2)
+    if moment == "handled":  # frozen with the notification written, its COMMIT not sent
+        options = ["--pause-at", "handled", "--pause-after", str(nth)]
+        rule: KillRule = when_paused
+    else:  # killed right after the nth claim, or a few lines later
+        options = []
+        rule = after_lines("claimed ", nth, then_lines=rng.randint(0, 2))
+    log = await run_until_killed(
+        "worker", crash_ledger.url, "--lease", str(CHILD_LEASE), "--tasks", "4", *options, kill=rule
+    )
+    interrupted = set(log.claimed) - set(log.finished)
+    stuck = await running_jobs(sessions)
+    # Stuck: claimed by the child (maybe before it could say so), not committed as done.
+    assert set(stuck) >= interrupted - await done_jobs(sessions)
+    assert all(job.attempts == 1 and job.lease_owner for job in stuck.values())
+    if moment == "handled":
+        assert stuck, "the frozen job's transaction did not roll back"
+
+    if stuck:
+        # Until its lease ends, a dead worker's job is nobody else's to take.
+        first_expiry = min(job.lease_expires_at for job in stuck.values() if job.lease_expires_at)
+        before = await JobQueue(sessions, clock=lambda: first_expiry).stats()
+        assert before.expired_leases == 0
+    # Every lease the child took or renewed ends within CHILD_LEASE of the kill: a queue
+    # whose clock runs that far ahead sees them all expired, without waiting for it.
+    queue = JobQueue(sessions, clock=lambda: ahead_of_now(CHILD_LEASE))
+    reran: list[int] = []
+    worker = Worker(
+        queue,
+        ledger_handlers(),
+        poll_interval=0.02,
+        lease_seconds=30,
+        listener=lambda event, job: reran.append(job.id) if event is WorkerEvent.DONE else None,
+    )
+    async with asyncio.timeout(30):  # a bound for a drain that never ends, not a delay
+        stats = await drain(worker)
+    assert stats.lost == stats.dead == stats.retrying == 0
+
+    assert set(stuck) <= set(reran), "an interrupted job was not reclaimed"
+    for job_id in stuck:
+        job = await queue.get(job_id)
+        assert job is not None
+        assert (job.status, job.attempts) == (JobStatus.DONE, 2)
+    for job_id in interrupted - set(stuck):  # committed just before the kill: not rerun
+        job = await queue.get(job_id)
+        assert job is not None
+        assert (job.status, job.attempts) == (JobStatus.DONE, 1)
+    left = await queue.stats()
+    assert (left.queued, left.running, left.dead) == (0, 0, 0)
+    outbox = await OutboxAuditor(sessions).verify()
+    assert outbox.ok, outbox.problems
+    assert outbox.drained
+    assert outbox.jobs == outbox.transfers
+    await assert_consistent(reopened, crash_ledger)

@@ -29,6 +29,9 @@ async def test_a_short_soak_loses_no_money_and_leaks_no_connection(
     assert report.pool_after.checked_out == 0
     assert report.held_money == report.expected_money
     assert report.memory.growing is None  # too short to judge
+    assert report.worker_during_load.done > 0
+    assert report.outbox.drained
+    assert report.outbox.jobs == report.outbox.transfers > 0
     assert "verdict: ok" in report.format()
 
 
