@@ -16,6 +16,7 @@ from cli.context import AppContext
 from db import EngineMonitor, pool_status
 from services import (
     AccountService,
+    JobQueue,
     LedgerAuditor,
     TransferBatcher,
     TransferRecord,
@@ -200,4 +201,9 @@ async def run_demo(
     )
     for problem in report.problems:
         print(f"  - {problem}")
+    jobs = await JobQueue(app.sessions).stats()
+    print(
+        f"outbox: {jobs.queued} transfer.completed jobs queued in the transfers' own "
+        "transactions; `ledgerctl worker --drain` delivers their notifications"
+    )
     return report.ok and conserved and replay_mismatches == 0

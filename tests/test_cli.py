@@ -49,6 +49,7 @@ async def test_migrate_demo_and_audit_succeed(migrated_url: str) -> None:
     assert "money conserved: yes" in demo.stdout
     assert "audit ok" in demo.stdout
     assert "peak" in demo.stdout
+    assert "transfer.completed jobs queued" in demo.stdout
     audit = ledgerctl(migrated_url, "audit", "--json")
     assert audit.returncode == 0, audit.stderr
     assert json.loads(audit.stdout)["ok"] is True
