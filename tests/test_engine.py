@@ -140,3 +140,18 @@ def test_the_pool_class_is_a_real_queue_pool_for_sqlite_files(url: str, tmp_path
     engine = create_engine(DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path}/{url[-4:]}"))
     assert type(engine.pool).__name__ == "AsyncAdaptedQueuePool"
     assert pool_status(engine).size == 5
+
+
+async def test_the_pool_hands_out_the_most_recently_returned_connection(
+    engine: AsyncEngine,
+) -> None:
+    # LIFO: a busy task keeps reusing one warm connection (prepared statements, page
+    # cache) instead of rotating through every pooled one.
+    async with engine.connect() as first:
+        first_driver = (await first.get_raw_connection()).driver_connection
+        async with engine.connect() as second:
+            second_driver = (await second.get_raw_connection()).driver_connection
+    # `second` went back before `first`: `first` is the most recently returned.
+    async with engine.connect() as again:
+        assert (await again.get_raw_connection()).driver_connection is first_driver
+    assert first_driver is not second_driver
