@@ -185,14 +185,13 @@ async def run_demo(
         f"{monitor.statements / max(len(ops), 1):.1f} statements per request"
     )
 
+    balances = {a: await account_service.balance(a) for a in account_ids}
     print("balances:")
-    for account in accounts:
-        print(
-            f"  account {account.id:>5}: {await account_service.balance(account.id):>9} EUR cents"
-        )
+    for account_id, balance in balances.items():
+        print(f"  account {account_id:>5}: {balance:>9} EUR cents")
     report = await LedgerAuditor(app.sessions).verify()
     expected_total = OPENING_BALANCE * users
-    demo_total = sum([await account_service.balance(a) for a in account_ids])
+    demo_total = sum(balances.values())
     conserved = demo_total == expected_total
     print(
         f"money conserved: {'yes' if conserved else 'NO'} ({demo_total} of {expected_total}); "

@@ -24,7 +24,6 @@ from db import DatabaseSettings, SettingsError, create_engine, create_session_fa
 from db.migrations import MigrationError
 from services.errors import LedgerError
 
-EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 
