@@ -36,7 +36,7 @@ clean:
 
 # Soak: a mixed load on each engine for SOAK_SECONDS (default 30) each, then a verdict on
 # money, connections and memory; e.g. `make soak SOAK_SECONDS=600 SOAK_ARGS=--engines=sqlite`.
-# Not part of `make test`, which runs its short form (tests/test_soak.py).
+# Not part of `make test`, which runs its short form (tests/reliability/test_soak.py).
 SOAK_SECONDS ?= 30
 SOAK_ARGS ?=
 .PHONY: soak

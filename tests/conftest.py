@@ -6,7 +6,7 @@ each test starts from empty tables.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -16,20 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from db import DatabaseSettings, create_engine, create_session_factory, migrations
 from models import Base
-from tests.databases import (
+from tests.support.backends import BACKENDS, NewDatabase
+from tests.support.databases import (
     IN_CI,
     postgres_database,
     postgres_unreachable_reason,
     sqlite_database,
 )
-
-BACKENDS = ("sqlite", "postgresql")
-
-# Decorators for behaviour that exists on one engine only.
-sqlite_only = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-postgres_only = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
-
-NewDatabase = Callable[[], Awaitable[str]]
 
 _postgres_checked: list[str | None] = []
 

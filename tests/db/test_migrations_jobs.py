@@ -1,0 +1,45 @@
+"""Revision 0002 (jobs, notifications) goes up and down on its own, leaving 0001 intact."""
+
+from __future__ import annotations
+
+from sqlalchemy import inspect
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from db import DatabaseSettings, create_engine, migrations
+from tests.support.backends import NewDatabase
+
+LEDGER_TABLES = {"users", "accounts", "transfers"}
+JOB_TABLES = {"jobs", "notifications"}
+
+
+async def _tables(engine: AsyncEngine) -> set[str]:
+    async with engine.connect() as connection:
+        names = await connection.run_sync(lambda c: inspect(c).get_table_names())
+    return set(names) - {"alembic_version"}
+
+
+async def _index_names(engine: AsyncEngine, table: str) -> set[str]:
+    async with engine.connect() as connection:
+        indexes = await connection.run_sync(lambda c: inspect(c).get_indexes(table))
+    return {str(index["name"]) for index in indexes}
+
+
+async def test_0002_adds_and_removes_only_the_job_tables(new_database: NewDatabase) -> None:
+    engine = create_engine(DatabaseSettings(url=await new_database()))
+    try:
+        await migrations.upgrade(engine, "0001")
+        assert await _tables(engine) == LEDGER_TABLES
+
+        await migrations.upgrade(engine, "0002")
+        assert await _tables(engine) == LEDGER_TABLES | JOB_TABLES
+        assert "ix_jobs_claimable" in await _index_names(engine, "jobs")
+        await migrations.check(engine)
+
+        await migrations.downgrade(engine, "0001")
+        assert await migrations.current_revision(engine) == "0001"
+        assert await _tables(engine) == LEDGER_TABLES
+
+        await migrations.upgrade(engine)
+        await migrations.check(engine)
+    finally:
+        await engine.dispose()
