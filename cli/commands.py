@@ -10,10 +10,9 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
-from bench import command as bench_command
-from bench.errors import BenchError
 from cli.context import AppContext
 from cli.demo import run_demo
+from cli.repository_tools import BENCH_NOT_INSTALLED, make_bench_importable
 from cli.worker import WorkerOptions, run_worker
 from db import migrations
 from services import (
@@ -258,6 +257,11 @@ async def audit(app: AppContext, args: argparse.Namespace) -> int:
 
 async def bench(app: AppContext, args: argparse.Namespace) -> int:
     """ledgerctl bench: the same benchmark as `python -m bench`, on its own databases."""
+    if not make_bench_importable():
+        raise CommandError(BENCH_NOT_INSTALLED)
+    from bench import command as bench_command
+    from bench.errors import BenchError
+
     try:
         return await bench_command.run_from_args(args)
     except BenchError as exc:

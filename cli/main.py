@@ -17,9 +17,9 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bench import command as bench_command
 from cli import commands
 from cli.context import AppContext
+from cli.repository_tools import make_bench_importable
 from db import DatabaseSettings, SettingsError, create_engine, create_session_factory
 from db.migrations import MigrationError
 from services.errors import LedgerError
@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--json", action="store_true", help="print JSON")
 
     bench = add("bench", commands.bench, "benchmark: when does async pay off? (= python -m bench)")
-    bench_command.add_arguments(bench)
+    _add_bench_arguments(bench)
     worker = add("worker", commands.worker, "run background jobs until SIGINT or SIGTERM")
     worker.add_argument("--concurrency", type=int, default=4, help="jobs at once (default 4)")
     worker.add_argument("--poll-interval", type=float, default=1.0, help="seconds (default 1)")
@@ -133,6 +133,19 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard.add_argument("--recent", default="10", help="recent transfers (default 10)")
     dashboard.add_argument("--json", action="store_true", help="print JSON")
     return parser
+
+
+def _add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    if not make_bench_importable():
+        # bench/ runs from a checkout only (pyproject.toml does not install it). Take every
+        # argument as a plain word (no option prefix), so that `ledgerctl bench --quick`
+        # reaches commands.bench, which says so in one line, instead of "unrecognized".
+        parser.prefix_chars = "\0"
+        parser.add_argument("bench_args", nargs=argparse.REMAINDER)
+        return
+    from bench import command as bench_command
+
+    bench_command.add_arguments(parser)
 
 
 def _add_request_options(parser: argparse.ArgumentParser) -> None:
