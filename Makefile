@@ -42,3 +42,13 @@ SOAK_ARGS ?=
 .PHONY: soak
 soak: $(STAMP)
 	$(BIN)/python -m reliability --seconds $(SOAK_SECONDS) $(SOAK_ARGS)
+
+# The template's promise to people who grow their app in it: in a temporary copy, add a
+# Merchant model, autogenerate its migration, add a repository, a service and a test, then
+# `make lint` and their tests on both engines (tests/support/scripted_extension.py).
+# tests/db/test_scripted_extension.py runs the same in `make test`;
+# EXTENSION_ARGS=--whole-suite runs every test in the extended copy.
+EXTENSION_ARGS ?=
+.PHONY: check-extension
+check-extension: $(STAMP)
+	$(BIN)/python -m tests.support.scripted_extension $(EXTENSION_ARGS)
