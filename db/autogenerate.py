@@ -39,6 +39,8 @@ def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | 
 def _render_plain_type(
     type_: TypeEngine[Any], autogen_context: AutogenContext
 ) -> str | Literal[False]:
+    if isinstance(type_, TypeDecorator):  # a project type over another project type
+        return _render_plain_type(type_.impl_instance, autogen_context)
     module = type(type_).__module__
     dialect = re.match(r"sqlalchemy\.dialects\.(\w+)", module)
     if dialect is not None:
@@ -46,7 +48,7 @@ def _render_plain_type(
         return f"{dialect.group(1)}.{type_!r}"
     if module.startswith("sqlalchemy."):
         return f"sa.{type_!r}"
-    # A TypeDecorator over another project type: let Alembic say what it can.
+    # A UserDefinedType: only its author knows how to spell it; Alembic's default stays.
     return False
 
 
