@@ -67,9 +67,13 @@ def downgrade() -> None:
     return revision
 
 
-def metadata_with_merchants() -> MetaData:
-    """The project's tables plus a `merchants` model built from the project's types
-    (UTCDateTime, BigId, TimestampMixin), as a user adding a model would write it."""
+PROBE_TABLE = "autogenerate_probes"
+"""A table no one would add for real, so the probe never collides with a user's model."""
+
+
+def metadata_with_probe() -> MetaData:
+    """The project's tables plus a probe model built from the project's types (UTCDateTime,
+    BigId, TimestampMixin), as a user adding a model would write it."""
     extended = MetaData(naming_convention=NAMING_CONVENTION)
     for table in Base.metadata.tables.values():
         table.to_metadata(extended)
@@ -77,8 +81,8 @@ def metadata_with_merchants() -> MetaData:
     class ExtendedBase(DeclarativeBase):
         metadata = extended
 
-    class Merchant(TimestampMixin, ExtendedBase):
-        __tablename__ = "merchants"
+    class AutogenerateProbe(TimestampMixin, ExtendedBase):
+        __tablename__ = PROBE_TABLE
 
         id: Mapped[int] = mapped_column(BigId, primary_key=True)
         name: Mapped[str] = mapped_column(String(200), unique=True)
