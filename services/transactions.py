@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.pool import QueuePool
 
 from db import read_only_options
-from services.errors import DatabaseBusy, InvalidInput, OperationTimeout, PoolExhausted
+from services import validation
+from services.errors import DatabaseBusy, OperationTimeout, PoolExhausted
 
 T = TypeVar("T")
 
@@ -112,11 +113,10 @@ async def deadline(seconds: float | None) -> AsyncIterator[None]:
     connection goes back to the pool. A COMMIT that was already sent may still have
     taken effect, as with any timeout; idempotency keys make the retry safe.
     """
+    seconds = validation.timeout(seconds)
     if seconds is None:
         yield
         return
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
-        raise InvalidInput(f"timeout must be a positive number of seconds, got {seconds!r}")
     scope = asyncio.timeout(seconds)
     try:
         async with scope:
