@@ -23,7 +23,7 @@ from repositories import (
     UserRepository,
 )
 from services import validation
-from services.errors import InvalidInput, UserNotFound
+from services.errors import UserNotFound
 from services.notifications import NotificationRecord
 from services.results import AccountRecord, TransferRecord, UserRecord
 from services.transactions import Sessions, deadline, run_in_transaction
@@ -31,6 +31,7 @@ from services.transactions import Sessions, deadline, run_in_transaction
 T = TypeVar("T")
 
 DEFAULT_MAX_CONCURRENCY: Final = 4
+MAX_CONCURRENCY: Final = 100
 MAX_IDS: Final = 1000
 
 
@@ -89,10 +90,10 @@ class DashboardService:
     def __init__(
         self, sessions: Sessions, *, max_concurrency: int = DEFAULT_MAX_CONCURRENCY
     ) -> None:
-        if isinstance(max_concurrency, bool) or not 1 <= max_concurrency <= 100:
-            raise InvalidInput("max_concurrency must be a whole number from 1 to 100")
         self._sessions = sessions
-        self._slots = asyncio.Semaphore(max_concurrency)
+        self._slots = asyncio.Semaphore(
+            validation.bounded(max_concurrency, "max_concurrency", 1, MAX_CONCURRENCY)
+        )
 
     async def _read(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         async with self._slots:
@@ -174,9 +175,7 @@ class DashboardService:
         N lookups cost N transactions and N connections from the pool, however
         concurrently they run; one IN query costs one. Unknown ids are absent.
         """
-        ids = {validation.identifier(i, "account id") for i in account_ids}
-        if len(ids) > MAX_IDS:
-            raise InvalidInput(f"at most {MAX_IDS} account ids at a time, got {len(ids)}")
+        ids = validation.identifiers(account_ids, "account id", MAX_IDS)
         if not ids:
             return {}
 
