@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from types import CodeType
@@ -24,6 +25,7 @@ from db.sqlite_one_hop import (
     refusal,
 )
 from services import AccountService, LedgerAuditor, TransferService, UserService
+from tests.support.backends import sqlite_only
 from tests.support.paths import PROJECT_ROOT
 
 
@@ -211,3 +213,9 @@ def test_the_tested_range_is_the_one_pyproject_pins() -> None:
     for name, (lowest, first_untested) in TESTED_VERSIONS.items():
         spec = f">={lowest[0]}.{lowest[1]},<{first_untested[0]}.{first_untested[1]}"
         assert any(pin.lower().startswith(name) and pin.endswith(spec) for pin in pins), name
+
+
+@sqlite_only
+def test_the_suite_runs_on_the_adapter_db_sqlite_one_hop_chooses(engine: AsyncEngine) -> None:
+    wanted = DatabaseSettings.from_env({"DB_SQLITE_ONE_HOP": os.getenv("DB_SQLITE_ONE_HOP", "")})
+    assert isinstance(engine.dialect.dbapi, OneHopDBAPI) == wanted.sqlite_one_hop
