@@ -2,40 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import Notification
 from repositories import NotificationRepository, Receipt
 from services.currencies import MINOR_UNITS
 from services.errors import PermanentJobFailure
 from services.jobs import ClaimedJob
 from services.outbox import TRANSFER_COMPLETED
 from services.worker import JobHandler
-
-
-@dataclass(frozen=True, slots=True)
-class NotificationRecord:
-    """A notification as stored."""
-
-    id: int
-    user_id: int
-    transfer_id: int
-    message: str
-    created_at: datetime
-
-    @classmethod
-    def of(cls, notification: Notification) -> NotificationRecord:
-        """Copy the loaded columns of a Notification."""
-        return cls(
-            id=notification.id,
-            user_id=notification.user_id,
-            transfer_id=notification.transfer_id,
-            message=notification.message,
-            created_at=notification.created_at,
-        )
 
 
 def format_amount(amount: int, currency: str) -> str:
