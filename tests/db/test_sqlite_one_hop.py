@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import tomllib
 from pathlib import Path
 from types import CodeType
@@ -219,3 +220,24 @@ def test_the_tested_range_is_the_one_pyproject_pins() -> None:
 def test_the_suite_runs_on_the_adapter_db_sqlite_one_hop_chooses(engine: AsyncEngine) -> None:
     wanted = DatabaseSettings.from_env({"DB_SQLITE_ONE_HOP": os.getenv("DB_SQLITE_ONE_HOP", "")})
     assert isinstance(engine.dialect.dbapi, OneHopDBAPI) == wanted.sqlite_one_hop
+
+
+async def test_a_base_method_reaching_for_a_driver_cursor_fails_with_a_dbapi_error(
+    tmp_path: Path,
+) -> None:
+    engine = await _ledger_engine(tmp_path, one_hop=True)
+
+    def reach(connection: Connection) -> None:
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            # What an unknown base method of a later SQLAlchemy would do first.
+            cursor._cursor.fetchone  # noqa: B018
+        finally:
+            cursor.close()
+
+    try:
+        async with engine.connect() as connection:
+            with pytest.raises(sqlite3.NotSupportedError, match="one-hop"):
+                await connection.run_sync(reach)
+    finally:
+        await engine.dispose()
