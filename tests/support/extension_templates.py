@@ -1,7 +1,8 @@
 """The files a user writes to add merchants, as docs/extending.md describes them.
 
 The scripted extension (tests/support/scripted_extension.py) writes these into a copy of
-the project; the migration is not here, because Alembic autogenerates it.
+the project and appends RESULT to services/results.py; the migration is not here, because
+Alembic autogenerates it.
 """
 
 from __future__ import annotations
@@ -59,9 +60,6 @@ SERVICE = '''\
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -69,6 +67,7 @@ from models import Merchant
 from repositories import MerchantRepository, UserRepository
 from services import validation
 from services.errors import LedgerError, NotFound, UserNotFound
+from services.results import MerchantRecord
 from services.transactions import Sessions, run_in_transaction
 
 
@@ -84,26 +83,6 @@ class DuplicateMerchant(LedgerError):
 
     def __init__(self, name: str) -> None:
         super().__init__(f"a merchant named {name!r} already exists")
-
-
-@dataclass(frozen=True, slots=True)
-class MerchantRecord:
-    """A registered merchant."""
-
-    id: int
-    name: str
-    owner_id: int
-    created_at: datetime
-
-    @classmethod
-    def of(cls, merchant: Merchant) -> MerchantRecord:
-        """Copy the loaded columns of a Merchant."""
-        return cls(
-            id=merchant.id,
-            name=merchant.name,
-            owner_id=merchant.owner_id,
-            created_at=merchant.created_at,
-        )
 
 
 class MerchantService:
@@ -140,6 +119,19 @@ class MerchantService:
             return MerchantRecord.of(merchant)
 
         return await run_in_transaction(self._sessions, work, read_only=True)
+'''
+
+# Appended to services/results.py, where every result lives (tests/services/test_results.py).
+RESULT = '''
+
+@dataclass(frozen=True, slots=True)
+class MerchantRecord(Result):
+    """A registered merchant."""
+
+    id: int
+    name: str
+    owner_id: int
+    created_at: datetime
 '''
 
 TEST = '''\

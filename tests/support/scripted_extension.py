@@ -4,7 +4,9 @@
 copy of the repository it adds a Merchant model, autogenerates its migration with
 `alembic revision --autogenerate`, adds a repository, a service and a test, then runs
 `make lint` and the new and the migration tests on both engines. Only the three `__init__`
-files gain exports; every other existing file must come out byte for byte unchanged.
+files gain exports and services/results.py gains the new result at its end (the project's
+rule: every service result is declared there); every other existing file must come out
+byte for byte unchanged, and those four only gain lines.
 
     python -m tests.support.scripted_extension [--whole-suite] [--keep]
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import difflib
 import hashlib
 import os
 import shutil
@@ -37,9 +40,12 @@ EXPORTS = {
     "repositories/__init__.py": ("repositories.merchants", ("MerchantRepository",)),
     "services/__init__.py": ("services.merchants", ("MerchantService",)),
 }
+# Files the extension may only append to: services' results all live in one module.
+APPENDS = {"services/results.py": templates.RESULT}
 MIGRATION_MESSAGE = "merchants"
 TESTS = (
     "tests/services/test_merchants.py",
+    "tests/services/test_results.py",  # the results rule, over the new service too
     "tests/db/test_migrations.py",
     "tests/db/test_migrations_jobs.py",
 )
@@ -106,6 +112,12 @@ def add_exports(init: Path, module: str, names: Sequence[str]) -> None:
     init.write_text("".join(lines))
 
 
+def only_added_lines(before: str, after: str) -> bool:
+    """Whether `after` is `before` with lines inserted and none changed or removed."""
+    matcher = difflib.SequenceMatcher(a=before.splitlines(), b=after.splitlines(), autojunk=False)
+    return all(tag in ("equal", "insert") for tag, *_ in matcher.get_opcodes())
+
+
 def run(
     step: str, args: Sequence[str | Path], cwd: Path, env: Mapping[str, str], log: list[str]
 ) -> str:
@@ -162,6 +174,9 @@ def extend(root: Path, log: list[str]) -> Path:
         raise ExtensionFailed(f"expected one new revision file, got {sorted(written)}")
     (migration,) = written
 
+    for relative, text in APPENDS.items():
+        with (root / relative).open("a") as file:
+            file.write(text)
     for relative in ("repositories/merchants.py", "services/merchants.py"):
         write_new(root, relative, NEW_FILES[relative])
     for relative in ("repositories/__init__.py", "services/__init__.py"):
@@ -209,6 +224,7 @@ def run_extension(workdir: Path, *, whole_suite: bool = False) -> list[str]:
     log: list[str] = []
     root = copy_project(workdir / "project")
     original = fingerprint(root)
+    originals = {relative: (root / relative).read_text() for relative in {*EXPORTS, *APPENDS}}
     migration = extend(root, log)
     expected_id = migration.name.split("_", 1)[0]
     if migration.name != f"{expected_id}_{MIGRATION_MESSAGE}.py" or not expected_id.isdigit():
@@ -217,13 +233,16 @@ def run_extension(workdir: Path, *, whole_suite: bool = False) -> list[str]:
 
     after = fingerprint(root)
     changed = {path for path, digest in original.items() if after.get(path) != digest}
-    if changed != set(EXPORTS):
+    if changed != set(EXPORTS) | set(APPENDS):
         raise ExtensionFailed(f"existing files changed besides the exports: {sorted(changed)}")
+    for relative in changed:
+        if not only_added_lines(originals[relative], (root / relative).read_text()):
+            raise ExtensionFailed(f"{relative}: lines were changed or removed, not only added")
     added = set(after) - set(original)
     expected = set(NEW_FILES) | {migration.relative_to(root).as_posix()}
     if added != expected:
         raise ExtensionFailed(f"unexpected new files: {sorted(added - expected)}")
-    log.append(f"added {', '.join(sorted(added))}; changed only {', '.join(sorted(changed))}")
+    log.append(f"added {', '.join(sorted(added))}; added lines to {', '.join(sorted(changed))}")
     return log
 
 
