@@ -11,6 +11,7 @@ from services.jobs import ClaimedJob, JobQueue, JobRecord, JobStats, RetryPolicy
 from services.notifications import NotificationRecord, TransferNotifier, ledger_handlers
 from services.outbox import TRANSFER_COMPLETED
 from services.results import AccountRecord, AuditReport, HistoryPage, TransferRecord, UserRecord
+from services.schema import ensure_migrated
 from services.transfer_core import Outcome, TransferRequest
 from services.transfers import TransferService
 from services.users import UserService
@@ -46,5 +47,6 @@ __all__ = [
     "Worker",
     "WorkerEvent",
     "WorkerStats",
+    "ensure_migrated",
     "ledger_handlers",
 ]

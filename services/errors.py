@@ -108,3 +108,18 @@ class JobLeaseLost(LedgerError):
     def __init__(self, job_id: int) -> None:
         super().__init__(f"the lease on job {job_id} was taken over by another worker")
         self.job_id = job_id
+
+
+class SchemaNotMigrated(LedgerError):
+    """The database's schema is not at the revision this code expects (never migrated, behind,
+    or migrated by newer code); nothing was changed. Migrate it: `ledgerctl migrate`, or
+    `await db.migrations.upgrade(engine)` at start-up."""
+
+    def __init__(self, message: str, current: str | None = None, head: str | None = None) -> None:
+        super().__init__(message)
+        self.current = current
+        self.head = head
+
+
+class DatabaseUnavailable(LedgerError):
+    """The database server could not be reached (refused, unknown host, no answer)."""
