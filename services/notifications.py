@@ -9,11 +9,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Notification
 from repositories import NotificationRepository, Receipt
-from services.currencies import MINOR_UNITS
+from services.currencies import format_amount
 from services.errors import PermanentJobFailure
+from services.job_handler import JobHandler
 from services.jobs import ClaimedJob
 from services.outbox import TRANSFER_COMPLETED
-from services.worker import JobHandler
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,13 +36,6 @@ class NotificationRecord:
             message=notification.message,
             created_at=notification.created_at,
         )
-
-
-def format_amount(amount: int, currency: str) -> str:
-    """Minor units as a decimal amount: 1050 EUR -> '10.50 EUR'."""
-    places = MINOR_UNITS.get(currency, 2)
-    whole, fraction = divmod(amount, 10**places)
-    return f"{whole}.{fraction:0{places}d} {currency}" if places else f"{whole} {currency}"
 
 
 def describe_receipt(receipt: Receipt) -> str:

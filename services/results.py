@@ -67,6 +67,8 @@ class TransferRecord:
     idempotency_key: str | None
     description: str | None
     created_at: datetime
+    # True when an idempotency key made this call return an earlier transfer: nothing moved.
+    replayed: bool = False
 
     @property
     def kind(self) -> TransferKind:

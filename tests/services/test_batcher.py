@@ -6,6 +6,7 @@ import asyncio
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from services import (
     BatcherClosed,
     LedgerAuditor,
     TransferBatcher,
+    TransferRecord,
     TransferService,
 )
 from services.errors import (
@@ -69,7 +71,8 @@ async def test_concurrent_calls_form_one_batch_with_sequential_outcomes(
         )
     assert batcher.largest_batch == 6
     first, insufficient, repeat, conflict, unknown, back = results
-    assert repeat == first
+    assert isinstance(first, TransferRecord)
+    assert repeat == replace(first, replayed=True)
     assert isinstance(insufficient, InsufficientFunds)
     assert isinstance(conflict, IdempotencyConflict)
     assert isinstance(unknown, AccountNotFound)
