@@ -27,6 +27,7 @@ from services.errors import (
     IdempotencyConflict,
     InsufficientFunds,
     InvalidAmount,
+    InvalidInput,
     OperationTimeout,
     SameAccount,
 )
@@ -215,3 +216,11 @@ async def test_a_timeout_before_the_batch_starts_drops_the_request(
         await first
     assert batcher.batches == 1
     assert await AccountService(sessions).balance(b.id) == 1
+
+
+@pytest.mark.parametrize("max_batch", [0, -1])
+async def test_a_batch_size_below_one_is_invalid_input(
+    sessions: async_sessionmaker[AsyncSession], max_batch: int
+) -> None:
+    with pytest.raises(InvalidInput, match="max_batch"):
+        TransferBatcher(sessions, max_batch=max_batch)
