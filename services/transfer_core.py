@@ -254,7 +254,12 @@ def _check(
                 f"account {destination.id} holds {destination.currency}"
             )
     if request.source_id is not None and balances[request.source_id] < request.amount:
-        return InsufficientFunds(request.source_id, balances[request.source_id], request.amount)
+        return InsufficientFunds(
+            request.source_id,
+            balances[request.source_id],
+            request.amount,
+            locked[request.source_id].currency,
+        )
     if (
         request.destination_id is not None
         and balances[request.destination_id] + request.amount > validation.MAX_AMOUNT
