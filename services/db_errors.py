@@ -66,9 +66,17 @@ def translate(
     if isinstance(exc, DBAPIError):
         return _driver_error(exc, attempts)
     if isinstance(exc, OSError):
-        reason = "no answer in time" if isinstance(exc, TimeoutError) else str(exc)
-        return DatabaseUnavailable(f"cannot reach the database: {reason or type(exc).__name__}")
+        return DatabaseUnavailable(f"cannot reach the database: {_unreachable(exc, engine)}")
     return None
+
+
+def _unreachable(exc: OSError, engine: AsyncEngine | None) -> str:
+    if not isinstance(exc, TimeoutError):
+        return str(exc) or type(exc).__name__
+    # db/engine.py gives asyncpg DB_POOL_TIMEOUT as its connect timeout too.
+    pool = engine.pool if engine is not None else None
+    limit = f"={pool.timeout():g}s" if isinstance(pool, QueuePool) else ""
+    return f"no answer within DB_POOL_TIMEOUT{limit}"
 
 
 def _driver_error(exc: DBAPIError, attempts: int) -> LedgerError | None:
