@@ -185,6 +185,10 @@ async def bench(app: AppContext, args: argparse.Namespace) -> int:
         return await bench_command.run_from_args(args)
     except BenchError as exc:
         raise CommandError(str(exc)) from None
+    except OSError as exc:
+        # e.g. an unwritable --json path: the benchmark's own, not a database unreachable
+        # at DATABASE_URL, which is how ledgerctl would otherwise read an OSError.
+        raise CommandError(f"bench: {exc}") from None
 
 
 async def worker(app: AppContext, args: argparse.Namespace) -> int:

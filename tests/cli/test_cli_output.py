@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -135,3 +136,17 @@ async def test_bench_still_has_its_options() -> None:
     run = await ledgerctl("bench", "--help")
     assert run.code == 0
     assert "--quick" in run.stdout
+
+
+async def test_a_file_the_benchmark_cannot_write_is_not_called_a_database_error(
+    tmp_path: Path,
+) -> None:
+    saved = PROJECT_ROOT / "docs" / "bench.json"
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    run = await ledgerctl(
+        "bench", "--from-json", str(saved), "--markdown", str(not_a_folder / "b.md")
+    )
+    line = run.one_line_error()
+    assert "File exists" in line
+    assert "database" not in line
