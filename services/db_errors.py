@@ -14,8 +14,8 @@ from typing import Any, Final
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.pool import QueuePool
 
+from db import engine_settings
 from services.errors import (
     DatabaseBusy,
     DatabaseUnavailable,
@@ -74,8 +74,8 @@ def _unreachable(exc: OSError, engine: AsyncEngine | None) -> str:
     if not isinstance(exc, TimeoutError):
         return str(exc) or type(exc).__name__
     # db/engine.py gives asyncpg DB_POOL_TIMEOUT as its connect timeout too.
-    pool = engine.pool if engine is not None else None
-    limit = f"={pool.timeout():g}s" if isinstance(pool, QueuePool) else ""
+    settings = engine_settings(engine) if engine is not None else None
+    limit = f"={settings.pool_timeout:g}s" if settings is not None else ""
     return f"no answer within DB_POOL_TIMEOUT{limit}"
 
 
@@ -101,13 +101,12 @@ def _driver_error(exc: DBAPIError, attempts: int) -> LedgerError | None:
 
 def pool_exhausted(engine: AsyncEngine | None) -> PoolExhausted:
     """The error for a pool checkout that timed out, naming the settings that size the pool."""
-    pool = engine.pool if engine is not None else None
-    if isinstance(pool, QueuePool):
-        size, timeout = pool.size(), pool.timeout()
-        overflow = max(getattr(pool, "_max_overflow", 0), 0)
+    settings = engine_settings(engine) if engine is not None else None
+    if settings is not None:
+        size, overflow = settings.pool_size, settings.max_overflow
         limits = (
-            f"all {size + overflow} connections (DB_POOL_SIZE={size} + "
-            f"DB_MAX_OVERFLOW={overflow}) stayed in use for DB_POOL_TIMEOUT={timeout:g}s"
+            f"all {size + overflow} connections (DB_POOL_SIZE={size} + DB_MAX_OVERFLOW="
+            f"{overflow}) stayed in use for DB_POOL_TIMEOUT={settings.pool_timeout:g}s"
         )
     else:
         limits = "all DB_POOL_SIZE + DB_MAX_OVERFLOW connections stayed in use for DB_POOL_TIMEOUT"

@@ -13,8 +13,9 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from db import read_only_options
+from services import validation
 from services.db_errors import is_transient, translate
-from services.errors import InvalidInput, OperationTimeout
+from services.errors import OperationTimeout
 
 T = TypeVar("T")
 
@@ -88,11 +89,10 @@ async def deadline(seconds: float | None) -> AsyncIterator[None]:
     connection goes back to the pool. A COMMIT that was already sent may still have
     taken effect, as with any timeout; idempotency keys make the retry safe.
     """
+    seconds = validation.timeout(seconds)
     if seconds is None:
         yield
         return
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
-        raise InvalidInput(f"timeout must be a positive number of seconds, got {seconds!r}")
     scope = asyncio.timeout(seconds)
     try:
         async with scope:
