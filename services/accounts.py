@@ -7,17 +7,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models import Account
 from repositories import AccountRepository, TransferRepository, UserRepository
 from services import validation
+from services.callers import SYSTEM, Caller
 from services.errors import AccountNotFound, UserNotFound
 from services.results import AccountRecord, HistoryPage, TransferRecord
 from services.transactions import Sessions, run_in_transaction
-from services.transfer_core import TransferRequest, execute_transfer
+from services.transfer_core import TransferRequest, execute_transfer, on_behalf_of
 
 
 class AccountService:
-    """Accounts and the money that enters or leaves the ledger through them."""
+    """Accounts and the money that enters or leaves the ledger through them, for one
+    caller (default: the trusted in-process SYSTEM; see services/callers.py)."""
 
-    def __init__(self, sessions: Sessions) -> None:
+    def __init__(self, sessions: Sessions, *, caller: Caller = SYSTEM) -> None:
         self._sessions = sessions
+        self._caller = caller
 
     async def open(self, owner_id: int, currency: str) -> AccountRecord:
         """Open an empty account for an existing user."""
@@ -76,7 +79,7 @@ class AccountService:
         request = TransferRequest.of(
             None, account_id, amount, idempotency_key=idempotency_key, description=description
         )
-        return await execute_transfer(self._sessions, request)
+        return await execute_transfer(self._sessions, on_behalf_of(self._caller, request))
 
     async def withdraw(
         self,
@@ -90,7 +93,7 @@ class AccountService:
         request = TransferRequest.of(
             account_id, None, amount, idempotency_key=idempotency_key, description=description
         )
-        return await execute_transfer(self._sessions, request)
+        return await execute_transfer(self._sessions, on_behalf_of(self._caller, request))
 
     async def history(
         self, account_id: int, limit: int = 50, before: int | None = None

@@ -16,10 +16,17 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
 
+from services.callers import SYSTEM, Caller
 from services.errors import LedgerError
 from services.results import TransferRecord
 from services.transactions import Sessions, deadline
-from services.transfer_core import Outcome, TransferRequest, account_transfer, execute_transfers
+from services.transfer_core import (
+    Outcome,
+    TransferRequest,
+    account_transfer,
+    execute_transfers,
+    on_behalf_of,
+)
 
 
 class BatcherClosed(LedgerError):
@@ -98,14 +105,21 @@ class TransferBatcher:
         idempotency_key: str | None = None,
         description: str | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 (raises OperationTimeout)
+        caller: Caller = SYSTEM,
     ) -> TransferRecord:
         """Exactly `TransferService.transfer`, committed in a batch with concurrent calls.
+
+        One batcher serves every caller of a process (the HTTP API's users share one), so
+        the caller comes with each request rather than with the batcher.
 
         A `timeout` that expires before the request's batch starts drops the request; one
         that expires later leaves its outcome standing (see the class docstring). Either
         way the caller gets OperationTimeout.
         """
-        request = account_transfer(source_id, destination_id, amount, idempotency_key, description)
+        request = on_behalf_of(
+            caller,
+            account_transfer(source_id, destination_id, amount, idempotency_key, description),
+        )
         if self._closing or self._writer is None or self._writer.done():
             raise BatcherClosed("the transfer batcher is not running")
         async with deadline(timeout):

@@ -108,3 +108,11 @@ class JobLeaseLost(LedgerError):
     def __init__(self, job_id: int) -> None:
         super().__init__(f"the lease on job {job_id} was taken over by another worker")
         self.job_id = job_id
+
+
+class NotAllowed(LedgerError):
+    """The caller's role does not allow this (e.g. a deposit by a user); nothing changed."""
+
+
+class InvalidToken(LedgerError):
+    """An API token that is missing, unknown or revoked."""

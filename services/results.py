@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Literal
 
 from models import Account, Transfer, User
+from repositories import NewTransfer
 
 TransferKind = Literal["deposit", "withdrawal", "transfer"]
 
@@ -57,7 +58,12 @@ class AccountRecord:
 
 @dataclass(frozen=True, slots=True)
 class TransferRecord:
-    """A committed money movement."""
+    """A committed money movement.
+
+    `replayed` is True when this request repeated an earlier one with its idempotency
+    key and got the original back; it is not part of equality, so the replay and the
+    original compare equal.
+    """
 
     id: int
     source_account_id: int | None
@@ -67,6 +73,7 @@ class TransferRecord:
     idempotency_key: str | None
     description: str | None
     created_at: datetime
+    replayed: bool = field(default=False, compare=False)
 
     @property
     def kind(self) -> TransferKind:
@@ -78,7 +85,7 @@ class TransferRecord:
         return "transfer"
 
     @classmethod
-    def of(cls, transfer: Transfer) -> TransferRecord:
+    def of(cls, transfer: Transfer, *, replayed: bool = False) -> TransferRecord:
         """Copy the loaded columns of a Transfer."""
         return cls(
             id=transfer.id,
@@ -89,6 +96,21 @@ class TransferRecord:
             idempotency_key=transfer.idempotency_key,
             description=transfer.description,
             created_at=transfer.created_at,
+            replayed=replayed,
+        )
+
+    @classmethod
+    def of_new(cls, transfer_id: int, row: NewTransfer, created_at: datetime) -> TransferRecord:
+        """The record of a row just inserted."""
+        return cls(
+            id=transfer_id,
+            source_account_id=row.source_account_id,
+            destination_account_id=row.destination_account_id,
+            amount=row.amount,
+            currency=row.currency,
+            idempotency_key=row.idempotency_key,
+            description=row.description,
+            created_at=created_at,
         )
 
 

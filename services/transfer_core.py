@@ -8,6 +8,7 @@ fails on its own, exactly as if they had been applied one at a time.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models import Transfer, utcnow
 from repositories import AccountRepository, LockedAccount, NewTransfer, TransferRepository
 from services import outbox, validation
+from services.callers import SYSTEM_SCOPE, Caller
 from services.errors import (
     AccountNotFound,
     CurrencyMismatch,
@@ -31,18 +33,27 @@ from services.results import TransferRecord
 from services.transactions import Sessions, run_in_transaction
 
 Outcome = TransferRecord | LedgerError
+ScopedKey = tuple[str, str]
+"""An idempotency key with the scope of the caller that chose it: (scope, key)."""
 
 
 @dataclass(frozen=True, slots=True)
 class TransferRequest:
     """A validated request to move money. A None source is a deposit, a None destination a
-    withdrawal. Build it with `TransferRequest.of(...)`, which checks every field."""
+    withdrawal. Build it with `TransferRequest.of(...)`, which checks every field.
+
+    `idempotency_scope` is whose key it is (see services/callers.py); `source_owner_id`,
+    when set, is the only user whose account may be the source: any other source is
+    AccountNotFound, decided under the same lock as the balance.
+    """
 
     source_id: int | None
     destination_id: int | None
     amount: int
     idempotency_key: str | None = None
     description: str | None = None
+    idempotency_scope: str = SYSTEM_SCOPE
+    source_owner_id: int | None = None
 
     @classmethod
     def of(
@@ -87,6 +98,13 @@ class TransferRequest:
         return (self.source_id, self.destination_id, self.amount) == other
 
     @property
+    def scoped_key(self) -> ScopedKey | None:
+        """(scope, key), or None without a key."""
+        if self.idempotency_key is None:
+            return None
+        return (self.idempotency_scope, self.idempotency_key)
+
+    @property
     def account_ids(self) -> tuple[int, ...]:
         """The accounts this request touches."""
         return tuple(i for i in (self.source_id, self.destination_id) if i is not None)
@@ -108,6 +126,11 @@ def account_transfer(
     return request
 
 
+def on_behalf_of(caller: Caller, request: TransferRequest) -> TransferRequest:
+    """`request` as made by `caller`: its idempotency key in the caller's scope."""
+    return dataclasses.replace(request, idempotency_scope=caller.idempotency_scope)
+
+
 @dataclass(slots=True)
 class _Plan:
     """What a batch will do, decided in memory while the accounts are locked."""
@@ -121,7 +144,7 @@ class _Plan:
 def _decide(
     requests: Sequence[TransferRequest],
     locked: dict[int, LockedAccount],
-    existing: dict[str, Transfer],
+    existing: dict[ScopedKey, Transfer],
 ) -> _Plan:
     """Apply the transfer rules to each request in order, against in-memory balances."""
     plan = _Plan(
@@ -130,13 +153,15 @@ def _decide(
         repeats=[],
         balances={account.id: account.balance for account in locked.values()},
     )
-    batch_keys: dict[str, int] = {}  # keys taken earlier in this batch -> request index
+    batch_keys: dict[ScopedKey, int] = {}  # keys taken earlier in this batch -> request index
     for index, request in enumerate(requests):
-        key = request.idempotency_key
+        key = request.scoped_key
         if key is not None and key in existing:
             earlier = existing[key]
             plan.outcomes[index] = (
-                TransferRecord.of(earlier) if request.matches(earlier) else IdempotencyConflict(key)
+                TransferRecord.of(earlier, replayed=True)
+                if request.matches(earlier)
+                else IdempotencyConflict(key[1])
             )
             continue
         if key is not None and key in batch_keys:
@@ -144,7 +169,7 @@ def _decide(
             if request.matches(requests[first]):
                 plan.repeats.append((index, first))
             else:
-                plan.outcomes[index] = IdempotencyConflict(key)
+                plan.outcomes[index] = IdempotencyConflict(key[1])
             continue
         problem = _check(request, locked, plan.balances)
         if problem is not None:
@@ -159,7 +184,8 @@ def _decide(
             destination_account_id=request.destination_id,
             amount=request.amount,
             currency=locked[request.account_ids[0]].currency,
-            idempotency_key=key,
+            idempotency_scope=None if key is None else key[0],
+            idempotency_key=request.idempotency_key,
             description=request.description,
         )
         plan.accepted.append((index, row))
@@ -182,10 +208,10 @@ async def apply_transfers(
     """
     accounts_repo = AccountRepository(session)
     transfers_repo = TransferRepository(session)
-    keys = {r.idempotency_key for r in requests if r.idempotency_key is not None}
+    keys = {r.scoped_key for r in requests if r.scoped_key is not None}
 
     locked = await accounts_repo.lock({i for r in requests for i in r.account_ids})
-    existing: dict[str, Transfer] = {}
+    existing: dict[ScopedKey, Transfer] = {}
     looked_up = False
     created_at = utcnow()
     while True:
@@ -216,11 +242,14 @@ async def apply_transfers(
             raise RuntimeError("the guarded balance update refused an account")
         await outbox.transfers_completed(session, ids)
         for (index, row), transfer_id in zip(plan.accepted, ids, strict=True):
-            plan.outcomes[index] = TransferRecord(
-                id=transfer_id, created_at=created_at, **row._asdict()
-            )
+            plan.outcomes[index] = TransferRecord.of_new(transfer_id, row, created_at)
     for index, first in plan.repeats:
-        plan.outcomes[index] = plan.outcomes[first]
+        original = plan.outcomes[first]
+        plan.outcomes[index] = (
+            dataclasses.replace(original, replayed=True)
+            if isinstance(original, TransferRecord)
+            else original
+        )
     return [_decided(outcome) for outcome in plan.outcomes]
 
 
