@@ -3,9 +3,12 @@
 from services import UserService, AccountService, TransferService, LedgerAuditor
 """
 
+from services.access import AccessService, Authenticated, Registration
 from services.accounts import AccountService
 from services.auditor import LedgerAuditor
+from services.back_office import BackOffice
 from services.batcher import BatcherClosed, TransferBatcher
+from services.callers import ANONYMOUS, SYSTEM, Caller, Role
 from services.dashboard import Counterparty, CurrencySummary, Dashboard, DashboardService
 from services.jobs import ClaimedJob, JobQueue, JobRecord, JobStats, RetryPolicy
 from services.notifications import NotificationRecord, TransferNotifier, ledger_handlers
@@ -17,11 +20,17 @@ from services.users import UserService
 from services.worker import JobHandler, Worker, WorkerEvent, WorkerStats
 
 __all__ = [
+    "ANONYMOUS",
+    "SYSTEM",
     "TRANSFER_COMPLETED",
+    "AccessService",
     "AccountRecord",
     "AccountService",
     "AuditReport",
+    "Authenticated",
+    "BackOffice",
     "BatcherClosed",
+    "Caller",
     "ClaimedJob",
     "Counterparty",
     "CurrencySummary",
@@ -35,7 +44,9 @@ __all__ = [
     "LedgerAuditor",
     "NotificationRecord",
     "Outcome",
+    "Registration",
     "RetryPolicy",
+    "Role",
     "TransferBatcher",
     "TransferNotifier",
     "TransferRecord",

@@ -19,17 +19,20 @@ TransferKind = Literal["deposit", "withdrawal", "transfer"]
 
 @dataclass(frozen=True, slots=True)
 class UserRecord:
-    """A registered user."""
+    """A registered user; `role` is "user" or "operator" (services/callers.py)."""
 
     id: int
     email: str
     name: str
     created_at: datetime
+    role: str = "user"
 
     @classmethod
     def of(cls, user: User) -> UserRecord:
         """Copy the loaded columns of a User."""
-        return cls(id=user.id, email=user.email, name=user.name, created_at=user.created_at)
+        return cls(
+            id=user.id, email=user.email, name=user.name, created_at=user.created_at, role=user.role
+        )
 
 
 @dataclass(frozen=True, slots=True)

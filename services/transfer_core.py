@@ -27,6 +27,7 @@ from services.errors import (
     InvalidId,
     InvalidInput,
     LedgerError,
+    NotAllowed,
     SameAccount,
 )
 from services.results import TransferRecord
@@ -127,8 +128,17 @@ def account_transfer(
 
 
 def on_behalf_of(caller: Caller, request: TransferRequest) -> TransferRequest:
-    """`request` as made by `caller`: its idempotency key in the caller's scope."""
-    return dataclasses.replace(request, idempotency_scope=caller.idempotency_scope)
+    """`request` as made by `caller`: its key in the caller's scope, its source limited to
+    the caller's own accounts; NotAllowed (before any IO) for a deposit by a non-operator."""
+    if request.source_id is None and not caller.may_deposit:
+        raise NotAllowed(
+            "only an operator may deposit: money enters the ledger through the back office"
+        )
+    return dataclasses.replace(
+        request,
+        idempotency_scope=caller.idempotency_scope,
+        source_owner_id=caller.owner_filter(),
+    )
 
 
 @dataclass(slots=True)
@@ -268,6 +278,14 @@ def _decided(outcome: Outcome | None) -> Outcome:
 def _check(
     request: TransferRequest, locked: dict[int, LockedAccount], balances: dict[int, int]
 ) -> LedgerError | None:
+    origin = None if request.source_id is None else locked.get(request.source_id)
+    if request.source_id is not None and (
+        origin is None
+        or (request.source_owner_id is not None and origin.owner_id != request.source_owner_id)
+    ):
+        # Someone else's account answers exactly like a missing one, and is answered
+        # first, so that no error about the other account tells it exists.
+        return AccountNotFound(request.source_id)
     for account_id in request.account_ids:
         if account_id not in locked:
             return AccountNotFound(account_id)
