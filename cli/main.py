@@ -18,7 +18,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench import command as bench_command
-from cli import commands, operators
+from cli import commands, operators, serve
 from cli.context import AppContext
 from db import DatabaseSettings, SettingsError, create_engine, create_session_factory
 from db.migrations import MigrationError
@@ -133,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard.add_argument("--recent", default="10", help="recent transfers (default 10)")
     dashboard.add_argument("--json", action="store_true", help="print JSON")
     operators.add_commands(add)
+    serve.add_commands(add)
     return parser
 
 

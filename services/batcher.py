@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
@@ -54,10 +55,18 @@ class TransferBatcher:
     block stops taking requests and drains every request already accepted.
     """
 
-    def __init__(self, sessions: Sessions, *, max_batch: int = 256) -> None:
+    def __init__(
+        self,
+        sessions: Sessions,
+        *,
+        max_batch: int = 256,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self._sessions = sessions
+        # Told the size of every batch as it starts (e.g. for a metrics histogram).
+        self._on_batch = on_batch
         self._max_batch = max_batch
         self._queue: deque[_Pending] = deque()
         self._wakeup = asyncio.Event()
@@ -157,6 +166,8 @@ class TransferBatcher:
             return
         self.batches += 1
         self.largest_batch = max(self.largest_batch, len(batch))
+        if self._on_batch is not None:
+            self._on_batch(len(batch))
         # Shielded: once a batch has started, its transaction runs to its end even if the
         # writer is cancelled, and its callers are answered when it does.
         work = asyncio.create_task(execute_transfers(self._sessions, [p.request for p in batch]))
