@@ -27,10 +27,6 @@ _SAFE_REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 
 
-class _BodyTooLarge(Exception):
-    pass
-
-
 def _is_json(content_type: str) -> bool:
     media = content_type.split(";", 1)[0].strip().lower()
     return media == "application/json" or (
@@ -56,9 +52,11 @@ class LedgerMiddleware:
         request_id = given if _SAFE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
-        status = {"code": 500, "sent": False}
+        status = {"code": 500, "sent": False, "refused": False}
 
         async def send_with_id(message: Message) -> None:
+            if status["refused"]:
+                return  # we answered 413 mid-body; the app's own answer goes nowhere
             if message["type"] == "http.response.start":
                 status["code"], status["sent"] = message["status"], True
                 message.setdefault("headers", [])
@@ -73,10 +71,9 @@ class LedgerMiddleware:
             if refusal is not None:
                 await refusal(scope, receive, send_with_id)
             else:
-                await self.app(scope, self._limited(receive), send_with_id)
-        except _BodyTooLarge:
-            if not status["sent"]:
-                await self._too_large(request_id)(scope, receive, send_with_id)
+                await self.app(
+                    scope, self._limited(scope, receive, send_with_id, status), send_with_id
+                )
         except Exception:
             log.exception(
                 "unhandled error in request %s %s [request id %s]",
@@ -125,16 +122,24 @@ class LedgerMiddleware:
             request_id=request_id,
         )
 
-    def _limited(self, receive: Receive) -> Receive:
+    def _limited(
+        self, scope: Scope, receive: Receive, send: Send, status: dict[str, Any]
+    ) -> Receive:
+        # A body without Content-Length (chunked) is counted as it arrives. Past the limit
+        # the 413 goes out at once and the app is told the client left, so it stops
+        # reading; an exception here would be taken for a malformed body (400).
         seen = 0
+        request_id = scope["state"]["request_id"]
 
         async def limited() -> Message:
             nonlocal seen
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_body_bytes:
-                    raise _BodyTooLarge
+                if seen > self.max_body_bytes and not status["sent"]:
+                    await self._too_large(request_id)(scope, receive, send)
+                    status["refused"] = True
+                    return {"type": "http.disconnect"}
             return message
 
         return limited

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
@@ -56,11 +57,8 @@ async def history(
     )
     following = None
     if page.next_before is not None:
-        following = str(
-            request.url.include_query_params(limit=limit, before=page.next_before).replace(
-                scheme=None, netloc=None
-            )
-        )
+        # Relative, so it is right behind any proxy that rewrites the host.
+        following = f"{request.url.path}?{urlencode({'limit': limit, 'before': page.next_before})}"
     return HistoryOut(items=[TransferOut.model_validate(t) for t in page.items], next=following)
 
 
