@@ -29,6 +29,9 @@ def add_commands(add: AddCommand) -> None:
     serve.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
+    serve.add_argument(
+        "--no-access-log", action="store_true", help="do not log one line per request"
+    )
 
 
 async def serve_command(app: AppContext, args: argparse.Namespace) -> int:
@@ -57,16 +60,24 @@ async def serve_command(app: AppContext, args: argparse.Namespace) -> int:
         "log_level": args.log_level,
         "lifespan": "on",
         # Tokens travel in a header, which the access log never prints.
-        "access_log": True,
+        "access_log": not args.no_access_log,
     }
     # uvicorn re-raises the signal that stopped it once it has shut down; with these
     # handlers that re-raise is a no-op and the command exits 0 instead of dying of it.
     for stop in (signal.SIGINT, signal.SIGTERM):
         signal.signal(stop, lambda *_: None)
+    config = uvicorn.Config(**options)
     if args.workers == 1:
-        await uvicorn.Server(uvicorn.Config(**options)).serve()
-    else:
-        # uvicorn's supervisor blocks this (otherwise idle) loop and forwards signals to
-        # the workers; each worker runs its own server and event loop.
-        uvicorn.run(**options)
+        await uvicorn.Server(config).serve()
+        return 0
+    # uvicorn's supervisor blocks this (otherwise idle) loop and forwards signals to the
+    # workers; each worker runs its own server and event loop on the shared socket, which
+    # is ours to close afterwards (uvicorn.run leaves it to the garbage collector).
+    from uvicorn.supervisors import Multiprocess
+
+    sock = config.bind_socket()
+    try:
+        Multiprocess(config, sockets=[sock]).run()
+    finally:
+        sock.close()
     return 0

@@ -60,8 +60,10 @@ async def serving(
         str(port),
         "--workers",
         str(workers),
+        "--no-access-log",
         cwd=PROJECT_ROOT,
-        env={**os.environ, "PYTHONWARNINGS": "default", "PYTHONASYNCIODEBUG": "0", **(env or {})},
+        # Warnings shown, so that an unclosed socket or connection appears in the output.
+        env={**os.environ, "PYTHONWARNINGS": "default", **(env or {})},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
