@@ -158,6 +158,15 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 400:
+            # FastAPI's answer to a body it cannot decode (e.g. not UTF-8): the same
+            # kind of error as malformed JSON, so the same 422 (found by schemathesis).
+            return http_problem(
+                "validation-error",
+                f"body: {exc.detail}",
+                request_id=_request_id(request),
+                errors=[{"loc": ["body"], "msg": str(exc.detail), "type": "body_undecodable"}],
+            )
         slug = {404: "not-found", 405: "method-not-allowed", 401: "unauthorized"}.get(
             exc.status_code, "bad-request" if exc.status_code < 500 else "internal"
         )
