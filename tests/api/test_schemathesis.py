@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 import schemathesis
@@ -71,5 +72,5 @@ async def live(new_database: NewDatabase) -> AsyncIterator[Live]:
     database=None,
     suppress_health_check=list(HealthCheck),
 )
-def test_every_answer_matches_the_document(case: schemathesis.Case, live: Live) -> None:
+def test_every_answer_matches_the_document(case: schemathesis.Case[Any], live: Live) -> None:
     case.call_and_validate(base_url=live.url, headers=live.headers, checks=CHECKS, timeout=60)
