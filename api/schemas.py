@@ -8,13 +8,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.transfer import DESCRIPTION_MAX_LENGTH
-from models.user import EMAIL_MAX_LENGTH, NAME_MAX_LENGTH
 from services.validation import MAX_AMOUNT, MAX_ID
 
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 Amount = Annotated[int, Field(ge=1, le=MAX_AMOUNT, description="minor units, e.g. cents")]
-Description = Annotated[str | None, Field(max_length=DESCRIPTION_MAX_LENGTH)]
+# Text limits (lengths, control characters) are the services' (services/validation.py),
+# which answer 422 too; repeating them here would be a second copy of each rule.
+Description = str | None
 
 
 class _Strict(BaseModel):
@@ -28,8 +28,8 @@ class _Out(BaseModel):
 class RegisterIn(_Strict):
     """A new user."""
 
-    email: Annotated[str, Field(min_length=3, max_length=EMAIL_MAX_LENGTH)]
-    name: Annotated[str, Field(min_length=1, max_length=NAME_MAX_LENGTH)]
+    email: str
+    name: str
 
 
 class AccountIn(_Strict):
