@@ -26,7 +26,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.deps import MissingIdempotencyKey
@@ -37,31 +36,13 @@ from api.problems import HTTP_PROBLEMS, for_ledger_error, http_problem, kind_of,
 from api.routes import ROUTERS
 from api.settings import ApiSettings
 from api.state import AppState
-from db import create_engine, create_session_factory, migrations
-from services import TransferBatcher
+from db import create_engine, create_session_factory
+from services import TransferBatcher, ensure_migrated
 from services.errors import LedgerError, PoolExhausted
 
 log = logging.getLogger("api")
 
 DOCS_ASSETS = "/docs/assets"
-
-
-class SchemaNotAtHead(RuntimeError):
-    """The database's schema is not the revision this code was written for."""
-
-
-async def require_schema_at_head(engine: AsyncEngine, display_url: str) -> str:
-    """The head revision, or SchemaNotAtHead with one line saying what to do."""
-    current = await migrations.current_revision(engine)
-    head = migrations.head_revision()
-    if current != head:
-        found = "no schema" if current is None else f"revision {current}"
-        raise SchemaNotAtHead(
-            f"the database at {display_url} has {found}, this code needs {head}; "
-            "run `ledgerctl migrate` first"
-        )
-    assert head is not None
-    return head
 
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
@@ -72,7 +53,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(config.database)
         try:
-            await require_schema_at_head(engine, config.database.display_url)
+            await ensure_migrated(engine)  # SchemaNotMigrated: the server does not start
             sessions = create_session_factory(engine)
             metrics = ApiMetrics(engine, config.database.max_overflow)
             batcher = (

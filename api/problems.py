@@ -18,6 +18,7 @@ from services.errors import (
     AccountNotFound,
     CurrencyMismatch,
     DatabaseBusy,
+    DatabaseUnavailable,
     DuplicateEmail,
     IdempotencyConflict,
     InsufficientFunds,
@@ -34,6 +35,7 @@ from services.errors import (
     OperationTimeout,
     PoolExhausted,
     SameAccount,
+    SchemaNotMigrated,
     UserNotFound,
 )
 
@@ -81,6 +83,10 @@ LEDGER_PROBLEMS: Final[dict[type[LedgerError], ProblemKind]] = {
         503, "pool-exhausted", "No database connection is free", retry_after=True
     ),
     BatcherClosed: ProblemKind(503, "shutting-down", "The server is stopping", retry_after=True),
+    DatabaseUnavailable: ProblemKind(
+        503, "database-unavailable", "The database cannot be reached", retry_after=True
+    ),
+    SchemaNotMigrated: ProblemKind(503, "not-migrated", "The database schema is not at head"),
     OperationTimeout: ProblemKind(504, "timeout", "The request ran past its deadline"),
     LedgerError: ProblemKind(500, "internal", "Internal error"),
 }

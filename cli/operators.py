@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Awaitable, Callable
 
-from cli.commands import emit, require_migrated
+from cli.commands import emit
 from cli.context import AppContext
 from services import SYSTEM, AccessService, Role
 
@@ -24,7 +24,7 @@ def add_commands(add: AddCommand) -> None:
         dest="operator_command", required=True, parser_class=type(operator)
     )
     create = sub.add_parser("add", help="create an operator and print its API token (once)")
-    create.set_defaults(handler=operator_add)
+    create.set_defaults(handler=operator_add, needs_schema=True)
     create.add_argument("email")
     create.add_argument("name")
     shown = create.add_mutually_exclusive_group()
@@ -38,7 +38,6 @@ async def _no_subcommand(app: AppContext, args: argparse.Namespace) -> int:
 
 async def operator_add(app: AppContext, args: argparse.Namespace) -> int:
     """ledgerctl operator add EMAIL NAME."""
-    await require_migrated(app)
     made = await AccessService(app.sessions, caller=SYSTEM).register(
         args.email, args.name, role=Role.OPERATOR
     )

@@ -1,9 +1,10 @@
 """`ledgerctl serve`: the HTTP API under uvicorn, with one or several worker processes.
 
 Each worker process builds its own app (api.app:app_from_env), so its own engine, pool
-and batcher. The schema is checked here first, so an unmigrated database is one line and
-exit 1 rather than a worker's traceback. SIGTERM or SIGINT stops taking connections,
-answers the requests in flight, drains the batcher, and exits 0.
+and batcher. The schema is checked before the workers start, as for every command that
+needs it, so an unmigrated database is one line and exit 1, not a worker's traceback.
+SIGTERM or SIGINT stops taking connections, answers the requests in flight, drains the
+batcher, and exits 0.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import os
 import signal
 from collections.abc import Awaitable, Callable
 
-from cli.commands import CommandError
 from cli.context import AppContext
+from cli.errors import CommandError
 
 Handler = Callable[[AppContext, argparse.Namespace], Awaitable[int]]
 AddCommand = Callable[[str, Handler, str], argparse.ArgumentParser]
@@ -38,15 +39,11 @@ async def serve_command(app: AppContext, args: argparse.Namespace) -> int:
     """ledgerctl serve."""
     import uvicorn  # the api extra is optional; only this command needs it
 
-    from api.app import SchemaNotAtHead, require_schema_at_head
     from api.settings import ApiSettings
 
     if not 1 <= args.workers <= 64:
         raise CommandError(f"--workers must be 1 to 64, got {args.workers}")
-    try:
-        await require_schema_at_head(app.engine, app.settings.display_url)
-    except SchemaNotAtHead as exc:
-        raise CommandError(str(exc)) from None
+    # The schema was checked before this ran (the command needs it; see cli/main.py).
     # The workers read their settings from the environment, as every process here does.
     os.environ["DATABASE_URL"] = app.settings.url
     ApiSettings.from_env()  # a bad API_* setting is one line here, not in every worker

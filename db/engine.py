@@ -5,19 +5,20 @@ from __future__ import annotations
 import contextlib
 import inspect
 import sqlite3
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection
+from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, QueuePool
 
 from db.cancellation import interrupt_sqlite_on_cancel
 from db.settings import DatabaseSettings, SettingsError
-from db.sqlite_one_hop import one_hop_dbapi
+from db.sqlite_one_hop import checked_dbapi
 
 # Execution option read by the SQLite "begin" listener. Every transaction starts with
 # BEGIN IMMEDIATE unless it opts out with DEFERRED: a transaction that reads and then
@@ -33,6 +34,18 @@ _BEGIN_MODES: Final = frozenset({"IMMEDIATE", "DEFERRED", "EXCLUSIVE"})
 _ASYNCPG_DIALECT_QUERY_KEYS: Final = frozenset(
     {"prepared_statement_cache_size", "prepared_statement_name_func"}
 )
+
+
+# The settings each engine was built from, so that errors can name the limits that applied
+# without reading the pool's private attributes. Weak: an engine's entry goes with it.
+_ENGINE_SETTINGS: Final[weakref.WeakKeyDictionary[Engine, DatabaseSettings]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def engine_settings(engine: AsyncEngine) -> DatabaseSettings | None:
+    """The settings `create_engine` built `engine` from (None for an engine made elsewhere)."""
+    return _ENGINE_SETTINGS.get(engine.sync_engine)
 
 
 def create_engine(settings: DatabaseSettings) -> AsyncEngine:
@@ -70,11 +83,12 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
             )
         if url.query.get("uri") != "true":
             _check_sqlite_path(Path(database))
-        if settings.sqlite_one_hop:
-            common["module"] = one_hop_dbapi()
+        if settings.sqlite_one_hop and (module := checked_dbapi()) is not None:
+            common["module"] = module
         engine = create_async_engine(url, connect_args={"factory": RollbackOnClose}, **common)
         _install_sqlite_setup(engine, settings)
         interrupt_sqlite_on_cancel(engine)
+        _ENGINE_SETTINGS[engine.sync_engine] = settings
         return engine
 
     _check_asyncpg_query(url)
@@ -87,7 +101,9 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
         },
         "timeout": settings.pool_timeout,
     }
-    return create_async_engine(url, connect_args=connect_args, **common)
+    engine = create_async_engine(url, connect_args=connect_args, **common)
+    _ENGINE_SETTINGS[engine.sync_engine] = settings
+    return engine
 
 
 class RollbackOnClose(sqlite3.Connection):

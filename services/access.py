@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
 from typing import Final
 
 from sqlalchemy.exc import IntegrityError
@@ -24,29 +23,12 @@ from repositories import TokenRepository, UserRepository
 from services import validation
 from services.callers import ANONYMOUS, Caller, Role
 from services.errors import DuplicateEmail, InvalidToken, NotAllowed
-from services.results import UserRecord
+from services.results import Authenticated, Registration, UserRecord
 from services.transactions import Sessions, run_in_transaction
 
 TOKEN_BYTES: Final = 32
 # URL-safe base64 of 32 bytes is 43 characters; anything much longer is not one of ours.
 _TOKEN_MAX_LENGTH: Final = 64
-
-
-@dataclass(frozen=True, slots=True)
-class Registration:
-    """A new user and their first API token, which is shown only this once."""
-
-    user: UserRecord
-    token: str
-
-
-@dataclass(frozen=True, slots=True)
-class Authenticated:
-    """Who a valid token belongs to."""
-
-    caller: Caller
-    user: UserRecord
-    token_id: int
 
 
 def token_hash(token: str) -> str:

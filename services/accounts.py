@@ -103,13 +103,8 @@ class AccountService:
     ) -> TransferRecord:
         """Money entering the ledger: a transfer with no source. Operators only
         (NotAllowed otherwise); into any account."""
-        # Checked here too so that a bad id is reported as the caller named it.
-        validation.identifier(account_id, "account id")
-        request = TransferRequest.of(
-            None, account_id, amount, idempotency_key=idempotency_key, description=description
-        )
-        return await execute_transfer(
-            self._sessions, on_behalf_of(self._caller, request), timeout=timeout
+        return await self._external(
+            account_id, amount, idempotency_key, description, incoming=True, timeout=timeout
         )
 
     async def withdraw(
@@ -123,9 +118,26 @@ class AccountService:
     ) -> TransferRecord:
         """Money leaving the ledger: a transfer with no destination. InsufficientFunds if
         short; AccountNotFound for an account the caller does not own."""
+        return await self._external(
+            account_id, amount, idempotency_key, description, incoming=False, timeout=timeout
+        )
+
+    async def _external(
+        self,
+        account_id: int,
+        amount: int,
+        idempotency_key: str | None,
+        description: str | None,
+        *,
+        incoming: bool,
+        timeout: float | None,  # noqa: ASYNC109 (raises OperationTimeout)
+    ) -> TransferRecord:
+        """A movement whose other end is outside the ledger, made by the caller."""
+        # Checked here too so that a bad id is reported as the caller named it.
         validation.identifier(account_id, "account id")
+        source, destination = (None, account_id) if incoming else (account_id, None)
         request = TransferRequest.of(
-            account_id, None, amount, idempotency_key=idempotency_key, description=description
+            source, destination, amount, idempotency_key=idempotency_key, description=description
         )
         return await execute_transfer(
             self._sessions, on_behalf_of(self._caller, request), timeout=timeout

@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import Self
 
 from services.callers import SYSTEM, Caller
-from services.errors import LedgerError
+from services.errors import InvalidInput, LedgerError
 from services.results import TransferRecord
 from services.transactions import Sessions, deadline
 from services.transfer_core import (
@@ -63,7 +63,7 @@ class TransferBatcher:
         on_batch: Callable[[int], None] | None = None,
     ) -> None:
         if max_batch < 1:
-            raise ValueError("max_batch must be at least 1")
+            raise InvalidInput(f"max_batch must be at least 1, got {max_batch!r}")
         self._sessions = sessions
         # Told the size of every batch as it starts (e.g. for a metrics histogram).
         self._on_batch = on_batch

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,11 +25,8 @@ from services.errors import (
     IdempotencyConflict,
     InsufficientFunds,
     InvalidAmount,
-    InvalidId,
-    InvalidInput,
     LedgerError,
     NotAllowed,
-    SameAccount,
 )
 from services.results import TransferRecord
 from services.transactions import Sessions, run_in_transaction
@@ -68,16 +66,7 @@ class TransferRequest:
     ) -> TransferRequest:
         """Validate every field, raising a typed `InvalidInput` subclass on the first bad one."""
         valid_amount = validation.amount(amount)
-        source = None if source_id is None else validation.identifier(source_id, "source id")
-        destination = (
-            None
-            if destination_id is None
-            else validation.identifier(destination_id, "destination id")
-        )
-        if source is None and destination is None:
-            raise InvalidInput("a transfer needs a source or a destination account")
-        if source is not None and source == destination:
-            raise SameAccount(f"cannot transfer from account {source} to itself")
+        source, destination = validation.transfer_ends(source_id, destination_id)
         return cls(
             source_id=source,
             destination_id=destination,
@@ -122,8 +111,7 @@ def account_transfer(
     request = TransferRequest.of(
         source_id, destination_id, amount, idempotency_key=idempotency_key, description=description
     )
-    if request.source_id is None or request.destination_id is None:
-        raise InvalidId("a transfer needs both accounts; use AccountService.deposit or .withdraw")
+    validation.both_ends(request.source_id, request.destination_id)
     return request
 
 
@@ -169,7 +157,7 @@ def _decide(
         if key is not None and key in existing:
             earlier = existing[key]
             plan.outcomes[index] = (
-                TransferRecord.of(earlier, replayed=True)
+                replace(TransferRecord.of(earlier), replayed=True)
                 if request.matches(earlier)
                 else IdempotencyConflict(key[1])
             )
@@ -252,15 +240,19 @@ async def apply_transfers(
             raise RuntimeError("the guarded balance update refused an account")
         await outbox.transfers_completed(session, ids)
         for (index, row), transfer_id in zip(plan.accepted, ids, strict=True):
-            plan.outcomes[index] = TransferRecord.of_new(transfer_id, row, created_at)
+            plan.outcomes[index] = _record(transfer_id, row, created_at)
     for index, first in plan.repeats:
-        original = plan.outcomes[first]
-        plan.outcomes[index] = (
-            dataclasses.replace(original, replayed=True)
-            if isinstance(original, TransferRecord)
-            else original
-        )
+        first_outcome = plan.outcomes[first]
+        assert isinstance(first_outcome, TransferRecord), "a repeat follows an accepted request"
+        plan.outcomes[index] = replace(first_outcome, replayed=True)
     return [_decided(outcome) for outcome in plan.outcomes]
+
+
+def _record(transfer_id: int, row: NewTransfer, created_at: datetime) -> TransferRecord:
+    # The scope stays in the database: it is whose key it is, not part of the movement.
+    columns = row._asdict()
+    del columns["idempotency_scope"]
+    return TransferRecord(id=transfer_id, created_at=created_at, **columns)
 
 
 def _keyed_failure(requests: Sequence[TransferRequest], plan: _Plan) -> bool:
@@ -297,7 +289,12 @@ def _check(
                 f"account {destination.id} holds {destination.currency}"
             )
     if request.source_id is not None and balances[request.source_id] < request.amount:
-        return InsufficientFunds(request.source_id, balances[request.source_id], request.amount)
+        return InsufficientFunds(
+            request.source_id,
+            balances[request.source_id],
+            request.amount,
+            locked[request.source_id].currency,
+        )
     if (
         request.destination_id is not None
         and balances[request.destination_id] + request.amount > validation.MAX_AMOUNT
