@@ -100,5 +100,5 @@ def test_service_methods_return_only_results_or_plain_values(
 
 def test_of_copies_the_declared_fields_of_an_orm_object_and_nothing_else() -> None:
     created = datetime(2026, 1, 2, tzinfo=UTC)
-    user = User(id=7, email="a@b.c", name="Ada", created_at=created)
+    user = User(id=7, email="a@b.c", name="Ada", created_at=created, role="user")
     assert UserRecord.of(user) == UserRecord(id=7, email="a@b.c", name="Ada", created_at=created)
