@@ -35,6 +35,11 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# The OpenAPI document of the HTTP API, checked in; tests/api compares the app with it.
+.PHONY: openapi
+openapi: $(STAMP)
+	$(BIN)/python -m api.openapi > docs/openapi.json
+
 clean:
 	rm -rf $(VENV) ledger.db ledger.db-wal ledger.db-shm .pytest_cache .mypy_cache .ruff_cache
 

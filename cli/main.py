@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cli import commands
+from cli import commands, operators, serve
 from cli.context import AppContext
 from cli.errors import EXIT_ERROR, EXIT_USAGE, exit_for
 from cli.inputs import whole_number
@@ -172,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard.add_argument("user_id")
     dashboard.add_argument("--recent", default="10", help="recent transfers (default 10)")
     dashboard.add_argument("--json", action="store_true", help="print JSON")
+    operators.add_commands(add)
+    serve.add_commands(add)
     return parser
 
 

@@ -6,6 +6,7 @@ from repositories.base import Repository
 from repositories.jobs import JobLease, JobRepository, NewJob, StatusCounts
 from repositories.notifications import NotificationRepository, Receipt
 from repositories.outbox_audit import OutboxAuditRepository, OutboxJob
+from repositories.tokens import TokenRepository
 from repositories.transfers import AccountFlow, LedgerTotals, NewTransfer, TransferRepository
 from repositories.users import UserRepository
 
@@ -25,6 +26,7 @@ __all__ = [
     "Receipt",
     "Repository",
     "StatusCounts",
+    "TokenRepository",
     "TransferRepository",
     "UserRepository",
 ]

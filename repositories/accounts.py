@@ -19,6 +19,7 @@ class LockedAccount(NamedTuple):
     id: int
     currency: str
     balance: int
+    owner_id: int | None = None  # who may move money out of it (None: not read)
 
 
 class AccountRepository(Repository[Account]):
@@ -46,7 +47,9 @@ class AccountRepository(Repository[Account]):
             rows = await self.session.execute(_LOCK_PG, {"ids": ordered})
         else:
             rows = await self.session.execute(_LOCK, {"ids": ordered})
-        return {row.id: LockedAccount(row.id, row.currency, row.balance) for row in rows}
+        return {
+            row.id: LockedAccount(row.id, row.currency, row.balance, row.owner_id) for row in rows
+        }
 
     async def apply_deltas(self, deltas: Mapping[int, int]) -> int:
         """Add `delta` to each account's balance in one guarded UPDATE; return how many
@@ -78,7 +81,12 @@ def _is_postgres(session: AsyncSession) -> bool:
 # once per connection. (An IN list or a CASE with one branch per account would change the
 # text with every batch size: a new compilation, and on PostgreSQL a new PREPARE.)
 _accounts = cast(Table, Account.__table__)
-_LOCKED_COLUMNS = (_accounts.c.id, _accounts.c.currency, _accounts.c.balance)
+_LOCKED_COLUMNS = (
+    _accounts.c.id,
+    _accounts.c.currency,
+    _accounts.c.balance,
+    _accounts.c.owner_id,
+)
 
 _LOCK = (
     select(*_LOCKED_COLUMNS)

@@ -3,9 +3,12 @@
 from services import UserService, AccountService, TransferService, LedgerAuditor
 """
 
+from services.access import AccessService
 from services.accounts import AccountService
 from services.auditor import LedgerAuditor
+from services.back_office import BackOffice
 from services.batcher import BatcherClosed, TransferBatcher
+from services.callers import ANONYMOUS, SYSTEM, Caller, Role
 from services.dashboard import DashboardService
 from services.job_handler import JobHandler
 from services.jobs import ClaimedJob, JobQueue, JobRecord, JobStats, RetryPolicy
@@ -14,11 +17,13 @@ from services.outbox import TRANSFER_COMPLETED
 from services.results import (
     AccountRecord,
     AuditReport,
+    Authenticated,
     Counterparty,
     CurrencySummary,
     Dashboard,
     HistoryPage,
     NotificationRecord,
+    Registration,
     Result,
     TransferRecord,
     UserRecord,
@@ -30,11 +35,17 @@ from services.users import UserService
 from services.worker import Worker, WorkerEvent, WorkerStats
 
 __all__ = [
+    "ANONYMOUS",
+    "SYSTEM",
     "TRANSFER_COMPLETED",
+    "AccessService",
     "AccountRecord",
     "AccountService",
     "AuditReport",
+    "Authenticated",
+    "BackOffice",
     "BatcherClosed",
+    "Caller",
     "ClaimedJob",
     "Counterparty",
     "CurrencySummary",
@@ -48,8 +59,10 @@ __all__ = [
     "LedgerAuditor",
     "NotificationRecord",
     "Outcome",
+    "Registration",
     "Result",
     "RetryPolicy",
+    "Role",
     "TransferBatcher",
     "TransferNotifier",
     "TransferRecord",

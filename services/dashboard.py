@@ -20,6 +20,7 @@ from repositories import (
     UserRepository,
 )
 from services import validation
+from services.callers import SYSTEM, Caller
 from services.errors import UserNotFound
 from services.results import (
     AccountRecord,
@@ -47,9 +48,14 @@ class DashboardService:
     """
 
     def __init__(
-        self, sessions: Sessions, *, max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+        self,
+        sessions: Sessions,
+        *,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        caller: Caller = SYSTEM,
     ) -> None:
         self._sessions = sessions
+        self._caller = caller
         self._slots = asyncio.Semaphore(
             validation.bounded(max_concurrency, "max_concurrency", 1, MAX_CONCURRENCY)
         )
@@ -65,7 +71,8 @@ class DashboardService:
         recent: int = 10,
         timeout: float | None = None,  # noqa: ASYNC109 (raises OperationTimeout)
     ) -> Dashboard:
-        """The dashboard of `user_id`; UserNotFound if there is no such user.
+        """The dashboard of `user_id`; UserNotFound if there is no such user (or it is
+        another user than the calling one).
 
         Five queries run concurrently, then one more resolves the other side of the
         recent transfers (one IN query for all of them). The queries are separate
@@ -74,6 +81,8 @@ class DashboardService:
         """
         validation.identifier(user_id, "user id")
         limit = validation.page_limit(recent, maximum=100)
+        if not self._caller.may_read_user(user_id):
+            raise UserNotFound(user_id)
 
         async def user(session: AsyncSession) -> UserRecord | None:
             found = await UserRepository(session).get(user_id)

@@ -133,3 +133,11 @@ class SchemaNotMigrated(LedgerError):
 
 class DatabaseUnavailable(LedgerError):
     """The database server could not be reached (refused, unknown host, no answer)."""
+
+
+class NotAllowed(LedgerError):
+    """The caller's role does not allow this (e.g. a deposit by a user); nothing changed."""
+
+
+class InvalidToken(LedgerError):
+    """An API token that is missing, unknown or revoked."""

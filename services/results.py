@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any, Literal, Self
 
 from models import JobStatus
+from services.callers import Caller
 
 TransferKind = Literal["deposit", "withdrawal", "transfer"]
 
@@ -48,12 +49,13 @@ class Result:
 
 @dataclass(frozen=True, slots=True)
 class UserRecord(Result):
-    """A registered user."""
+    """A registered user; `role` is "user" or "operator" (services/callers.py)."""
 
     id: int
     email: str
     name: str
     created_at: datetime
+    role: str = "user"
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,3 +188,20 @@ class OutboxReport(Result):
     def drained(self) -> bool:
         """True when every job is done (none queued, running or dead)."""
         return self.jobs_by_status.get(JobStatus.DONE, 0) == self.jobs
+
+
+@dataclass(frozen=True, slots=True)
+class Registration(Result):
+    """A new user and their first API token, which is shown only this once."""
+
+    user: UserRecord
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticated(Result):
+    """Who a valid API token belongs to: the caller to hand the services, and the user."""
+
+    caller: Caller
+    user: UserRecord
+    token_id: int

@@ -14,7 +14,7 @@ from db import migrations
 from tests.support.cli_process import assert_one_line_error
 from tests.support.paths import PROJECT_ROOT
 
-INSTALLED_PACKAGES = {"cli", "db", "models", "repositories", "services"}
+INSTALLED_PACKAGES = {"api", "cli", "db", "models", "repositories", "services"}
 _NOT_SOURCES = shutil.ignore_patterns(
     ".venv", ".git", "__pycache__", ".*_cache", "*.db", "*.db-*", "build", "*.egg-info"
 )

@@ -337,7 +337,13 @@ async def test_text_at_its_length_limit_is_accepted_and_one_more_character_is_no
             )
             return await UserService(sessions).register(email, name)
         account = await open_account(sessions)
-        return await AccountService(sessions).deposit(account.id, 1, **{what: sized(length)})
+        text = sized(length)
+        return await AccountService(sessions).deposit(
+            account.id,
+            1,
+            idempotency_key=text if what == "idempotency_key" else None,
+            description=text if what == "description" else None,
+        )
 
     expected = InvalidEmail if what == "email" else InvalidText
     with pytest.raises(expected, match=str(limit)):
