@@ -7,6 +7,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services import AccountService, LedgerAuditor, TransferRequest, TransferService
 from services.transfer_core import Outcome
 from tests.support.ledger import open_account
+from tests.support.pgbouncer import through_pgbouncer
+
+pytestmark = through_pgbouncer
 
 UNKNOWN = 987_654
 
