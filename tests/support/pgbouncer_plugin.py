@@ -6,13 +6,20 @@ Loaded by tests/conftest.py (`pytest_plugins`); the helpers are in tests/support
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
-from db.scratch_pgbouncer import HOW_TO_INSTALL, PgBouncerError, find_pgbouncer, start
+from db.scratch_pgbouncer import (
+    HOW_TO_INSTALL,
+    PgBouncerError,
+    ScratchPgBouncer,
+    find_pgbouncer,
+    start,
+)
 from tests.support.databases import POSTGRES_URL
-from tests.support.pgbouncer import ENV_URL, PGBOUNCER, PgBouncerServer
+from tests.support.pgbouncer import ENV_URL, PGBOUNCER, PgBouncerServer, pgbouncer_executable
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -50,4 +57,21 @@ def pgbouncer_server() -> Iterator[PgBouncerServer]:
     try:
         yield PgBouncerServer(instance.url)
     finally:
+        instance.stop()
+
+
+@pytest.fixture
+def start_pgbouncer() -> Iterator[Callable[..., ScratchPgBouncer]]:
+    """Start PgBouncer instances of the test's own configuration (db.scratch_pgbouncer.start
+    options); all are stopped after the test. Skips (fails in CI) without pgbouncer."""
+    pgbouncer_executable()
+    started: list[ScratchPgBouncer] = []
+
+    def make(**options: Any) -> ScratchPgBouncer:
+        instance = start(POSTGRES_URL, **options)
+        started.append(instance)
+        return instance
+
+    yield make
+    for instance in started:
         instance.stop()
