@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import os
 import pwd
+import shlex
 import shutil
 import signal
 import socket
@@ -268,8 +269,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "start":
             instance = start(args.server_url, pool_size=args.pool_size)
-            print(f"TEST_PGBOUNCER_URL={instance.url}")
-            print(f"PGBOUNCER_DIR={instance.folder}")
+            # Shell-quoted, for `eval` in .ci/run.
+            print(f"TEST_PGBOUNCER_URL={shlex.quote(instance.url)}")
+            print(f"PGBOUNCER_DIR={shlex.quote(str(instance.folder))}")
         else:
             stop(args.folder)
     except PgBouncerError as exc:
