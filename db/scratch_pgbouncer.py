@@ -109,6 +109,7 @@ def start(
     max_client_conn: int = 1000,
     server_idle_timeout: int = 10,
     ignore_startup_parameters: Sequence[str] = (),
+    reset_always: bool = True,
 ) -> ScratchPgBouncer:
     """Start PgBouncer on a free port in front of `server_url`'s server; return once it listens.
 
@@ -116,6 +117,8 @@ def start(
     ceiling PostgreSQL sees however many clients connect. Idle server connections close
     after `server_idle_timeout` seconds, so a shared server gets them back soon.
     `ignore_startup_parameters` are accepted from clients and dropped (not applied).
+    `reset_always` runs DISCARD ALL after every transaction, as the tests want; off, the
+    instance is configured as transaction pooling is usually run (no reset query).
     """
     binary = find_pgbouncer()
     if binary is None:
@@ -133,6 +136,7 @@ def start(
                 f"max_client_conn = {max_client_conn}",
                 f"server_idle_timeout = {server_idle_timeout}",
                 f"ignore_startup_parameters = {','.join(ignore_startup_parameters)}",
+                f"server_reset_query_always = {int(reset_always)}",
             ],
         )
         command = [binary, str(ini)]
@@ -189,7 +193,6 @@ def _write_config(folder: Path, server: URL, port: int, sizes: Sequence[str]) ->
                 f"auth_file = {folder / 'userlist.txt'}",
                 "pool_mode = transaction",
                 "server_reset_query = DISCARD ALL",
-                "server_reset_query_always = 1",
                 *sizes,
                 "",
             ]
