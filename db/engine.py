@@ -6,19 +6,20 @@ import contextlib
 import inspect
 import sqlite3
 import uuid
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection
+from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, QueuePool
 
 from db.cancellation import interrupt_sqlite_on_cancel
 from db.settings import DatabaseSettings, SettingsError
-from db.sqlite_one_hop import one_hop_dbapi
+from db.sqlite_one_hop import checked_dbapi
 
 # Execution option read by the SQLite "begin" listener. Every transaction starts with
 # BEGIN IMMEDIATE unless it opts out with DEFERRED: a transaction that reads and then
@@ -48,6 +49,18 @@ def starts_transaction(statement: str) -> bool:
 _ASYNCPG_DIALECT_QUERY_KEYS: Final = frozenset(
     {"prepared_statement_cache_size", "prepared_statement_name_func"}
 )
+
+
+# The settings each engine was built from, so that errors can name the limits that applied
+# without reading the pool's private attributes. Weak: an engine's entry goes with it.
+_ENGINE_SETTINGS: Final[weakref.WeakKeyDictionary[Engine, DatabaseSettings]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def engine_settings(engine: AsyncEngine) -> DatabaseSettings | None:
+    """The settings `create_engine` built `engine` from (None for an engine made elsewhere)."""
+    return _ENGINE_SETTINGS.get(engine.sync_engine)
 
 
 def create_engine(settings: DatabaseSettings) -> AsyncEngine:
@@ -85,11 +98,12 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
             )
         if url.query.get("uri") != "true":
             _check_sqlite_path(Path(database))
-        if settings.sqlite_one_hop:
-            common["module"] = one_hop_dbapi()
+        if settings.sqlite_one_hop and (module := checked_dbapi()) is not None:
+            common["module"] = module
         engine = create_async_engine(url, connect_args={"factory": RollbackOnClose}, **common)
         _install_sqlite_setup(engine, settings)
         interrupt_sqlite_on_cancel(engine)
+        _ENGINE_SETTINGS[engine.sync_engine] = settings
         return engine
 
     _check_asyncpg_query(url)
@@ -98,17 +112,20 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
             url, connect_args=_transaction_pooler_connect_args(settings), **common
         )
         _limit_each_transaction(engine, settings)
-        return engine
-    connect_args: dict[str, Any] = {
-        # Server-side limits travel in the startup packet: no extra round trip per checkout.
-        "server_settings": {
-            "statement_timeout": str(settings.statement_timeout_ms),
-            "lock_timeout": str(settings.lock_timeout_ms),
-            "application_name": APPLICATION_NAME,
-        },
-        "timeout": settings.pool_timeout,
-    }
-    return create_async_engine(url, connect_args=connect_args, **common)
+    else:
+        connect_args: dict[str, Any] = {
+            # Server-side limits travel in the startup packet: no extra round trip per
+            # checkout.
+            "server_settings": {
+                "statement_timeout": str(settings.statement_timeout_ms),
+                "lock_timeout": str(settings.lock_timeout_ms),
+                "application_name": APPLICATION_NAME,
+            },
+            "timeout": settings.pool_timeout,
+        }
+        engine = create_async_engine(url, connect_args=connect_args, **common)
+    _ENGINE_SETTINGS[engine.sync_engine] = settings
+    return engine
 
 
 def _transaction_pooler_connect_args(settings: DatabaseSettings) -> dict[str, Any]:

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 DEFAULT_SQLITE_FILE = "ledger.db"
+
+# Whether a DatabaseSettings built without `sqlite_one_hop` uses the one-hop adapter. A
+# module setting so that a test run can build every engine on the stock adapter
+# (`DB_SQLITE_ONE_HOP=false pytest`, see tests/conftest.py); applications set the field.
+SQLITE_ONE_HOP_DEFAULT = True
 
 # URL query parameters whose value is a secret (asyncpg reads these from the query).
 _SECRET_QUERY_KEYS = frozenset({"password", "sslpassword"})
@@ -45,7 +50,7 @@ class DatabaseSettings:
     busy_timeout_ms: int = 5_000
     statement_timeout_ms: int = 30_000
     lock_timeout_ms: int = 10_000
-    sqlite_one_hop: bool = True
+    sqlite_one_hop: bool = field(default_factory=lambda: SQLITE_ONE_HOP_DEFAULT)
     pg_pooler: str | None = None
     listen_url: str | None = None
 

@@ -7,26 +7,88 @@ stock adapter makes four crossings per statement: create a cursor, execute, fetc
 rows, close the cursor. This one runs all four in a single function on the connection's
 thread, so a transfer costs one crossing per statement plus one for COMMIT.
 
-It builds on SQLAlchemy 2.1's asyncio adapter classes (see the version pin in
-pyproject.toml) and on aiosqlite's queue of calls, as SQLAlchemy's own dialect does for
-its isolation-level setter. `DB_SQLITE_ONE_HOP=false` turns it off.
+It builds on private parts of SQLAlchemy 2.1's asyncio adapter classes and of aiosqlite's
+queue of calls (as SQLAlchemy's own dialect does for its isolation-level setter), so it is
+used only with the releases it was tested with (`TESTED_VERSIONS`, the pins in
+pyproject.toml): with any other, `checked_dbapi()` warns and the engine falls back to the
+stock adapter. `DB_SQLITE_ONE_HOP=false` turns it off.
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
+import warnings
 from collections import deque
+from collections.abc import Mapping
 from functools import partial
-from typing import Any
+from typing import Any, Final, NoReturn
 
 import aiosqlite
+import sqlalchemy
 from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_connection,
     AsyncAdapt_aiosqlite_cursor,
     AsyncAdapt_aiosqlite_dbapi,
 )
+from sqlalchemy.util import EMPTY_DICT
 
 _Result = tuple[Any, list[Any], int, int | None, bool]
+
+# (lowest, first untested) major.minor of each library; keep in step with pyproject.toml.
+TESTED_VERSIONS: Final[Mapping[str, tuple[tuple[int, int], tuple[int, int]]]] = {
+    "sqlalchemy": ((2, 1), (2, 2)),
+    "aiosqlite": ((0, 22), (0, 23)),
+}
+
+
+class OneHopUnavailable(RuntimeWarning):
+    """The installed SQLAlchemy or aiosqlite is outside the range the adapter was tested with."""
+
+
+def installed_versions() -> dict[str, str]:
+    """The versions of the libraries the adapter builds on, as they report themselves."""
+    return {"sqlalchemy": sqlalchemy.__version__, "aiosqlite": aiosqlite.__version__}
+
+
+def refusal(versions: Mapping[str, str]) -> str | None:
+    """Why the adapter must not run with these library versions, or None if it may."""
+    for name, (lowest, first_untested) in TESTED_VERSIONS.items():
+        version = versions.get(name, "")
+        found = re.match(r"(\d+)\.(\d+)", version)
+        if found is None or not lowest <= (int(found[1]), int(found[2])) < first_untested:
+            tested = f">={lowest[0]}.{lowest[1]},<{first_untested[0]}.{first_untested[1]}"
+            return f"{name} {version or '(unknown version)'} is outside the tested range {tested}"
+    return None
+
+
+def checked_dbapi() -> OneHopDBAPI | None:
+    """The one-hop shim, or None (with an OneHopUnavailable warning) when the installed
+    libraries are outside the tested range and the stock adapter must be used."""
+    reason = refusal(installed_versions())
+    if reason is None:
+        return one_hop_dbapi()
+    warnings.warn(
+        f"the one-hop SQLite adapter is off: {reason}; using SQLAlchemy's stock aiosqlite "
+        "adapter (set DB_SQLITE_ONE_HOP=false to choose it explicitly)",
+        OneHopUnavailable,
+        stacklevel=3,
+    )
+    return None
+
+
+class _NoDriverCursor:
+    """Stands in for the aiosqlite cursor a one-hop cursor never creates, so that a base
+    class method this module does not override fails with a DBAPI error naming itself
+    instead of an AttributeError on an unset slot."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> NoReturn:
+        raise sqlite3.NotSupportedError(f"the one-hop SQLite cursor does not support {name}")
+
+
+_NO_DRIVER_CURSOR: Final = _NoDriverCursor()
 
 
 def _run_statement(
@@ -54,9 +116,12 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
     __slots__ = ("_arraysize", "_description", "_lastrowid", "_rowcount")
 
     def __init__(self, adapt_connection: AsyncAdapt_aiosqlite_connection) -> None:
-        # No aiosqlite cursor (creating one is a crossing of its own).
+        # Not the base initialiser: it creates an aiosqlite cursor, a crossing of its own.
+        # Every slot it would set is set here, the driver cursor to a stand-in.
         self._adapt_connection = adapt_connection
         self._connection = adapt_connection._connection
+        self._cursor = _NO_DRIVER_CURSOR  # type: ignore[assignment]
+        self._soft_closed_memoized = EMPTY_DICT
         self._rows: deque[Any] = deque()
         self._description: Any = None
         self._rowcount = -1
@@ -84,6 +149,14 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
         self._arraysize = value
 
     async def _async_soft_close(self) -> None:
+        return None
+
+    def nextset(self) -> None:
+        # sqlite3 returns one result set per statement: discard its rest, report no more.
+        self._rows.clear()
+
+    def setinputsizes(self, *inputsizes: Any) -> None:
+        # As sqlite3's own cursor: accepted and ignored.
         return None
 
     def close(self) -> None:

@@ -1,7 +1,7 @@
 """Repositories over AsyncSession: they add, flush and query; services own the transactions."""
 
 from repositories.accounts import AccountRepository, LockedAccount
-from repositories.activity import AccountOwner, ActivityRepository, CurrencyTotals
+from repositories.activity import ActivityRepository
 from repositories.base import Repository
 from repositories.jobs import JobLease, JobRepository, NewJob, StatusCounts
 from repositories.notifications import NotificationRepository, Receipt
@@ -11,10 +11,8 @@ from repositories.users import UserRepository
 
 __all__ = [
     "AccountFlow",
-    "AccountOwner",
     "AccountRepository",
     "ActivityRepository",
-    "CurrencyTotals",
     "JobLease",
     "JobRepository",
     "LedgerTotals",

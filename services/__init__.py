@@ -6,11 +6,22 @@ from services import UserService, AccountService, TransferService, LedgerAuditor
 from services.accounts import AccountService
 from services.auditor import LedgerAuditor
 from services.batcher import BatcherClosed, TransferBatcher
-from services.dashboard import Counterparty, CurrencySummary, Dashboard, DashboardService
+from services.dashboard import DashboardService
 from services.jobs import ClaimedJob, JobQueue, JobRecord, JobStats, RetryPolicy
-from services.notifications import NotificationRecord, TransferNotifier, ledger_handlers
+from services.notifications import TransferNotifier, ledger_handlers
 from services.outbox import TRANSFER_COMPLETED
-from services.results import AccountRecord, AuditReport, HistoryPage, TransferRecord, UserRecord
+from services.results import (
+    AccountRecord,
+    AuditReport,
+    Counterparty,
+    CurrencySummary,
+    Dashboard,
+    HistoryPage,
+    NotificationRecord,
+    Result,
+    TransferRecord,
+    UserRecord,
+)
 from services.transfer_core import Outcome, TransferRequest
 from services.transfers import TransferService
 from services.users import UserService
@@ -35,6 +46,7 @@ __all__ = [
     "LedgerAuditor",
     "NotificationRecord",
     "Outcome",
+    "Result",
     "RetryPolicy",
     "TransferBatcher",
     "TransferNotifier",

@@ -11,10 +11,10 @@ from typing import Any, Final, TypeVar
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from sqlalchemy.pool import QueuePool
 
-from db import read_only_options
-from services.errors import DatabaseBusy, InvalidInput, OperationTimeout, PoolExhausted
+from db import engine_settings, read_only_options
+from services import validation
+from services.errors import DatabaseBusy, OperationTimeout, PoolExhausted
 
 T = TypeVar("T")
 
@@ -112,11 +112,10 @@ async def deadline(seconds: float | None) -> AsyncIterator[None]:
     connection goes back to the pool. A COMMIT that was already sent may still have
     taken effect, as with any timeout; idempotency keys make the retry safe.
     """
+    seconds = validation.timeout(seconds)
     if seconds is None:
         yield
         return
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
-        raise InvalidInput(f"timeout must be a positive number of seconds, got {seconds!r}")
     scope = asyncio.timeout(seconds)
     try:
         async with scope:
@@ -132,13 +131,12 @@ async def deadline(seconds: float | None) -> AsyncIterator[None]:
 def pool_exhausted(sessions: Sessions) -> PoolExhausted:
     """The error for a pool checkout that timed out, naming the settings that size the pool."""
     bind = sessions.kw.get("bind")
-    pool = bind.pool if isinstance(bind, AsyncEngine) else None
-    if isinstance(pool, QueuePool):
-        size, timeout = pool.size(), pool.timeout()
-        overflow = max(getattr(pool, "_max_overflow", 0), 0)
+    settings = engine_settings(bind) if isinstance(bind, AsyncEngine) else None
+    if settings is not None:
+        size, overflow = settings.pool_size, settings.max_overflow
         limits = (
-            f"all {size + overflow} connections (DB_POOL_SIZE={size} + "
-            f"DB_MAX_OVERFLOW={overflow}) stayed in use for DB_POOL_TIMEOUT={timeout:g}s"
+            f"all {size + overflow} connections (DB_POOL_SIZE={size} + DB_MAX_OVERFLOW="
+            f"{overflow}) stayed in use for DB_POOL_TIMEOUT={settings.pool_timeout:g}s"
         )
     else:
         limits = "all DB_POOL_SIZE + DB_MAX_OVERFLOW connections stayed in use for DB_POOL_TIMEOUT"

@@ -22,10 +22,7 @@ from services.errors import (
     IdempotencyConflict,
     InsufficientFunds,
     InvalidAmount,
-    InvalidId,
-    InvalidInput,
     LedgerError,
-    SameAccount,
 )
 from services.results import TransferRecord
 from services.transactions import Sessions, run_in_transaction
@@ -56,16 +53,7 @@ class TransferRequest:
     ) -> TransferRequest:
         """Validate every field, raising a typed `InvalidInput` subclass on the first bad one."""
         valid_amount = validation.amount(amount)
-        source = None if source_id is None else validation.identifier(source_id, "source id")
-        destination = (
-            None
-            if destination_id is None
-            else validation.identifier(destination_id, "destination id")
-        )
-        if source is None and destination is None:
-            raise InvalidInput("a transfer needs a source or a destination account")
-        if source is not None and source == destination:
-            raise SameAccount(f"cannot transfer from account {source} to itself")
+        source, destination = validation.transfer_ends(source_id, destination_id)
         return cls(
             source_id=source,
             destination_id=destination,
@@ -103,8 +91,7 @@ def account_transfer(
     request = TransferRequest.of(
         source_id, destination_id, amount, idempotency_key=idempotency_key, description=description
     )
-    if request.source_id is None or request.destination_id is None:
-        raise InvalidId("a transfer needs both accounts; use AccountService.deposit or .withdraw")
+    validation.both_ends(request.source_id, request.destination_id)
     return request
 
 

@@ -6,7 +6,8 @@ each test starts from empty tables.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 from sqlalchemy import delete, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+import db.settings
 from db import DatabaseSettings, create_engine, create_session_factory, migrations
 from models import Base
 from tests.support.backends import BACKENDS, NewDatabase
@@ -29,6 +31,15 @@ from tests.support.pgbouncer import PGBOUNCER, PgBouncerServer, pooled_settings,
 pytest_plugins = ("tests.support.pgbouncer_plugin",)
 
 _postgres_checked: list[str | None] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sqlite_adapter() -> Iterator[None]:
+    """`DB_SQLITE_ONE_HOP=false pytest`: every engine not told otherwise gets the stock adapter."""
+    chosen = DatabaseSettings.from_env({"DB_SQLITE_ONE_HOP": os.getenv("DB_SQLITE_ONE_HOP", "")})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(db.settings, "SQLITE_ONE_HOP_DEFAULT", chosen.sqlite_one_hop)
+        yield
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
+import os
+import sqlite3
+import tomllib
 from pathlib import Path
+from types import CodeType
 from typing import Any
 
 import aiosqlite.core
 import pytest
 from sqlalchemy import text
+from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_cursor
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from db import DatabaseSettings, create_engine, create_session_factory, migrations
+from db import DatabaseSettings, create_engine, create_session_factory, migrations, sqlite_one_hop
+from db.sqlite_one_hop import (
+    TESTED_VERSIONS,
+    OneHopCursor,
+    OneHopDBAPI,
+    OneHopUnavailable,
+    installed_versions,
+    refusal,
+)
 from services import AccountService, LedgerAuditor, TransferService, UserService
+from tests.support.backends import sqlite_only
+from tests.support.paths import PROJECT_ROOT
 
 
 @pytest.fixture
@@ -107,5 +123,121 @@ async def test_rowcount_and_lastrowid_come_back_through_one_crossing(tmp_path: P
                 [{"e": f"m{i}@m.m"} for i in range(3)],
             )
             assert many.rowcount == 3
+    finally:
+        await engine.dispose()
+
+
+def _reads_driver_cursor(member: object) -> bool:
+    """Whether a class member's code (or a property's accessors) touches `_cursor`."""
+    functions = [member.fget, member.fset] if isinstance(member, property) else [member]
+    codes = [f.__code__ for f in functions if hasattr(f, "__code__")]
+    while codes:
+        code = codes.pop()
+        if "_cursor" in code.co_names:
+            return True
+        codes.extend(c for c in code.co_consts if isinstance(c, CodeType))
+    return False
+
+
+def test_every_base_cursor_method_that_needs_a_driver_cursor_is_overridden() -> None:
+    needing = {
+        name
+        for base in AsyncAdapt_aiosqlite_cursor.__mro__[:-1]
+        for name, member in vars(base).items()
+        if _reads_driver_cursor(member)
+    }
+    assert needing  # the check sees the base class's code at all
+    assert needing - set(vars(OneHopCursor)) == set()
+
+
+async def test_nextset_and_setinputsizes_behave_as_on_a_sqlite3_cursor(tmp_path: Path) -> None:
+    engine = await _ledger_engine(tmp_path, one_hop=True)
+
+    def use_cursor(connection: Connection) -> tuple[Any, ...]:
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.setinputsizes([None])
+            cursor.execute("SELECT 1 UNION ALL SELECT 2 ORDER BY 1")
+            first = cursor.fetchone()
+            more = cursor.nextset()  # one result set per statement: its rest is discarded
+            return first, more, cursor.fetchall()
+        finally:
+            cursor.close()
+
+    try:
+        async with engine.connect() as connection:
+            assert await connection.run_sync(use_cursor) == ((1,), None, [])
+    finally:
+        await engine.dispose()
+
+
+def test_the_installed_libraries_are_in_the_tested_range() -> None:
+    assert refusal(installed_versions()) is None
+
+
+@pytest.mark.parametrize(
+    "versions",
+    [
+        {"sqlalchemy": "2.2.0", "aiosqlite": "0.22.1"},
+        {"sqlalchemy": "2.0.46", "aiosqlite": "0.22.1"},
+        {"sqlalchemy": "2.1.9", "aiosqlite": "0.23.0"},
+        {"sqlalchemy": "2.1.9", "aiosqlite": "unknown"},
+        {"sqlalchemy": "2.1.9"},
+    ],
+    ids=["newer sqlalchemy", "older sqlalchemy", "newer aiosqlite", "unparsable", "missing"],
+)
+def test_versions_outside_the_tested_range_are_refused(versions: dict[str, str]) -> None:
+    assert refusal(versions) is not None
+
+
+async def test_untested_versions_fall_back_to_the_stock_adapter_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        sqlite_one_hop,
+        "installed_versions",
+        lambda: {"sqlalchemy": "2.2.0", "aiosqlite": aiosqlite.__version__},
+    )
+    settings = DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path}/l.db", sqlite_one_hop=True)
+    with pytest.warns(OneHopUnavailable, match="sqlalchemy 2.2.0"):
+        engine = create_engine(settings)
+    try:
+        assert not isinstance(engine.dialect.dbapi, OneHopDBAPI)
+        async with engine.connect() as connection:
+            assert (await connection.execute(text("SELECT 1"))).scalar_one() == 1
+    finally:
+        await engine.dispose()
+
+
+def test_the_tested_range_is_the_one_pyproject_pins() -> None:
+    pins = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    for name, (lowest, first_untested) in TESTED_VERSIONS.items():
+        spec = f">={lowest[0]}.{lowest[1]},<{first_untested[0]}.{first_untested[1]}"
+        assert any(pin.lower().startswith(name) and pin.endswith(spec) for pin in pins), name
+
+
+@sqlite_only
+def test_the_suite_runs_on_the_adapter_db_sqlite_one_hop_chooses(engine: AsyncEngine) -> None:
+    wanted = DatabaseSettings.from_env({"DB_SQLITE_ONE_HOP": os.getenv("DB_SQLITE_ONE_HOP", "")})
+    assert isinstance(engine.dialect.dbapi, OneHopDBAPI) == wanted.sqlite_one_hop
+
+
+async def test_a_base_method_reaching_for_a_driver_cursor_fails_with_a_dbapi_error(
+    tmp_path: Path,
+) -> None:
+    engine = await _ledger_engine(tmp_path, one_hop=True)
+
+    def reach(connection: Connection) -> None:
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            # What an unknown base method of a later SQLAlchemy would do first.
+            cursor._cursor.fetchone  # noqa: B018
+        finally:
+            cursor.close()
+
+    try:
+        async with engine.connect() as connection:
+            with pytest.raises(sqlite3.NotSupportedError, match="one-hop"):
+                await connection.run_sync(reach)
     finally:
         await engine.dispose()

@@ -65,7 +65,9 @@ async def test_a_withdrawal_notifies_no_one(sessions: async_sessionmaker[AsyncSe
     ]
 
 
-@pytest.mark.parametrize("payload", [{}, {"transfer_id": "7"}, {"transfer_id": 0}])
+@pytest.mark.parametrize(
+    "payload", [{}, {"transfer_id": "7"}, {"transfer_id": 0}, {"transfer_id": 2**64}]
+)
 async def test_a_malformed_payload_is_a_permanent_failure(
     sessions: async_sessionmaker[AsyncSession], payload: dict[str, object]
 ) -> None:
