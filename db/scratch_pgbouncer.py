@@ -171,7 +171,7 @@ def stop(folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def _write_config(folder: Path, server: URL, port: int, sizes: Sequence[str]) -> Path:
+def _write_config(folder: Path, server: URL, port: int, options: Sequence[str]) -> Path:
     user = server.username or _RUN_AS
     password = server.password or ""
     # trust: no password check between client and PgBouncer (the machine's PostgreSQL
@@ -193,7 +193,7 @@ def _write_config(folder: Path, server: URL, port: int, sizes: Sequence[str]) ->
                 f"auth_file = {folder / 'userlist.txt'}",
                 "pool_mode = transaction",
                 "server_reset_query = DISCARD ALL",
-                *sizes,
+                *options,
                 "",
             ]
         ),
