@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from bench.config import BenchConfig
 from bench.variants.base import Variant
-from bench.variants.ledger_service import LedgerBatcher, LedgerServices
+from bench.variants.ledger_service import (
+    LedgerBatcher,
+    LedgerBatcherPgBouncer,
+    LedgerServices,
+    LedgerServicesPgBouncer,
+)
 from bench.variants.naive_orm import NaiveOrm
 from bench.variants.sqlalchemy_async import SqlalchemyAsyncCore
 from bench.workloads.base import Case
@@ -19,6 +24,7 @@ class PostgresTransfers(TransferWorkload):
     title = "Transfers on PostgreSQL"
     backend = "postgresql"
     requires = ("asyncpg", "psycopg")
+    uses_pgbouncer = True
 
     def cases(self, config: BenchConfig) -> list[Case]:
         # Imported here: the drivers are an optional extra, checked through `requires`.
@@ -33,6 +39,9 @@ class PostgresTransfers(TransferWorkload):
             LedgerBatcher,
             NaiveOrm,
         )
+        if config.pgbouncer_url is not None:
+            # Next to their direct rows: the difference is the pooler's hop.
+            variants += (LedgerServicesPgBouncer, LedgerBatcherPgBouncer)
         cases = [Case(v, 1, 1, reference=v is PsycopgBlocking) for v in variants]
         for clients in config.pg_clients:
             cases += [Case(v, clients, config.pg_pool) for v in variants]

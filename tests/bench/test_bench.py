@@ -24,9 +24,10 @@ from bench.targets import Target
 from bench.variants.base import AsyncOperation, AsyncVariant, BlockingOperation, BlockingVariant
 from bench.workloads.jobs import check_jobs
 from models import Account
-from tests.support.backends import NewDatabase, postgres_only
+from tests.support.backends import NewDatabase, postgres_direct_only, postgres_only
 from tests.support.ledger import open_account
 from tests.support.paths import PROJECT_ROOT
+from tests.support.pgbouncer import pgbouncer_executable
 
 # `--quick` shrunk further: the very code path of the real run, every SQLite workload, two
 # repetitions (so the rotated order and the paired ratios are exercised), few accounts so
@@ -406,3 +407,27 @@ def test_from_json_without_an_output_to_write_is_a_one_line_error(tmp_path: Path
     assert done.returncode == 1
     (line,) = done.stderr.strip().splitlines()
     assert "give --plot or --markdown" in line
+
+
+@postgres_direct_only
+async def test_a_tiny_postgres_transfer_run_has_correct_rows_through_pgbouncer(
+    new_database: NewDatabase, tmp_path: Path
+) -> None:
+    pgbouncer_executable()  # the benchmark starts its own PgBouncer
+    admin_url = await new_database()
+    done = run_bench(
+        *("--workloads", "pg-transfers", "--reps", "1", "--accounts", "10"),
+        *("--pg-transfer-ops", "20", "--pg-clients", "3", "--pg-pool", "3"),
+        *("--postgres-url", admin_url, "--json", str(tmp_path / "pg.json")),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    (workload,) = json.loads((tmp_path / "pg.json").read_text(encoding="utf-8"))["workloads"]
+    pooled = [row for row in workload["rows"] if row["variant"].endswith("-pgbouncer")]
+    assert {(row["variant"], row["clients"]) for row in pooled} == {
+        (variant, clients)
+        for variant in ("service-pgbouncer", "batcher-pgbouncer")
+        for clients in (1, 3)
+    }
+    for row in pooled:
+        (run,) = row["runs"]
+        assert (run["completed"], run["errors"], run["check"]["ok"]) == (20, {}, True), row["key"]

@@ -15,6 +15,9 @@ from services import (
 )
 from services.transfer_core import Outcome
 from tests.support.ledger import open_account
+from tests.support.pgbouncer import through_pgbouncer
+
+pytestmark = through_pgbouncer
 
 UNKNOWN = 987_654
 

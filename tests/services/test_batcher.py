@@ -32,6 +32,9 @@ from services.errors import (
     SameAccount,
 )
 from tests.support.ledger import open_account, snapshot
+from tests.support.pgbouncer import through_pgbouncer
+
+pytestmark = through_pgbouncer
 
 
 async def _yield_until(condition: Any, limit: int = 10_000) -> None:

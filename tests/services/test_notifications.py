@@ -13,6 +13,9 @@ from services.errors import PermanentJobFailure
 from services.jobs import ClaimedJob
 from services.transactions import run_in_transaction
 from tests.support.ledger import open_account
+from tests.support.pgbouncer import through_pgbouncer
+
+pytestmark = through_pgbouncer
 
 
 async def _claim_all(sessions: async_sessionmaker[AsyncSession]) -> list[ClaimedJob]:

@@ -15,6 +15,9 @@ from services.transactions import run_in_transaction
 from services.transfer_core import apply_transfers
 from tests.support.jobs import StatementLog
 from tests.support.ledger import open_account
+from tests.support.pgbouncer import through_pgbouncer
+
+pytestmark = through_pgbouncer
 
 
 async def _outbox(sessions: async_sessionmaker[AsyncSession]) -> list[tuple[str, int]]:

@@ -18,6 +18,9 @@ from services.errors import (
     SameAccount,
 )
 from tests.support.ledger import open_account, snapshot
+from tests.support.pgbouncer import through_pgbouncer
+
+pytestmark = through_pgbouncer
 
 
 async def test_a_transfer_moves_money_and_records_one_row(

@@ -7,7 +7,9 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-ALL_BACKENDS = ("sqlite", "postgresql")
+# "pgbouncer" is PostgreSQL through PgBouncer in transaction mode; it runs only the tests
+# that opt in (tests/support/pgbouncer.py), the others' pgbouncer items are deselected.
+ALL_BACKENDS = ("sqlite", "postgresql", "pgbouncer")
 
 
 def _backends_from_env() -> tuple[str, ...]:
@@ -27,6 +29,10 @@ sqlite_only = pytest.mark.parametrize(
     "backend", [b for b in BACKENDS if b == "sqlite"], indirect=True
 )
 postgres_only = pytest.mark.parametrize(
+    "backend", [b for b in BACKENDS if b in ("postgresql", "pgbouncer")], indirect=True
+)
+# PostgreSQL over a direct connection only: session state, LISTEN, startup parameters.
+postgres_direct_only = pytest.mark.parametrize(
     "backend", [b for b in BACKENDS if b == "postgresql"], indirect=True
 )
 
