@@ -13,7 +13,8 @@ from bench.workloads.ledger import TransferWorkload
 
 class PostgresTransfers(TransferWorkload):
     """Reference: blocking psycopg, one client. Concurrent rows: each of `pg_clients` clients,
-    sharing a pool of `pg_pool`."""
+    sharing a pool of `pg_pool`. pgbench (PostgreSQL's C client) runs the same transfer at
+    every client level, one connection per client, when it is installed."""
 
     name = "pg-transfers"
     title = "Transfers on PostgreSQL"
@@ -23,6 +24,7 @@ class PostgresTransfers(TransferWorkload):
     def cases(self, config: BenchConfig) -> list[Case]:
         # Imported here: the drivers are an optional extra, checked through `requires`.
         from bench.variants.asyncpg_raw import AsyncpgRaw
+        from bench.variants.pgbench import Pgbench, pgbench_path
         from bench.variants.psycopg_blocking import PsycopgBlocking
 
         variants: tuple[type[Variant], ...] = (
@@ -33,6 +35,8 @@ class PostgresTransfers(TransferWorkload):
             LedgerBatcher,
             NaiveOrm,
         )
+        if pgbench_path() is not None:
+            variants = (PsycopgBlocking, Pgbench, *variants[1:])
         cases = [Case(v, 1, 1, reference=v is PsycopgBlocking) for v in variants]
         for clients in config.pg_clients:
             cases += [Case(v, clients, config.pg_pool) for v in variants]
