@@ -7,6 +7,7 @@ from services.accounts import AccountService
 from services.auditor import LedgerAuditor
 from services.batcher import BatcherClosed, TransferBatcher
 from services.dashboard import DashboardService
+from services.job_handler import JobHandler
 from services.jobs import ClaimedJob, JobQueue, JobRecord, JobStats, RetryPolicy
 from services.notifications import TransferNotifier, ledger_handlers
 from services.outbox import TRANSFER_COMPLETED
@@ -22,10 +23,11 @@ from services.results import (
     TransferRecord,
     UserRecord,
 )
+from services.schema import ensure_migrated
 from services.transfer_core import Outcome, TransferRequest
 from services.transfers import TransferService
 from services.users import UserService
-from services.worker import JobHandler, Worker, WorkerEvent, WorkerStats
+from services.worker import Worker, WorkerEvent, WorkerStats
 
 __all__ = [
     "TRANSFER_COMPLETED",
@@ -58,5 +60,6 @@ __all__ = [
     "Worker",
     "WorkerEvent",
     "WorkerStats",
+    "ensure_migrated",
     "ledger_handlers",
 ]

@@ -71,12 +71,7 @@ class AccountService:
         description: str | None = None,
     ) -> TransferRecord:
         """Money entering the ledger: a transfer with no source."""
-        # Checked here too so that a bad id is reported as the caller named it.
-        validation.identifier(account_id, "account id")
-        request = TransferRequest.of(
-            None, account_id, amount, idempotency_key=idempotency_key, description=description
-        )
-        return await execute_transfer(self._sessions, request)
+        return await self._external(account_id, amount, idempotency_key, description, incoming=True)
 
     async def withdraw(
         self,
@@ -86,9 +81,25 @@ class AccountService:
         description: str | None = None,
     ) -> TransferRecord:
         """Money leaving the ledger: a transfer with no destination. InsufficientFunds if short."""
+        return await self._external(
+            account_id, amount, idempotency_key, description, incoming=False
+        )
+
+    async def _external(
+        self,
+        account_id: int,
+        amount: int,
+        idempotency_key: str | None,
+        description: str | None,
+        *,
+        incoming: bool,
+    ) -> TransferRecord:
+        """A movement whose other end is outside the ledger."""
+        # Checked here too so that a bad id is reported as the caller named it.
         validation.identifier(account_id, "account id")
+        source, destination = (None, account_id) if incoming else (account_id, None)
         request = TransferRequest.of(
-            account_id, None, amount, idempotency_key=idempotency_key, description=description
+            source, destination, amount, idempotency_key=idempotency_key, description=description
         )
         return await execute_transfer(self._sessions, request)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
-from services.errors import LedgerError
+from services.errors import InvalidInput, LedgerError
 from services.results import TransferRecord
 from services.transactions import Sessions, deadline
 from services.transfer_core import Outcome, TransferRequest, account_transfer, execute_transfers
@@ -47,7 +47,7 @@ class TransferBatcher:
 
     def __init__(self, sessions: Sessions, *, max_batch: int = 256) -> None:
         if max_batch < 1:
-            raise ValueError("max_batch must be at least 1")
+            raise InvalidInput(f"max_batch must be at least 1, got {max_batch!r}")
         self._sessions = sessions
         self._max_batch = max_batch
         self._queue: deque[_Pending] = deque()

@@ -6,18 +6,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from repositories import NotificationRepository, Receipt
 from services import validation
-from services.currencies import MINOR_UNITS
+from services.currencies import format_amount
 from services.errors import InvalidInput, PermanentJobFailure
+from services.job_handler import JobHandler
 from services.jobs import ClaimedJob
 from services.outbox import TRANSFER_COMPLETED
-from services.worker import JobHandler
-
-
-def format_amount(amount: int, currency: str) -> str:
-    """Minor units as a decimal amount: 1050 EUR -> '10.50 EUR'."""
-    places = MINOR_UNITS.get(currency, 2)
-    whole, fraction = divmod(amount, 10**places)
-    return f"{whole}.{fraction:0{places}d} {currency}" if places else f"{whole} {currency}"
 
 
 def describe_receipt(receipt: Receipt) -> str:

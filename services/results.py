@@ -38,7 +38,11 @@ class Result:
         names = _FIELD_NAMES.get(cls)
         if names is None:
             declared = fields(cls)  # type: ignore[arg-type]  # every subclass is a dataclass
-            names = _FIELD_NAMES[cls] = tuple(f.name for f in declared if f.init)
+            # A field marked `copied: False` is the service's own (TransferRecord.replayed),
+            # not the source's: it keeps its default.
+            names = _FIELD_NAMES[cls] = tuple(
+                f.name for f in declared if f.init and f.metadata.get("copied", True)
+            )
         return cls(**{name: getattr(source, name) for name in names})
 
 
@@ -76,6 +80,8 @@ class TransferRecord(Result):
     idempotency_key: str | None
     description: str | None
     created_at: datetime
+    # True when an idempotency key made this call return an earlier transfer: nothing moved.
+    replayed: bool = field(default=False, metadata={"copied": False})
 
     @property
     def kind(self) -> TransferKind:

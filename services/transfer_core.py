@@ -9,7 +9,7 @@ fails on its own, exactly as if they had been applied one at a time.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -123,7 +123,9 @@ def _decide(
         if key is not None and key in existing:
             earlier = existing[key]
             plan.outcomes[index] = (
-                TransferRecord.of(earlier) if request.matches(earlier) else IdempotencyConflict(key)
+                replace(TransferRecord.of(earlier), replayed=True)
+                if request.matches(earlier)
+                else IdempotencyConflict(key)
             )
             continue
         if key is not None and key in batch_keys:
@@ -207,7 +209,9 @@ async def apply_transfers(
                 id=transfer_id, created_at=created_at, **row._asdict()
             )
     for index, first in plan.repeats:
-        plan.outcomes[index] = plan.outcomes[first]
+        first_outcome = plan.outcomes[first]
+        assert isinstance(first_outcome, TransferRecord), "a repeat follows an accepted request"
+        plan.outcomes[index] = replace(first_outcome, replayed=True)
     return [_decided(outcome) for outcome in plan.outcomes]
 
 
@@ -237,7 +241,12 @@ def _check(
                 f"account {destination.id} holds {destination.currency}"
             )
     if request.source_id is not None and balances[request.source_id] < request.amount:
-        return InsufficientFunds(request.source_id, balances[request.source_id], request.amount)
+        return InsufficientFunds(
+            request.source_id,
+            balances[request.source_id],
+            request.amount,
+            locked[request.source_id].currency,
+        )
     if (
         request.destination_id is not None
         and balances[request.destination_id] + request.amount > validation.MAX_AMOUNT

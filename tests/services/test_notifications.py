@@ -8,9 +8,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from models import Notification
 from services import AccountService, JobQueue, TransferNotifier, TransferService
+from services.currencies import format_amount
 from services.errors import PermanentJobFailure
 from services.jobs import ClaimedJob
-from services.notifications import format_amount
 from services.transactions import run_in_transaction
 from tests.support.ledger import open_account
 
@@ -90,6 +90,7 @@ async def test_a_job_about_a_missing_transfer_is_a_permanent_failure(
         (7, "EUR", "0.07 EUR"),
         (500, "JPY", "500 JPY"),
         (1, "KWD", "0.001 KWD"),
+        (-1050, "EUR", "-10.50 EUR"),
     ],
 )
 def test_amounts_are_shown_in_the_currency_s_major_unit(
