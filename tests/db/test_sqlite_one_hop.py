@@ -27,7 +27,7 @@ from db.sqlite_one_hop import (
     refusal,
 )
 from services import AccountService, LedgerAuditor, TransferService, UserService
-from services.transactions import is_transient
+from services.db_errors import is_transient
 from tests.support.backends import sqlite_only
 from tests.support.paths import PROJECT_ROOT
 
