@@ -5,7 +5,8 @@ more than the SQLite work of a small statement (measured by `bench`: a thread ho
 around a tenth of a millisecond, a primary-key UPDATE a few microseconds). SQLAlchemy's
 stock adapter makes four crossings per statement: create a cursor, execute, fetch the
 rows, close the cursor. This one runs all four in a single function on the connection's
-thread, so a transfer costs one crossing per statement plus one for COMMIT.
+thread, and holds a transaction's BEGIN back until its first statement, sent in the same
+crossing, so a transaction costs one crossing per statement plus one for COMMIT.
 
 It builds on private parts of SQLAlchemy 2.1's asyncio adapter classes and of aiosqlite's
 queue of calls (as SQLAlchemy's own dialect does for its isolation-level setter), so it is
@@ -91,12 +92,22 @@ class _NoDriverCursor:
 _NO_DRIVER_CURSOR: Final = _NoDriverCursor()
 
 
+# What the engine's "begin" listener sends (db/engine.py): BEGIN and its locking mode.
+_BEGIN: Final = re.compile(r"BEGIN(?: (?:DEFERRED|IMMEDIATE|EXCLUSIVE))?", re.IGNORECASE)
+
+
 def _run_statement(
-    connection: sqlite3.Connection, operation: str, parameters: Any, many: bool
+    connection: sqlite3.Connection,
+    operation: str,
+    parameters: Any,
+    many: bool,
+    begin: str | None,
 ) -> _Result:
     # Runs on aiosqlite's thread: everything the caller will ask of the cursor, at once.
     cursor = connection.cursor()
     try:
+        if begin is not None:
+            cursor.execute(begin)
         if many:
             cursor.executemany(operation, parameters)
         elif parameters is None:
@@ -171,10 +182,20 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
     async def _run(self, operation: Any, parameters: Any, *, many: bool) -> None:
         connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
         adapter: OneHopConnection = self._adapt_connection  # type: ignore[assignment]
+        if not many and not parameters and _BEGIN.fullmatch(operation):
+            # Held back: it crosses with the transaction's first statement. A BEGIN that
+            # fails (the write lock stayed busy) then fails that statement, as it would
+            # have failed the transaction had it been sent alone.
+            adapter.pending_begin = operation
+            adapter.in_transaction = True
+            self._description, self._rowcount, self._lastrowid = None, -1, None
+            self._rows = deque()
+            return
         async with adapter._execute_mutex:
             # Until the statement reports back, assume it may have opened a transaction.
             adapter.in_transaction = True
-            call = partial(_run_statement, connection._conn, operation, parameters, many)
+            begin, adapter.pending_begin = adapter.pending_begin, None
+            call = partial(_run_statement, connection._conn, operation, parameters, many, begin)
             result: _Result = await connection._execute(call)  # type: ignore[no-untyped-call]
         self._description, rows, self._rowcount, self._lastrowid, adapter.in_transaction = result
         self._rows = deque(rows)
@@ -185,21 +206,28 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
 
     It also knows whether a transaction is open (every statement reports SQLite's own
     flag back), so the pool's rollback-on-return after a COMMIT, which has nothing to
-    undo, costs no crossing. When in doubt it assumes a transaction is open.
+    undo, costs no crossing. When in doubt it assumes a transaction is open. A BEGIN not
+    yet sent (`pending_begin`) opened nothing: ending its transaction costs no crossing.
     """
 
-    __slots__ = ("in_transaction",)
+    __slots__ = ("in_transaction", "pending_begin")
     _cursor_cls = OneHopCursor  # type: ignore[assignment]
 
     def __init__(self, dbapi: Any, connection: Any) -> None:
         super().__init__(dbapi, connection)
         self.in_transaction = True
+        self.pending_begin: str | None = None
 
     def commit(self) -> None:
-        super().commit()
+        if self.pending_begin is None:
+            super().commit()
+        self.pending_begin = None
         self.in_transaction = False
 
     def rollback(self) -> None:
+        if self.pending_begin is not None:
+            self.pending_begin = None
+            self.in_transaction = False
         if self.in_transaction:
             super().rollback()
             self.in_transaction = False

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
@@ -37,9 +37,7 @@ class BatcherClosed(LedgerError):
 @dataclass(slots=True)
 class _Pending:
     request: TransferRequest
-    future: asyncio.Future[TransferRecord] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
+    future: asyncio.Future[TransferRecord]
 
 
 class TransferBatcher:
@@ -131,11 +129,16 @@ class TransferBatcher:
         )
         if self._closing or self._writer is None or self._writer.done():
             raise BatcherClosed("the transfer batcher is not running")
+        pending = _Pending(request, asyncio.get_running_loop().create_future())
+        if timeout is None:  # the common case, without the cost of a context manager
+            return await self._enqueue(pending)
         async with deadline(timeout):
-            pending = _Pending(request)
-            self._queue.append(pending)
-            self._wakeup.set()
-            return await pending.future
+            return await self._enqueue(pending)
+
+    def _enqueue(self, pending: _Pending) -> asyncio.Future[TransferRecord]:
+        self._queue.append(pending)
+        self._wakeup.set()
+        return pending.future
 
     async def _write_loop(self) -> None:
         try:

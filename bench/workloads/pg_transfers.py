@@ -18,7 +18,8 @@ from bench.workloads.ledger import TransferWorkload
 
 class PostgresTransfers(TransferWorkload):
     """Reference: blocking psycopg, one client. Concurrent rows: each of `pg_clients` clients,
-    sharing a pool of `pg_pool`."""
+    sharing a pool of `pg_pool`. pgbench (PostgreSQL's C client) runs the same transfer at
+    every client level, one connection per client, when it is installed."""
 
     name = "pg-transfers"
     title = "Transfers on PostgreSQL"
@@ -29,6 +30,7 @@ class PostgresTransfers(TransferWorkload):
     def cases(self, config: BenchConfig) -> list[Case]:
         # Imported here: the drivers are an optional extra, checked through `requires`.
         from bench.variants.asyncpg_raw import AsyncpgRaw
+        from bench.variants.pgbench import Pgbench, pgbench_path
         from bench.variants.psycopg_blocking import PsycopgBlocking
 
         variants: tuple[type[Variant], ...] = (
@@ -39,6 +41,8 @@ class PostgresTransfers(TransferWorkload):
             LedgerBatcher,
             NaiveOrm,
         )
+        if pgbench_path() is not None:
+            variants = (PsycopgBlocking, Pgbench, *variants[1:])
         if config.pgbouncer_url is not None:
             # Next to their direct rows: the difference is the pooler's hop.
             variants += (LedgerServicesPgBouncer, LedgerBatcherPgBouncer)

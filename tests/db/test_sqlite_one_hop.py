@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_cursor
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db import DatabaseSettings, create_engine, create_session_factory, migrations, sqlite_one_hop
@@ -26,6 +27,7 @@ from db.sqlite_one_hop import (
     refusal,
 )
 from services import AccountService, LedgerAuditor, TransferService, UserService
+from services.db_errors import is_transient
 from tests.support.backends import sqlite_only
 from tests.support.paths import PROJECT_ROOT
 
@@ -75,9 +77,9 @@ async def test_a_transfer_crosses_to_the_sqlite_thread_once_per_statement_and_co
         per_transfer = await _transfers_crossings(engine, crossings)
     finally:
         await engine.dispose()
-    # BEGIN IMMEDIATE, lock accounts, insert transfer, insert its outbox job, move
-    # balances, COMMIT.
-    assert per_transfer == 6
+    # BEGIN IMMEDIATE with the lock of the accounts, insert transfer, insert its outbox
+    # job, move balances, COMMIT.
+    assert per_transfer == 5
     assert "rollback" not in crossings  # nothing to undo after COMMIT: no crossing for it
 
 
@@ -106,6 +108,56 @@ async def test_a_connection_returned_inside_a_transaction_is_rolled_back(tmp_pat
     finally:
         await engine.dispose()
     assert emails == ["a@b.c"]
+
+
+async def test_a_transactions_begin_crosses_with_its_first_statement(
+    tmp_path: Path, crossings: list[str]
+) -> None:
+    engine = await _ledger_engine(tmp_path, one_hop=True)
+    try:
+        async with engine.connect() as connection:
+            crossings.clear()
+            async with connection.begin():
+                await connection.execute(
+                    text("INSERT INTO users (email, name) VALUES ('b@b.b', 'b')")
+                )
+            assert crossings == ["partial", "commit"]
+            async with connection.begin():
+                pass  # nothing was sent, so there is nothing to end
+            assert crossings == ["partial", "commit"]
+            async with connection.begin():
+                await connection.execute(
+                    text("INSERT INTO users (email, name) VALUES ('c@c.c', 'c')")
+                )
+                await connection.rollback()
+        async with engine.connect() as connection:
+            emails = (await connection.execute(text("SELECT email FROM users"))).scalars().all()
+    finally:
+        await engine.dispose()
+    assert emails == ["b@b.b"]
+
+
+async def test_a_begin_that_finds_the_write_lock_busy_fails_the_first_statement(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/l.db"
+    holder = await _ledger_engine(tmp_path, one_hop=True)
+    waiter = create_engine(DatabaseSettings(url=url, busy_timeout_ms=50))
+    try:
+        async with holder.begin() as held:
+            await held.execute(text("INSERT INTO users (email, name) VALUES ('h@h.h', 'h')"))
+            async with waiter.connect() as connection:
+                with pytest.raises(OperationalError, match="database is locked") as refused:
+                    async with connection.begin():
+                        await connection.execute(text("SELECT count(*) FROM users"))
+                assert is_transient(refused.value)
+        # The same pooled connection begins again once the lock is free.
+        async with waiter.begin() as connection:
+            count = await connection.scalar(text("SELECT count(*) FROM users"))
+    finally:
+        await waiter.dispose()
+        await holder.dispose()
+    assert count == 1
 
 
 async def test_rowcount_and_lastrowid_come_back_through_one_crossing(tmp_path: Path) -> None:
