@@ -2,25 +2,33 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final, NamedTuple, cast
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
+    FromClause,
+    Integer,
+    String,
     Table,
     and_,
+    bindparam,
     case,
     func,
     insert,
+    literal,
     literal_column,
     or_,
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import aliased
 
-from models import Job, JobStatus
+from models import Job, JobStatus, UTCDateTime
 from repositories.base import Repository
 
 # Must match the predicate of the partial index ix_jobs_claimable (models/job.py).
@@ -82,6 +90,31 @@ class JobRepository(Repository[Job]):
             for job in jobs
         ]
         await self.session.execute(insert(table).returning(table.c.id), rows)
+
+    async def add_per_id(
+        self, kind: str, key: str, ids: Sequence[int], *, max_attempts: int, now: datetime
+    ) -> None:
+        """Insert one job of `kind` per id, its payload `{key: id}`, due `now`, in id order.
+
+        One INSERT … SELECT whose ids arrive as one parameter (a JSON array read by
+        json_each on SQLite, an array unnested on PostgreSQL) and whose payloads the
+        database builds: the same SQL text whatever the count, and no Python per row
+        (`add_many` serialises a payload and binds three timestamps per row).
+        """
+        if not ids:
+            return
+        if self.session.get_bind().dialect.name == "postgresql":
+            statement, values = _ADD_PER_ID_PG, list(ids)
+        else:
+            statement, values = _ADD_PER_ID_SQLITE, json.dumps(list(ids))
+        params = {
+            "kind": kind,
+            "key": key,
+            "ids": values,
+            "max_attempts": max_attempts,
+            "now": now,
+        }
+        await self.session.execute(statement, params)
 
     async def claim(
         self, owner: str, *, now: datetime, limit: int, lease_until: datetime
@@ -241,3 +274,53 @@ class JobRepository(Repository[Job]):
             .limit(limit)
         )
         return (await self.session.scalars(query)).all()
+
+
+_JOB_COLUMNS: Final = (
+    "kind",
+    "payload",
+    "status",
+    "attempts",
+    "max_attempts",
+    "run_at",
+    "created_at",
+    "updated_at",
+)
+
+
+def _add_per_id(payload: ColumnElement[Any], ids: FromClause, order: ColumnElement[Any]) -> Any:
+    """INSERT … SELECT of one queued job per row of `ids`, built once per engine."""
+    now = bindparam("now", type_=UTCDateTime())
+    return insert(cast(Table, Job.__table__)).from_select(
+        list(_JOB_COLUMNS),
+        select(
+            bindparam("kind", type_=String),
+            payload,
+            literal(JobStatus.QUEUED.value, type_=String),
+            literal(0, type_=Integer),
+            bindparam("max_attempts", type_=Integer),
+            now,
+            now,
+            now,
+        )
+        .select_from(ids)
+        .order_by(order),
+    )
+
+
+_sqlite_ids = func.json_each(bindparam("ids", type_=String)).table_valued("value", "key")
+_ADD_PER_ID_SQLITE = _add_per_id(
+    func.json_object(bindparam("key", type_=String), _sqlite_ids.c.value),
+    _sqlite_ids,
+    _sqlite_ids.c.key,
+)
+_pg_ids = (
+    func.unnest(bindparam("ids", type_=ARRAY(BigInteger)))
+    .table_valued("id", with_ordinality="position")
+    .render_derived(name="i")
+)
+_ADD_PER_ID_PG = _add_per_id(
+    func.json_build_object(bindparam("key", type_=String), _pg_ids.c.id),
+    _pg_ids,
+    _pg_ids.c.position,
+)

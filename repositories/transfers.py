@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+import json
+from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple, cast
 
-from sqlalchemy import BigInteger, delete, func, or_, select, tuple_, union_all
+from sqlalchemy import (
+    BigInteger,
+    String,
+    Table,
+    bindparam,
+    delete,
+    func,
+    literal_column,
+    or_,
+    select,
+    true,
+    tuple_,
+    union_all,
+)
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.expression import cast
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.sql.expression import cast as sql_cast
 
-from models import Account, Transfer
+from models import Account, Transfer, UTCDateTime
 from repositories.base import Repository
 
 
@@ -44,13 +58,6 @@ class NewTransfer(NamedTuple):
     idempotency_scope: str | None  # whose key (services/callers.py); None without a key
 
 
-def _dialect_insert(session: AsyncSession) -> Callable[..., Any]:
-    """The INSERT construct with ON CONFLICT support of the session's engine."""
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert
-    return sqlite.insert
-
-
 class TransferRepository(Repository[Transfer]):
     """Transfers: insertion, idempotency lookups, history and audit sums."""
 
@@ -62,26 +69,28 @@ class TransferRepository(Repository[Transfer]):
         """Insert `rows` and return their ids in row order; None, inserting nothing, if the
         idempotency key of any row is already taken in its scope.
 
-        One INSERT … ON CONFLICT DO NOTHING RETURNING id, sent by SQLAlchemy's
-        "insertmanyvalues" as multi-row VALUES pages (1,000 rows each) of a statement
-        compiled once and cached. Not the ORM's add_all() + flush(): on SQLite the ORM
-        insists on RETURNING rows in parameter order, cannot get that guarantee, and falls
-        back to one INSERT, one driver round trip, per row; and not `.values([...])`, which
-        builds and compiles a new statement for every batch. A multi-row VALUES assigns
-        ascending ids in row order on both engines (rowid under the write lock; the
-        sequence, row by row), so sorting the returned ids restores row order.
+        One INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING id whose rows arrive as one
+        parameter whatever their count: a JSON array on SQLite (read by json_each), one
+        array per column on PostgreSQL (unnest). Its SQL text never changes, so it is
+        compiled once and, on PostgreSQL, prepared once per connection; and SQLAlchemy
+        processes one parameter set, not one per row (a multi-row VALUES built by
+        "insertmanyvalues" cost Python per row and column and changed its text, so its
+        PREPARE, with every batch size). The rows are selected in their order, which
+        assigns ascending ids in row order on both engines (rowid under the write lock;
+        the sequence, row by row), so sorting the returned ids restores row order.
         On PostgreSQL a key that a concurrent transaction is inserting makes the INSERT wait
         for that transaction: if it commits, the row is skipped, never a unique violation.
         """
-        table = Transfer.__table__
-        statement = (
-            _dialect_insert(self.session)(table)
-            .on_conflict_do_nothing(
-                index_elements=[table.c.idempotency_scope, table.c.idempotency_key]
-            )
-            .returning(table.c.id)
-        )
-        params = [{**row._asdict(), "created_at": created_at} for row in rows]
+        if not rows:
+            return []
+        if self.session.get_bind().dialect.name == "postgresql":
+            columns = list(zip(*rows, strict=True))
+            params: dict[str, Any] = dict(zip(_PG_ARRAYS, columns, strict=True))
+            statement = _INSERT_PG
+        else:
+            params = {"rows": json.dumps(rows)}
+            statement = _INSERT_SQLITE
+        params["created_at"] = created_at
         ids = sorted((await self.session.execute(statement, params)).scalars().all())
         if len(ids) < len(rows):
             await self.session.execute(delete(Transfer).where(Transfer.id.in_(ids)))
@@ -130,11 +139,11 @@ class TransferRepository(Repository[Transfer]):
             select(
                 Transfer.destination_account_id.label("account_id"),
                 Transfer.amount.label("incoming"),
-                cast(0, BigInteger).label("outgoing"),
+                sql_cast(0, BigInteger).label("outgoing"),
             ).where(Transfer.destination_account_id.is_not(None)),
             select(
                 Transfer.source_account_id.label("account_id"),
-                cast(0, BigInteger).label("incoming"),
+                sql_cast(0, BigInteger).label("incoming"),
                 Transfer.amount.label("outgoing"),
             ).where(Transfer.source_account_id.is_not(None)),
         ).subquery()
@@ -176,3 +185,55 @@ class TransferRepository(Repository[Transfer]):
         balances = select(func.coalesce(func.sum(Account.balance), 0)).scalar_subquery()
         row = (await self.session.execute(select(deposits, withdrawals, balances))).one()
         return LedgerTotals(int(row[0]), int(row[1]), int(row[2]))
+
+
+# The insert of new transfers, one statement per engine built once (see
+# insert_unless_key_taken). The columns in NewTransfer's order, then created_at.
+_transfers = cast(Table, Transfer.__table__)
+_NEW_COLUMNS: Final = NewTransfer._fields
+_KEY_COLUMNS: Final = [_transfers.c.idempotency_scope, _transfers.c.idempotency_key]
+
+_new_rows = func.json_each(bindparam("rows", type_=String)).table_valued("value", "key")
+_INSERT_SQLITE = (
+    sqlite.insert(_transfers)
+    .from_select(
+        [*_NEW_COLUMNS, "created_at"],
+        select(
+            *(
+                func.json_extract(_new_rows.c.value, literal_column(f"'$[{i}]'"))
+                for i in range(len(_NEW_COLUMNS))
+            ),
+            bindparam("created_at", type_=UTCDateTime()),
+        )
+        # WHERE: without it SQLite would read ON CONFLICT as the start of a join clause.
+        .where(true())
+        .order_by(_new_rows.c.key),
+    )
+    .on_conflict_do_nothing(index_elements=_KEY_COLUMNS)
+    .returning(_transfers.c.id)
+)
+
+_PG_ARRAYS: Final = tuple(f"{name}s" for name in _NEW_COLUMNS)
+_PG_TYPES: Final = (BigInteger, BigInteger, BigInteger, String, String, String, String)
+_new_columns = (
+    func.unnest(
+        *(
+            bindparam(name, type_=ARRAY(type_))
+            for name, type_ in zip(_PG_ARRAYS, _PG_TYPES, strict=True)
+        )
+    )
+    .table_valued(*_NEW_COLUMNS, with_ordinality="position")
+    .render_derived(name="r")
+)
+_INSERT_PG = (
+    postgresql.insert(_transfers)
+    .from_select(
+        [*_NEW_COLUMNS, "created_at"],
+        select(
+            *(_new_columns.c[name] for name in _NEW_COLUMNS),
+            bindparam("created_at", type_=UTCDateTime()),
+        ).order_by(_new_columns.c.position),
+    )
+    .on_conflict_do_nothing(index_elements=_KEY_COLUMNS)
+    .returning(_transfers.c.id)
+)

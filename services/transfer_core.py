@@ -106,13 +106,28 @@ def account_transfer(
     amount: object,
     idempotency_key: object = None,
     description: object = None,
+    *,
+    caller: Caller | None = None,
 ) -> TransferRequest:
-    """A validated account-to-account request: both ends are required."""
-    request = TransferRequest.of(
-        source_id, destination_id, amount, idempotency_key=idempotency_key, description=description
+    """A validated account-to-account request: both ends are required. With `caller`, the
+    request as `on_behalf_of(caller, ...)` makes it, built once rather than copied."""
+    valid_amount = validation.amount(amount)
+    source, destination = validation.transfer_ends(source_id, destination_id)
+    key = validation.idempotency_key(idempotency_key)
+    text = validation.description(description)
+    source, destination = validation.both_ends(source, destination)
+    if caller is None:
+        return TransferRequest(source, destination, valid_amount, key, text)
+    # An account transfer has a source, so the deposit rule of on_behalf_of cannot apply.
+    return TransferRequest(
+        source,
+        destination,
+        valid_amount,
+        key,
+        text,
+        caller.idempotency_scope,
+        caller.owner_filter(),
     )
-    validation.both_ends(request.source_id, request.destination_id)
-    return request
 
 
 def on_behalf_of(caller: Caller, request: TransferRequest) -> TransferRequest:
@@ -250,9 +265,16 @@ async def apply_transfers(
 
 def _record(transfer_id: int, row: NewTransfer, created_at: datetime) -> TransferRecord:
     # The scope stays in the database: it is whose key it is, not part of the movement.
-    columns = row._asdict()
-    del columns["idempotency_scope"]
-    return TransferRecord(id=transfer_id, created_at=created_at, **columns)
+    return TransferRecord(
+        id=transfer_id,
+        source_account_id=row.source_account_id,
+        destination_account_id=row.destination_account_id,
+        amount=row.amount,
+        currency=row.currency,
+        idempotency_key=row.idempotency_key,
+        description=row.description,
+        created_at=created_at,
+    )
 
 
 def _keyed_failure(requests: Sequence[TransferRequest], plan: _Plan) -> bool:
