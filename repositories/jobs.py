@@ -44,6 +44,14 @@ class NewJob(NamedTuple):
     max_attempts: int
 
 
+class PerIdJobs(NamedTuple):
+    """Jobs of one kind, one per id of something just written, payload `{key: id}`."""
+
+    kind: str
+    key: str
+    max_attempts: int
+
+
 class JobLease(NamedTuple):
     """One lease on a job. `attempt` tells two leases of the same worker apart."""
 
@@ -91,10 +99,8 @@ class JobRepository(Repository[Job]):
         ]
         await self.session.execute(insert(table).returning(table.c.id), rows)
 
-    async def add_per_id(
-        self, kind: str, key: str, ids: Sequence[int], *, max_attempts: int, now: datetime
-    ) -> None:
-        """Insert one job of `kind` per id, its payload `{key: id}`, due `now`, in id order.
+    async def add_per_id(self, jobs: PerIdJobs, ids: Sequence[int], *, now: datetime) -> None:
+        """Insert one queued job per id, its payload `{jobs.key: id}`, due `now`, in id order.
 
         One INSERT … SELECT whose ids arrive as one parameter (a JSON array read by
         json_each on SQLite, an array unnested on PostgreSQL) and whose payloads the
@@ -103,15 +109,16 @@ class JobRepository(Repository[Job]):
         """
         if not ids:
             return
+        values: object
         if self.session.get_bind().dialect.name == "postgresql":
             statement, values = _ADD_PER_ID_PG, list(ids)
         else:
             statement, values = _ADD_PER_ID_SQLITE, json.dumps(list(ids))
         params = {
-            "kind": kind,
-            "key": key,
+            "kind": jobs.kind,
+            "key": jobs.key,
             "ids": values,
-            "max_attempts": max_attempts,
+            "max_attempts": jobs.max_attempts,
             "now": now,
         }
         await self.session.execute(statement, params)

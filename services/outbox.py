@@ -7,24 +7,13 @@ the job exists exactly when the change does.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Final
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from models import utcnow
-from repositories import JobRepository
+from repositories import PerIdJobs
 
 TRANSFER_COMPLETED: Final = "transfer.completed"
 OUTBOX_MAX_ATTEMPTS: Final = 5
 
-
-async def transfers_completed(session: AsyncSession, transfer_ids: Sequence[int]) -> None:
-    """Enqueue one `transfer.completed` job per new transfer, in one INSERT."""
-    await JobRepository(session).add_per_id(
-        TRANSFER_COMPLETED,
-        "transfer_id",
-        transfer_ids,
-        max_attempts=OUTBOX_MAX_ATTEMPTS,
-        now=utcnow(),
-    )
+TRANSFERS_COMPLETED: Final = PerIdJobs(TRANSFER_COMPLETED, "transfer_id", OUTBOX_MAX_ATTEMPTS)
+"""One `transfer.completed` job per new transfer, written with the transfers (see
+`TransferRepository.insert_and_apply`)."""
