@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import aliased
 
+from db.sqlite_one_hop import DEFERRED
 from models import Job, JobStatus, UTCDateTime
 from repositories.base import Repository
 
@@ -298,20 +299,26 @@ _JOB_COLUMNS: Final = (
 def _add_per_id(payload: ColumnElement[Any], ids: FromClause, order: ColumnElement[Any]) -> Any:
     """INSERT … SELECT of one queued job per row of `ids`, built once per engine."""
     now = bindparam("now", type_=UTCDateTime())
-    return insert(cast(Table, Job.__table__)).from_select(
-        list(_JOB_COLUMNS),
-        select(
-            bindparam("kind", type_=String),
-            payload,
-            literal(JobStatus.QUEUED.value, type_=String),
-            literal(0, type_=Integer),
-            bindparam("max_attempts", type_=Integer),
-            now,
-            now,
-            now,
+    # DEFERRED: nothing is read back, so the one-hop SQLite adapter sends it with the
+    # transaction's next statement or its COMMIT rather than crossing for it alone.
+    return (
+        insert(cast(Table, Job.__table__))
+        .prefix_with(DEFERRED)
+        .from_select(
+            list(_JOB_COLUMNS),
+            select(
+                bindparam("kind", type_=String),
+                payload,
+                literal(JobStatus.QUEUED.value, type_=String),
+                literal(0, type_=Integer),
+                bindparam("max_attempts", type_=Integer),
+                now,
+                now,
+                now,
+            )
+            .select_from(ids)
+            .order_by(order),
         )
-        .select_from(ids)
-        .order_by(order),
     )
 
 
