@@ -122,15 +122,18 @@ class TransferRepository(Repository[Transfer]):
 
         On PostgreSQL the three are one statement (data-modifying CTEs), one round trip
         instead of three; the balance update and the jobs insert run only if every row
-        was inserted. On SQLite, which has no DML in a CTE, three statements.
+        was inserted. On SQLite, which has no DML in a CTE, three statements, the last two
+        sent with COMMIT (`apply_decided_deltas`: a refused delta fails the transaction, so
+        `accounts_changed` is every account of `deltas`).
         """
         if self.session.get_bind().dialect.name != "postgresql":
             ids = await self.insert_unless_key_taken(rows, now)
             if ids is None:
                 return None
-            changed = await AccountRepository(self.session).apply_deltas(deltas)
+            # Both DEFERRED: on the one-hop adapter they cross with COMMIT.
+            await AccountRepository(self.session).apply_decided_deltas(deltas, now)
             await JobRepository(self.session).add_per_id(jobs, ids, now=now)
-            return Written(ids, changed)
+            return Written(ids, len(deltas))
         params: dict[str, Any] = dict(zip(_PG_ARRAYS, zip(*rows, strict=True), strict=True))
         params |= {
             "created_at": now,
