@@ -40,6 +40,9 @@ class DatabaseSettings:
     statement_timeout_ms: int = 30_000
     lock_timeout_ms: int = 10_000
     sqlite_one_hop: bool = True
+    # Where job workers LISTEN for wake-ups (PostgreSQL); None: the DATABASE_URL. A pooler
+    # in transaction mode cannot carry a LISTEN, so this may point past it, at the server.
+    listen_url: str | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -81,6 +84,8 @@ class DatabaseSettings:
             raise SettingsError(f"DB_MAX_OVERFLOW must be 0 or more, got {self.max_overflow}")
         if self.pool_timeout <= 0:
             raise SettingsError(f"DB_POOL_TIMEOUT must be positive, got {self.pool_timeout}")
+        if self.listen_url is not None:
+            _check_listen_url(self.listen_url, self.backend)
 
     @property
     def sqlalchemy_url(self) -> URL:
@@ -108,6 +113,11 @@ class DatabaseSettings:
         ]
         return f"{shown}?{'&'.join(pairs)}" if pairs else shown
 
+    @property
+    def listener_url(self) -> str:
+        """The URL job workers LISTEN on: DB_LISTEN_URL, or else DATABASE_URL."""
+        return self.url if self.listen_url is None else self.listen_url
+
     def with_url(self, url: str) -> DatabaseSettings:
         """A copy pointing at another database, every other setting kept."""
         return replace(self, url=url)
@@ -132,7 +142,22 @@ class DatabaseSettings:
             ),
             lock_timeout_ms=_int(env, "DB_LOCK_TIMEOUT_MS", defaults.lock_timeout_ms),
             sqlite_one_hop=_bool(env, "DB_SQLITE_ONE_HOP", defaults.sqlite_one_hop),
+            listen_url=env.get("DB_LISTEN_URL") or None,
         )
+
+
+def _check_listen_url(listen_url: str, backend: str) -> None:
+    try:
+        parsed = make_url(listen_url)
+    except (ArgumentError, ValueError):
+        # Never repeat the value: it may hold a password.
+        raise SettingsError("DB_LISTEN_URL is not a database URL") from None
+    if backend != "postgresql":
+        raise SettingsError("DB_LISTEN_URL applies to PostgreSQL only; DATABASE_URL is SQLite")
+    if (parsed.get_backend_name(), parsed.get_driver_name()) != ("postgresql", "asyncpg"):
+        raise SettingsError("DB_LISTEN_URL must be a postgresql+asyncpg:// URL")
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise SettingsError(f"DB_LISTEN_URL has port {parsed.port}; a port is 1 to 65535")
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

@@ -20,6 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import aliased
 
+from db.wakeups import JOBS_CHANNEL
 from models import Job, JobStatus
 from repositories.base import Repository
 
@@ -57,16 +58,20 @@ class JobRepository(Repository[Job]):
 
     model = Job
 
-    async def add_many(self, jobs: Sequence[NewJob], *, now: datetime) -> None:
-        """Insert `jobs` as one multi-row INSERT (a page per 1,000 rows).
+    async def add_many(self, jobs: Sequence[NewJob], *, now: datetime) -> list[int]:
+        """Insert `jobs` as one multi-row INSERT (a page per 1,000 rows); their ids, in order.
 
         Sent by SQLAlchemy's "insertmanyvalues" (which RETURNING switches on for these
         drivers): one statement compiled once and cached, its VALUES rows filled in per
         call. `insert().values([...])` would build and compile a new statement for every
         batch size; the ORM's add_all() would send one INSERT per row on SQLite.
+
+        On PostgreSQL the same statement sends NOTIFY on the jobs channel (pg_notify in
+        RETURNING: no extra round trip; the server folds a transaction's identical
+        notifications into one and delivers it at commit).
         """
         if not jobs:
-            return
+            return []
         table = cast(Table, Job.__table__)
         rows = [
             {
@@ -81,7 +86,18 @@ class JobRepository(Repository[Job]):
             }
             for job in jobs
         ]
-        await self.session.execute(insert(table).returning(table.c.id), rows)
+        statement = insert(table)
+        if self.session.get_bind().dialect.name == "postgresql":
+            returning = statement.returning(
+                table.c.id, func.pg_notify(JOBS_CHANNEL, ""), sort_by_parameter_order=True
+            )
+            result = await self.session.execute(returning, rows)
+            return [row[0] for row in result]
+        # SQLAlchemy would send SQLite one INSERT per row to keep RETURNING in order. One
+        # statement's rows get increasing rowids in VALUES order (the writer is alone),
+        # so sorting the ids restores that order.
+        result = await self.session.execute(statement.returning(table.c.id), rows)
+        return sorted(row[0] for row in result)
 
     async def claim(
         self, owner: str, *, now: datetime, limit: int, lease_until: datetime

@@ -8,18 +8,18 @@ state. Delivery is at least once: handlers must be idempotent.
 
 from __future__ import annotations
 
-import json
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from db.wakeups import wake_after_commit
 from models import Job, JobStatus, utcnow
-from models.job import KIND_MAX_LENGTH, LEASE_OWNER_MAX_LENGTH
-from repositories import JobLease, JobRepository
+from models.job import LEASE_OWNER_MAX_LENGTH
+from repositories import JobLease, JobRepository, NewJob
 from services import validation
 from services.errors import InvalidInput
 from services.transactions import Sessions, run_in_transaction
@@ -150,29 +150,6 @@ def describe_error(error: BaseException | str) -> str:
     return text if len(text) <= ERROR_MAX_LENGTH else text[: ERROR_MAX_LENGTH - 1] + "…"
 
 
-def _payload(value: object) -> dict[str, Any]:
-    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
-        raise InvalidInput("a job payload must be a mapping with string keys")
-    try:
-        # Round-trip now, so a payload that cannot be stored fails here and not at commit.
-        loaded: dict[str, Any] = json.loads(json.dumps(dict(value), allow_nan=False))
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"a job payload must be JSON: {exc}") from None
-    return loaded
-
-
-def _positive_seconds(value: object, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 10**7:
-        raise InvalidInput(f"{what} must be a positive number of seconds, got {value!r}")
-    return float(value)
-
-
-def _bounded_int(value: object, what: str, maximum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
-        raise InvalidInput(f"{what} must be a whole number from 1 to {maximum}, got {value!r}")
-    return value
-
-
 class JobQueue:
     """Enqueue, claim, complete and fail jobs; every method is its own short transaction.
 
@@ -201,6 +178,12 @@ class JobQueue:
         """The queue's current time."""
         return self._clock()
 
+    @classmethod
+    def joining(cls, session: AsyncSession) -> JobQueue:
+        """A queue for enqueueing inside `session`'s transaction (an outbox write), on the
+        database that session is bound to."""
+        return cls(async_sessionmaker(session.bind, expire_on_commit=False, autoflush=False))
+
     async def enqueue(
         self,
         kind: str,
@@ -211,28 +194,62 @@ class JobQueue:
         session: AsyncSession | None = None,
     ) -> JobRecord:
         """Add a job. With `session`, it joins that session's transaction (an outbox write)
-        and commits or rolls back with it; without, it commits on its own."""
-        job_kind = validation.text(kind, "job kind", KIND_MAX_LENGTH, required=True)
-        assert job_kind is not None
-        data = _payload(payload)
-        attempts = _bounded_int(max_attempts, "max_attempts", MAX_ATTEMPTS_LIMIT)
-        if run_at is not None and (not isinstance(run_at, datetime) or run_at.tzinfo is None):
-            raise InvalidInput("run_at must be a timezone-aware datetime")
+        and commits or rolls back with it; without, it commits on its own. Idle workers
+        are woken when that transaction commits."""
+        (record,) = await self.enqueue_many(
+            [(kind, payload)], run_at=run_at, max_attempts=max_attempts, session=session
+        )
+        return record
 
-        async def work(s: AsyncSession) -> JobRecord:
+    async def enqueue_many(
+        self,
+        jobs: Sequence[tuple[str, Mapping[str, Any]]],
+        *,
+        run_at: datetime | None = None,
+        max_attempts: int = 5,
+        session: AsyncSession | None = None,
+    ) -> list[JobRecord]:
+        """Add `(kind, payload)` jobs in one multi-row INSERT; their records, in order.
+
+        Every job is checked before any is written; `session` works as for `enqueue`.
+        """
+        if isinstance(jobs, str | bytes) or not isinstance(jobs, Sequence):
+            raise InvalidInput("jobs must be a sequence of (kind, payload) pairs")
+        checked: list[tuple[str, dict[str, Any]]] = []
+        for job in jobs:
+            if not isinstance(job, tuple) or len(job) != 2:
+                raise InvalidInput("jobs must be a sequence of (kind, payload) pairs")
+            checked.append((validation.job_kind(job[0]), validation.job_payload(job[1])))
+        attempts = validation.bounded_int(max_attempts, "max_attempts", MAX_ATTEMPTS_LIMIT)
+        due = None if run_at is None else validation.aware_datetime(run_at, "run_at")
+
+        async def work(s: AsyncSession) -> list[JobRecord]:
             now = self._clock()
-            job = Job(
-                kind=job_kind,
-                payload=data,
-                status=JobStatus.QUEUED,
-                attempts=0,
-                max_attempts=attempts,
-                run_at=run_at if run_at is not None else now,
-                created_at=now,
-                updated_at=now,
-            )
-            return JobRecord.of(await JobRepository(s).add(job))
+            when = now if due is None else due
+            new = [NewJob(kind, data, when, attempts) for kind, data in checked]
+            ids = await JobRepository(s).add_many(new, now=now)
+            wake_after_commit(s)
+            return [
+                JobRecord(
+                    id=job_id,
+                    kind=kind,
+                    payload=data,
+                    status=JobStatus.QUEUED,
+                    attempts=0,
+                    max_attempts=attempts,
+                    run_at=when,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    last_error=None,
+                    created_at=now,
+                    updated_at=now,
+                    finished_at=None,
+                )
+                for job_id, (kind, data) in zip(ids, checked, strict=True)
+            ]
 
+        if not checked:
+            return []
         if session is not None:
             return await work(session)
         return await run_in_transaction(self._sessions, work)
@@ -245,8 +262,8 @@ class JobQueue:
         """
         owner = validation.text(worker_id, "worker id", LEASE_OWNER_MAX_LENGTH, required=True)
         assert owner is not None
-        batch = _bounded_int(limit, "limit", CLAIM_LIMIT)
-        duration = timedelta(seconds=_positive_seconds(lease_seconds, "lease_seconds"))
+        batch = validation.bounded_int(limit, "limit", CLAIM_LIMIT)
+        duration = timedelta(seconds=validation.seconds(lease_seconds, "lease_seconds"))
 
         async def work(session: AsyncSession) -> list[ClaimedJob]:
             now = self._clock()
@@ -296,7 +313,7 @@ class JobQueue:
 
     async def extend(self, job: ClaimedJob, lease_seconds: float) -> bool:
         """Renew the lease for another `lease_seconds` from now; False if it was lost."""
-        duration = timedelta(seconds=_positive_seconds(lease_seconds, "lease_seconds"))
+        duration = timedelta(seconds=validation.seconds(lease_seconds, "lease_seconds"))
 
         async def work(session: AsyncSession) -> bool:
             now = self._clock()
@@ -327,7 +344,7 @@ class JobQueue:
 
     async def dead(self, *, limit: int = 10) -> list[JobRecord]:
         """The most recently failed dead jobs, newest first, with their errors."""
-        count = _bounded_int(limit, "limit", CLAIM_LIMIT)
+        count = validation.bounded_int(limit, "limit", CLAIM_LIMIT)
 
         async def work(session: AsyncSession) -> list[JobRecord]:
             jobs = await JobRepository(session).latest(JobStatus.DEAD, limit=count)
