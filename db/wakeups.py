@@ -15,7 +15,6 @@ keep a slow poll in case a hint was lost.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from collections.abc import Callable
@@ -121,8 +120,9 @@ class PostgresListener:
             await engine.dispose()
 
     async def _listen(self, engine: AsyncEngine, lost: asyncio.Event) -> None:
-        raw = await engine.raw_connection()
-        try:
+        async with engine.connect() as connection:
+            # The asyncpg connection itself: SQLAlchemy has no API for LISTEN.
+            raw = await connection.get_raw_connection()
             driver: Any = raw.driver_connection
             driver.add_termination_listener(lambda _connection: lost.set())
 
@@ -134,12 +134,12 @@ class PostgresListener:
             self.connections += 1
             self.connected.set()
             self._wake()
-            await lost.wait()
-        finally:
-            if lost.is_set():
-                raw.invalidate()
-            with contextlib.suppress(Exception):
-                raw.close()
+            try:
+                await lost.wait()
+            finally:
+                if lost.is_set():
+                    # Dead: discard it rather than hand it back to be reset.
+                    await connection.invalidate()
 
 
 def _listener_engine(url: str) -> AsyncEngine:
@@ -207,3 +207,56 @@ def _published_on_commit(session: Any) -> None:
 
 def _forgotten_on_rollback(session: Any) -> None:
     session.info.pop(_WAKE_KEY, None)
+
+
+class Wakeups:
+    """Every wake-up source for workers on `engine`'s database, running while entered:
+    on PostgreSQL a `PostgresListener` (on `listen_url`, default: the engine's URL); on
+    SQLite the in-process board plus a `SqliteWatcher` polling every `poll_interval`.
+
+    `live` says whether a wake-up would reach us now (the listener is connected); while
+    it is not, a worker should poll as if it had none.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        wake: Wake,
+        *,
+        poll_interval: float,
+        listen_url: str | None = None,
+    ) -> None:
+        self._engine = engine
+        self._wake = wake
+        self._poll_interval = poll_interval
+        self._tasks: list[asyncio.Task[None]] = []
+        self._unsubscribe: Callable[[], None] | None = None
+        self.listener: PostgresListener | None = None
+        self.watcher: SqliteWatcher | None = None
+        url = engine.url
+        if url.get_backend_name() == "postgresql":
+            target = listen_url or url.render_as_string(hide_password=False)
+            self.listener = PostgresListener(target, wake)
+        else:
+            self.watcher = SqliteWatcher(url.database or "", wake, poll_interval)
+
+    @property
+    def live(self) -> bool:
+        """Whether a job committed now would wake us."""
+        return self.listener is None or self.listener.connected.is_set()
+
+    async def __aenter__(self) -> Wakeups:
+        if self.listener is not None:
+            self._tasks.append(asyncio.create_task(self.listener.run(), name="wakeups-listener"))
+        if self.watcher is not None:
+            self._unsubscribe = LOCAL.subscribe(database_key(self._engine.url), self._wake)
+            self._tasks.append(asyncio.create_task(self.watcher.run(), name="wakeups-watcher"))
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()

@@ -16,6 +16,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.orm import aliased
@@ -182,6 +183,59 @@ class JobRepository(Repository[Job]):
                 "finished_at": now,
                 "updated_at": now,
             },
+        )
+
+    def _all_held(self, owner: str, leases: Sequence[tuple[int, int]]) -> ColumnElement[bool]:
+        return and_(
+            Job.status == JobStatus.RUNNING,
+            Job.lease_owner == owner,
+            tuple_(Job.id, Job.attempts).in_(leases),
+        )
+
+    async def _update_all_held(
+        self, owner: str, leases: Sequence[tuple[int, int]], values: Mapping[str, Any]
+    ) -> set[int]:
+        statement = (
+            update(Job)
+            .where(self._all_held(owner, leases))
+            .values(**values)
+            .returning(Job.id)
+            .execution_options(synchronize_session=False)
+        )
+        return set((await self.session.scalars(statement)).all())
+
+    async def finish_many(
+        self, owner: str, leases: Sequence[tuple[int, int]], *, now: datetime
+    ) -> set[int]:
+        """Mark done, in one statement, each job whose (id, attempt) lease `owner` still
+        holds; the ids it did mark."""
+        if not leases:
+            return set()
+        return await self._update_all_held(
+            owner,
+            leases,
+            {
+                "status": JobStatus.DONE,
+                "lease_owner": None,
+                "lease_expires_at": None,
+                "finished_at": now,
+                "updated_at": now,
+            },
+        )
+
+    async def extend_many(
+        self,
+        owner: str,
+        leases: Sequence[tuple[int, int]],
+        *,
+        now: datetime,
+        lease_until: datetime,
+    ) -> set[int]:
+        """Move the expiry of every lease `owner` still holds to `lease_until`; their ids."""
+        if not leases:
+            return set()
+        return await self._update_all_held(
+            owner, leases, {"lease_expires_at": lease_until, "updated_at": now}
         )
 
     async def reschedule(

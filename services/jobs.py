@@ -150,6 +150,13 @@ def describe_error(error: BaseException | str) -> str:
     return text if len(text) <= ERROR_MAX_LENGTH else text[: ERROR_MAX_LENGTH - 1] + "…"
 
 
+def _one_owner(jobs: Sequence[ClaimedJob]) -> str | None:
+    owners = {job.owner for job in jobs}
+    if len(owners) > 1:
+        raise InvalidInput("a batch of jobs must be leased to one owner")
+    return next(iter(owners), None)
+
+
 class JobQueue:
     """Enqueue, claim, complete and fail jobs; every method is its own short transaction.
 
@@ -288,37 +295,77 @@ class JobQueue:
             return await work(session)
         return await run_in_transaction(self._sessions, work)
 
+    async def complete_many(self, jobs: Sequence[ClaimedJob], session: AsyncSession) -> set[int]:
+        """Mark `jobs` (all leased to one owner) done in `session`'s transaction, in one
+        statement; the ids whose lease still held. The caller rolls back if any is missing,
+        or the effects of a job someone else now runs would commit."""
+        owner = _one_owner(jobs)
+        if owner is None:
+            return set()
+        leases = [(job.id, job.attempt) for job in jobs]
+        return await JobRepository(session).finish_many(owner, leases, now=self._clock())
+
     async def fail(
-        self, job: ClaimedJob, error: BaseException | str, *, permanent: bool = False
+        self,
+        job: ClaimedJob,
+        error: BaseException | str,
+        *,
+        permanent: bool = False,
+        session: AsyncSession | None = None,
     ) -> JobStatus | None:
         """Record a failed attempt: queued again after a backoff, or dead on the last
-        attempt (or when `permanent`), with the error kept in `last_error`.
+        attempt (or when `permanent`), with the error kept in `last_error`. With `session`,
+        in that transaction (a batch records its failures with its completions).
 
         Returns the job's new status, or None if this lease no longer holds the job.
         """
+        status, _ = await self.record_failure(job, error, permanent=permanent, session=session)
+        return status
+
+    async def record_failure(
+        self,
+        job: ClaimedJob,
+        error: BaseException | str,
+        *,
+        permanent: bool = False,
+        session: AsyncSession | None = None,
+    ) -> tuple[JobStatus | None, datetime | None]:
+        """`fail`, also returning when the job runs again (None unless it was queued again)."""
         text = describe_error(error)
         dead = permanent or job.last_attempt
 
-        async def work(session: AsyncSession) -> bool:
+        async def work(s: AsyncSession) -> tuple[JobStatus | None, datetime | None]:
             now = self._clock()
-            repo = JobRepository(session)
+            repo = JobRepository(s)
             if dead:
-                return await repo.bury(job.lease, now=now, error=text)
+                buried = await repo.bury(job.lease, now=now, error=text)
+                return (JobStatus.DEAD if buried else None), None
             run_at = now + timedelta(seconds=self.retry.delay(job.attempt))
-            return await repo.reschedule(job.lease, now=now, run_at=run_at, error=text)
+            if await repo.reschedule(job.lease, now=now, run_at=run_at, error=text):
+                return JobStatus.QUEUED, run_at
+            return None, None
 
-        if not await run_in_transaction(self._sessions, work):
-            return None
-        return JobStatus.DEAD if dead else JobStatus.QUEUED
+        if session is not None:
+            return await work(session)
+        return await run_in_transaction(self._sessions, work)
 
     async def extend(self, job: ClaimedJob, lease_seconds: float) -> bool:
         """Renew the lease for another `lease_seconds` from now; False if it was lost."""
-        duration = timedelta(seconds=validation.seconds(lease_seconds, "lease_seconds"))
+        return job.id in await self.extend_many([job], lease_seconds)
 
-        async def work(session: AsyncSession) -> bool:
+    async def extend_many(self, jobs: Sequence[ClaimedJob], lease_seconds: float) -> set[int]:
+        """Renew the leases of `jobs` (one owner's) for `lease_seconds` from now, in one
+        statement; the ids whose lease still held."""
+        duration = timedelta(seconds=validation.seconds(lease_seconds, "lease_seconds"))
+        owner = _one_owner(jobs)
+        if owner is None:
+            return set()
+        leases = [(job.id, job.attempt) for job in jobs]
+
+        async def work(session: AsyncSession) -> set[int]:
             now = self._clock()
-            return await JobRepository(session).extend(
-                job.lease, now=now, lease_until=now + duration
+            return await JobRepository(session).extend_many(
+                owner, leases, now=now, lease_until=now + duration
             )
 
         return await run_in_transaction(self._sessions, work)
