@@ -99,6 +99,12 @@ class PostgresListener:
         self.connected = asyncio.Event()
         self.connections = 0  # how many times it connected (a reconnect makes it 2 and more)
         self.server_pid: int | None = None
+        self._changed = asyncio.Condition()
+
+    async def wait_connections(self, count: int) -> None:
+        """Return once it has connected `count` times in all."""
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.connections >= count)
 
     async def run(self) -> None:
         """Listen until cancelled, reconnecting with backoff whenever the connection drops."""
@@ -133,6 +139,8 @@ class PostgresListener:
             self.server_pid = int(driver.get_server_pid())
             self.connections += 1
             self.connected.set()
+            async with self._changed:
+                self._changed.notify_all()
             self._wake()
             try:
                 await lost.wait()
