@@ -112,7 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench = add("bench", commands.bench, "benchmark: when does async pay off? (= python -m bench)")
     bench_command.add_arguments(bench)
     worker = add("worker", commands.worker, "run background jobs until SIGINT or SIGTERM")
-    worker.add_argument("--concurrency", type=int, default=4, help="batches of jobs at once (default 4)")
+    worker.add_argument(
+        "--concurrency", type=int, default=4, help="batches of jobs at once (default 4)"
+    )
     worker.add_argument("--poll-interval", type=float, default=1.0, help="seconds (default 1)")
     worker.add_argument("--lease-seconds", type=float, default=30.0, help="(default 30)")
     worker.add_argument(

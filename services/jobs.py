@@ -203,10 +203,36 @@ class JobQueue:
         """Add a job. With `session`, it joins that session's transaction (an outbox write)
         and commits or rolls back with it; without, it commits on its own. Idle workers
         are woken when that transaction commits."""
-        (record,) = await self.enqueue_many(
-            [(kind, payload)], run_at=run_at, max_attempts=max_attempts, session=session
-        )
-        return record
+        job_kind = validation.job_kind(kind)
+        data, encoded = validation.job_payload_json(payload)
+        attempts = validation.bounded_int(max_attempts, "max_attempts", MAX_ATTEMPTS_LIMIT)
+        due = None if run_at is None else validation.aware_datetime(run_at, "run_at")
+
+        async def work(s: AsyncSession) -> JobRecord:
+            now = self._clock()
+            when = now if due is None else due
+            (job_id,) = await self._insert(
+                s, [NewJob(job_kind, data, when, attempts, encoded)], now
+            )
+            return JobRecord(
+                id=job_id,
+                kind=job_kind,
+                payload=data,
+                status=JobStatus.QUEUED,
+                attempts=0,
+                max_attempts=attempts,
+                run_at=when,
+                lease_owner=None,
+                lease_expires_at=None,
+                last_error=None,
+                created_at=now,
+                updated_at=now,
+                finished_at=None,
+            )
+
+        if session is not None:
+            return await work(session)
+        return await run_in_transaction(self._sessions, work)
 
     async def enqueue_many(
         self,
@@ -215,51 +241,44 @@ class JobQueue:
         run_at: datetime | None = None,
         max_attempts: int = 5,
         session: AsyncSession | None = None,
-    ) -> list[JobRecord]:
-        """Add `(kind, payload)` jobs in one multi-row INSERT; their records, in order.
+    ) -> list[int]:
+        """Add `(kind, payload)` jobs in one INSERT; their ids, in the order given.
 
         Every job is checked before any is written; `session` works as for `enqueue`.
         """
         if isinstance(jobs, str | bytes) or not isinstance(jobs, Sequence):
             raise InvalidInput("jobs must be a sequence of (kind, payload) pairs")
-        checked: list[tuple[str, dict[str, Any]]] = []
+        attempts = validation.bounded_int(max_attempts, "max_attempts", MAX_ATTEMPTS_LIMIT)
+        due = None if run_at is None else validation.aware_datetime(run_at, "run_at")
+        kinds: dict[object, str] = {}
+        checked: list[tuple[str, dict[str, Any], str]] = []
         for job in jobs:
             if not isinstance(job, tuple) or len(job) != 2:
                 raise InvalidInput("jobs must be a sequence of (kind, payload) pairs")
-            checked.append((validation.job_kind(job[0]), validation.job_payload(job[1])))
-        attempts = validation.bounded_int(max_attempts, "max_attempts", MAX_ATTEMPTS_LIMIT)
-        due = None if run_at is None else validation.aware_datetime(run_at, "run_at")
-
-        async def work(s: AsyncSession) -> list[JobRecord]:
-            now = self._clock()
-            when = now if due is None else due
-            new = [NewJob(kind, data, when, attempts) for kind, data in checked]
-            ids = await JobRepository(s).add_many(new, now=now)
-            wake_after_commit(s)
-            return [
-                JobRecord(
-                    id=job_id,
-                    kind=kind,
-                    payload=data,
-                    status=JobStatus.QUEUED,
-                    attempts=0,
-                    max_attempts=attempts,
-                    run_at=when,
-                    lease_owner=None,
-                    lease_expires_at=None,
-                    last_error=None,
-                    created_at=now,
-                    updated_at=now,
-                    finished_at=None,
-                )
-                for job_id, (kind, data) in zip(ids, checked, strict=True)
-            ]
-
+            kind, payload = job
+            # A bulk enqueue mostly repeats a few kinds: check each once.
+            valid = kinds.get(kind) if isinstance(kind, str) else None
+            if valid is None:
+                valid = kinds[kind] = validation.job_kind(kind)
+            checked.append((valid, *validation.job_payload_json(payload)))
         if not checked:
             return []
+
+        async def work(s: AsyncSession) -> list[int]:
+            now = self._clock()
+            when = now if due is None else due
+            new = [NewJob(kind, data, when, attempts, text) for kind, data, text in checked]
+            return await self._insert(s, new, now)
+
         if session is not None:
             return await work(session)
         return await run_in_transaction(self._sessions, work)
+
+    @staticmethod
+    async def _insert(session: AsyncSession, jobs: list[NewJob], now: datetime) -> list[int]:
+        ids = await JobRepository(session).add_many(jobs, now=now)
+        wake_after_commit(session)
+        return ids
 
     async def claim(self, worker_id: str, *, limit: int, lease_seconds: float) -> list[ClaimedJob]:
         """Lease up to `limit` due jobs (or jobs whose lease expired) to `worker_id`.

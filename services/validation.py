@@ -151,16 +151,18 @@ def bounded_int(value: object, what: str, maximum: int) -> int:
     return value
 
 
-def job_payload(value: object) -> dict[str, Any]:
-    """A job payload: a mapping with string keys that survives a JSON round trip."""
+def job_payload_json(value: object) -> tuple[dict[str, Any], str]:
+    """A job payload (a mapping with string keys that survives a JSON round trip), and
+    the JSON text it is stored as."""
     if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
         raise InvalidInput("a job payload must be a mapping with string keys")
     try:
         # Round-trip now, so a payload that cannot be stored fails here and not at commit.
-        loaded: dict[str, Any] = json.loads(json.dumps(dict(value), allow_nan=False))
+        encoded = json.dumps(dict(value), allow_nan=False)
+        loaded: dict[str, Any] = json.loads(encoded)
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"a job payload must be JSON: {exc}") from None
-    return loaded
+    return loaded, encoded
 
 
 def job_kind(value: object) -> str:
