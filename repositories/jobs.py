@@ -9,8 +9,10 @@ from typing import Any, Final, NamedTuple, cast
 
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     Table,
     and_,
+    bindparam,
     case,
     func,
     insert,
@@ -52,12 +54,72 @@ class NewJob(NamedTuple):
     payload_json: str | None = None  # the payload as JSON text, when the caller has it
 
 
+class ClaimedRow(NamedTuple):
+    """What a claim returns of each job it leased."""
+
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+    max_attempts: int
+    run_at: datetime
+    lease_owner: str
+    lease_expires_at: datetime
+
+
 class JobLease(NamedTuple):
     """One lease on a job. `attempt` tells two leases of the same worker apart."""
 
     job_id: int
     owner: str
     attempt: int
+
+
+def _claim_statement() -> Any:
+    candidate = aliased(Job)
+    now = bindparam("now", type_=Job.__table__.c.run_at.type)
+    open_statuses: list[ColumnElement[str]] = [
+        literal_column(f"'{s.value}'") for s in OPEN_STATUSES
+    ]
+    claimable = (
+        select(candidate.id)
+        .where(
+            # Literal, not bound: only a predicate the planner can see implies the
+            # partial index's WHERE (a parameter could be anything).
+            candidate.status.in_(open_statuses),
+            # A running job's run_at is when it was due, so always <= now.
+            candidate.run_at <= now,
+            or_(
+                and_(candidate.status == JobStatus.QUEUED, candidate.run_at <= now),
+                and_(candidate.status == JobStatus.RUNNING, candidate.lease_expires_at < now),
+            ),
+        )
+        .order_by(candidate.run_at, candidate.id)
+        .limit(bindparam("limit", type_=Integer))
+        .with_for_update(skip_locked=True)
+    )
+    return (
+        update(Job)
+        .where(Job.id.in_(claimable))
+        .values(
+            status=JobStatus.RUNNING,
+            lease_owner=bindparam("owner"),
+            lease_expires_at=bindparam("lease_until", type_=Job.__table__.c.run_at.type),
+            attempts=Job.attempts + 1,
+            updated_at=now,
+        )
+        .returning(
+            Job.id,
+            Job.kind,
+            Job.payload,
+            Job.attempts,
+            Job.max_attempts,
+            Job.run_at,
+            Job.lease_owner,
+            Job.lease_expires_at,
+        )
+        .execution_options(synchronize_session=False)
+    )
 
 
 class StatusCounts(NamedTuple):
@@ -131,7 +193,7 @@ class JobRepository(Repository[Job]):
 
     async def claim(
         self, owner: str, *, now: datetime, limit: int, lease_until: datetime
-    ) -> list[Job]:
+    ) -> list[ClaimedRow]:
         """Lease up to `limit` claimable jobs to `owner` in one statement; oldest run_at first.
 
         Claimable: queued and due, or running under an expired lease. The inner SELECT
@@ -139,48 +201,15 @@ class JobRepository(Repository[Job]):
         without sorting the backlog. On PostgreSQL it locks its rows FOR UPDATE SKIP
         LOCKED, so concurrent claimers take disjoint batches without waiting on each
         other. SQLite's compiler drops that clause; there the caller's BEGIN IMMEDIATE
-        makes the whole claim one writer's.
+        makes the whole claim one writer's. The statement is built once (every value a
+        parameter) and returns plain rows: a worker claims many times a second.
         """
-        candidate = aliased(Job)
-        open_statuses: list[ColumnElement[str]] = [
-            literal_column(f"'{s.value}'") for s in OPEN_STATUSES
-        ]
-        claimable = (
-            select(candidate.id)
-            .where(
-                # Literal, not bound: only a predicate the planner can see implies the
-                # partial index's WHERE (a parameter could be anything).
-                candidate.status.in_(open_statuses),
-                # A running job's run_at is when it was due, so always <= now.
-                candidate.run_at <= now,
-                or_(
-                    and_(candidate.status == JobStatus.QUEUED, candidate.run_at <= now),
-                    and_(
-                        candidate.status == JobStatus.RUNNING,
-                        candidate.lease_expires_at < now,
-                    ),
-                ),
-            )
-            .order_by(candidate.run_at, candidate.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
+        rows = await self.session.execute(
+            _CLAIM, {"owner": owner, "now": now, "limit": limit, "lease_until": lease_until}
         )
-        statement = (
-            update(Job)
-            .where(Job.id.in_(claimable))
-            .values(
-                status=JobStatus.RUNNING,
-                lease_owner=owner,
-                lease_expires_at=lease_until,
-                attempts=Job.attempts + 1,
-                updated_at=now,
-            )
-            .returning(Job)
-            .execution_options(synchronize_session=False, populate_existing=True)
-        )
-        claimed = list((await self.session.scalars(statement)).all())
+        claimed = [ClaimedRow(*row) for row in rows]
         # RETURNING comes back in no particular order.
-        claimed.sort(key=lambda job: (job.run_at, job.id))
+        claimed.sort(key=lambda row: (row.run_at, row.id))
         return claimed
 
     def _held(self, lease: JobLease) -> ColumnElement[bool]:
@@ -214,25 +243,6 @@ class JobRepository(Repository[Job]):
             },
         )
 
-    def _all_held(self, owner: str, leases: Sequence[tuple[int, int]]) -> ColumnElement[bool]:
-        return and_(
-            Job.status == JobStatus.RUNNING,
-            Job.lease_owner == owner,
-            tuple_(Job.id, Job.attempts).in_(leases),
-        )
-
-    async def _update_all_held(
-        self, owner: str, leases: Sequence[tuple[int, int]], values: Mapping[str, Any]
-    ) -> set[int]:
-        statement = (
-            update(Job)
-            .where(self._all_held(owner, leases))
-            .values(**values)
-            .returning(Job.id)
-            .execution_options(synchronize_session=False)
-        )
-        return set((await self.session.scalars(statement)).all())
-
     async def finish_many(
         self, owner: str, leases: Sequence[tuple[int, int]], *, now: datetime
     ) -> set[int]:
@@ -240,17 +250,10 @@ class JobRepository(Repository[Job]):
         holds; the ids it did mark."""
         if not leases:
             return set()
-        return await self._update_all_held(
-            owner,
-            leases,
-            {
-                "status": JobStatus.DONE,
-                "lease_owner": None,
-                "lease_expires_at": None,
-                "finished_at": now,
-                "updated_at": now,
-            },
+        rows = await self.session.execute(
+            _FINISH_HELD, {"owner": owner, "leases": list(leases), "now": now}
         )
+        return {row[0] for row in rows}
 
     async def extend_many(
         self,
@@ -263,9 +266,11 @@ class JobRepository(Repository[Job]):
         """Move the expiry of every lease `owner` still holds to `lease_until`; their ids."""
         if not leases:
             return set()
-        return await self._update_all_held(
-            owner, leases, {"lease_expires_at": lease_until, "updated_at": now}
+        rows = await self.session.execute(
+            _EXTEND_HELD,
+            {"owner": owner, "leases": list(leases), "now": now, "lease_until": lease_until},
         )
+        return {row[0] for row in rows}
 
     async def reschedule(
         self, lease: JobLease, *, now: datetime, run_at: datetime, error: str
@@ -340,3 +345,35 @@ class JobRepository(Repository[Job]):
             .limit(limit)
         )
         return (await self.session.scalars(query)).all()
+
+
+_CLAIM: Final = _claim_statement()
+
+
+def _update_held_statement(**values: Any) -> Any:
+    # Built once, like the claim: the leases are one expanding parameter.
+    return (
+        update(Job)
+        .where(
+            Job.status == JobStatus.RUNNING,
+            Job.lease_owner == bindparam("owner"),
+            tuple_(Job.id, Job.attempts).in_(bindparam("leases", expanding=True)),
+        )
+        .values(**values)
+        .returning(Job.id)
+        .execution_options(synchronize_session=False)
+    )
+
+
+_TIME: Final = Job.__table__.c.run_at.type
+_FINISH_HELD: Final = _update_held_statement(
+    status=JobStatus.DONE,
+    lease_owner=None,
+    lease_expires_at=None,
+    finished_at=bindparam("now", type_=_TIME),
+    updated_at=bindparam("now", type_=_TIME),
+)
+_EXTEND_HELD: Final = _update_held_statement(
+    lease_expires_at=bindparam("lease_until", type_=_TIME),
+    updated_at=bindparam("now", type_=_TIME),
+)

@@ -150,6 +150,15 @@ def describe_error(error: BaseException | str) -> str:
     return text if len(text) <= ERROR_MAX_LENGTH else text[: ERROR_MAX_LENGTH - 1] + "…"
 
 
+async def _one_statement(session: AsyncSession) -> None:
+    """Mark the transaction as one statement. On PostgreSQL that statement is atomic by
+    itself: run it in autocommit and it costs one round trip instead of three (BEGIN,
+    it, COMMIT), which is most of a claim. SQLite's BEGIN IMMEDIATE costs no round trip
+    to a server and stays."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
 def _one_owner(jobs: Sequence[ClaimedJob]) -> str | None:
     owners = {job.owner for job in jobs}
     if len(owners) > 1:
@@ -292,11 +301,23 @@ class JobQueue:
         duration = timedelta(seconds=validation.seconds(lease_seconds, "lease_seconds"))
 
         async def work(session: AsyncSession) -> list[ClaimedJob]:
+            await _one_statement(session)
             now = self._clock()
             jobs = await JobRepository(session).claim(
                 owner, now=now, limit=batch, lease_until=now + duration
             )
-            return [ClaimedJob.of(job) for job in jobs]
+            return [
+                ClaimedJob(
+                    id=row.id,
+                    kind=row.kind,
+                    payload=row.payload,
+                    attempt=row.attempts,
+                    max_attempts=row.max_attempts,
+                    owner=row.lease_owner,
+                    lease_expires_at=row.lease_expires_at,
+                )
+                for row in jobs
+            ]
 
         return await run_in_transaction(self._sessions, work)
 
@@ -382,6 +403,7 @@ class JobQueue:
         leases = [(job.id, job.attempt) for job in jobs]
 
         async def work(session: AsyncSession) -> set[int]:
+            await _one_statement(session)
             now = self._clock()
             return await JobRepository(session).extend_many(
                 owner, leases, now=now, lease_until=now + duration
