@@ -20,10 +20,13 @@ from services import SYSTEM, AccessService, AccountService, LedgerAuditor, Role
 from tests.support.api_server import serving
 from tests.support.backends import NewDatabase
 from tests.support.cli_runs import ledgerctl_process
+from tests.support.pgbouncer import PGBOUNCER, direct_url, pooled_settings, through_pgbouncer
 
 BAD_OUTPUT = ("Task was destroyed", "unclosed", "Traceback", "never awaited")
 # Generous: the machine running the suite may be busy; a 504 here would be the load's.
 SERVER_ENV = {"API_REQUEST_TIMEOUT": "60"}
+
+pytestmark = through_pgbouncer
 
 
 @dataclass
@@ -34,12 +37,19 @@ class Ledger:
     engine: AsyncEngine
     tokens: list[str]
     accounts: list[int]
+    env: dict[str, str]
 
 
 @pytest.fixture
-async def ledger(new_database: NewDatabase) -> AsyncIterator[Ledger]:
+async def ledger(backend: str, new_database: NewDatabase) -> AsyncIterator[Ledger]:
     url = await new_database()
-    engine = create_engine(DatabaseSettings(url=url))
+    settings = DatabaseSettings(url=url)
+    env = dict(SERVER_ENV)
+    if backend == PGBOUNCER:
+        # The server is configured as a deployment behind PgBouncer would be.
+        settings = pooled_settings(settings)
+        env |= {"DB_PG_POOLER": "transaction", "DB_LISTEN_URL": direct_url(url)}
+    engine = create_engine(settings)
     await migrations.upgrade(engine)
     sessions = create_session_factory(engine)
     tokens, accounts = [], []
@@ -51,7 +61,7 @@ async def ledger(new_database: NewDatabase) -> AsyncIterator[Ledger]:
         await AccountService(sessions).deposit(account.id, 100_000)
         tokens.append(made.token)
         accounts.append(account.id)
-    yield Ledger(url, engine, tokens, accounts)
+    yield Ledger(url, engine, tokens, accounts, env)
     await engine.dispose()
 
 
@@ -79,7 +89,7 @@ async def test_hundreds_of_concurrent_transfers_with_retries_and_disconnects(
 ) -> None:
     rng = random.Random(11)
     total = 500
-    async with serving(ledger.url, env=SERVER_ENV) as server:
+    async with serving(ledger.url, env=ledger.env) as server:
         limits = httpx.Limits(max_connections=100)
         async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=60) as http:
 
@@ -125,7 +135,7 @@ async def test_sigterm_answers_every_accepted_request_and_exits_0(
     total = 150
     answered: dict[str, int] = {}
     enough = asyncio.Event()
-    async with serving(ledger.url, workers=workers, env=SERVER_ENV) as server:
+    async with serving(ledger.url, workers=workers, env=ledger.env) as server:
         # No keep-alive: a request is either taken by the server on a new connection or
         # refused at connect time, never lost on a connection the server is closing.
         limits = httpx.Limits(max_connections=50, max_keepalive_connections=0)
