@@ -24,6 +24,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from db.engine import engine_settings
+
 log = logging.getLogger(__name__)
 
 JOBS_CHANNEL: Final = "ledger_jobs"
@@ -219,7 +221,8 @@ def _forgotten_on_rollback(session: Any) -> None:
 
 class Wakeups:
     """Every wake-up source for workers on `engine`'s database, running while entered:
-    on PostgreSQL a `PostgresListener` (on `listen_url`, default: the engine's URL); on
+    on PostgreSQL a `PostgresListener` (on `listen_url`, default: the DB_LISTEN_URL of the
+    engine's settings, else the engine's URL); on
     SQLite the in-process board plus a `SqliteWatcher` polling every `poll_interval`.
 
     `live` says whether a wake-up would reach us now (the listener is connected); while
@@ -243,7 +246,7 @@ class Wakeups:
         self.watcher: SqliteWatcher | None = None
         url = engine.url
         if url.get_backend_name() == "postgresql":
-            target = listen_url or url.render_as_string(hide_password=False)
+            target = listen_url or _listener_url(engine)
             self.listener = PostgresListener(target, wake)
         else:
             self.watcher = SqliteWatcher(url.database or "", wake, poll_interval)
@@ -268,3 +271,13 @@ class Wakeups:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+
+
+def _listener_url(engine: AsyncEngine) -> str:
+    # The engine's own settings say where to LISTEN: behind a transaction pooler they
+    # require a direct DB_LISTEN_URL, since the pooler would hand the LISTEN's server
+    # session to other clients.
+    settings = engine_settings(engine)
+    if settings is not None:
+        return settings.listener_url
+    return engine.url.render_as_string(hide_password=False)

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from db import engine_settings
 from db.wakeups import wake_after_commit
 from models import Job, JobStatus, utcnow
 from models.job import LEASE_OWNER_MAX_LENGTH
@@ -154,9 +155,15 @@ async def _one_statement(session: AsyncSession) -> None:
     """Mark the transaction as one statement. On PostgreSQL that statement is atomic by
     itself: run it in autocommit and it costs one round trip instead of three (BEGIN,
     it, COMMIT), which is most of a claim. SQLite's BEGIN IMMEDIATE costs no round trip
-    to a server and stays."""
-    if session.get_bind().dialect.name == "postgresql":
-        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    to a server and stays. Behind a transaction pooler the statement and lock timeouts
+    are set at each BEGIN (SET LOCAL), which autocommit would skip: it stays too."""
+    bind = session.bind
+    if bind is None or bind.dialect.name != "postgresql":
+        return
+    settings = engine_settings(bind if isinstance(bind, AsyncEngine) else bind.engine)
+    if settings is not None and settings.pooled_by_transaction:
+        return
+    await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 
 def _one_owner(jobs: Sequence[ClaimedJob]) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from services.callers import SYSTEM, Caller
 from services.results import TransferRecord
 from services.transactions import Sessions
 from services.transfer_core import (
@@ -12,14 +13,17 @@ from services.transfer_core import (
     account_transfer,
     execute_transfer,
     execute_transfers,
+    on_behalf_of,
 )
 
 
 class TransferService:
-    """Atomic, idempotent transfers between accounts of one currency."""
+    """Atomic, idempotent transfers between accounts of one currency, for one caller
+    (default: the trusted in-process SYSTEM; see services/callers.py)."""
 
-    def __init__(self, sessions: Sessions) -> None:
+    def __init__(self, sessions: Sessions, *, caller: Caller = SYSTEM) -> None:
         self._sessions = sessions
+        self._caller = caller
 
     async def transfer(
         self,
@@ -36,11 +40,14 @@ class TransferService:
         Both balance changes and the Transfer row commit together or not at all. With an
         `idempotency_key`, repeating the same request returns the original transfer and
         moves nothing; reusing the key for another request raises IdempotencyConflict.
+        Keys are the caller's own: another caller's identical key is another request.
         With `timeout` (seconds), a transfer that takes longer is cancelled, rolled back
         and raises OperationTimeout.
         """
         request = account_transfer(source_id, destination_id, amount, idempotency_key, description)
-        return await execute_transfer(self._sessions, request, timeout=timeout)
+        return await execute_transfer(
+            self._sessions, on_behalf_of(self._caller, request), timeout=timeout
+        )
 
     async def transfer_many(
         self,
@@ -52,4 +59,5 @@ class TransferService:
 
         Returns one outcome per request: its TransferRecord, or the LedgerError it failed with.
         """
-        return await execute_transfers(self._sessions, requests, timeout=timeout)
+        mine = [on_behalf_of(self._caller, request) for request in requests]
+        return await execute_transfers(self._sessions, mine, timeout=timeout)

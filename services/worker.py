@@ -26,7 +26,7 @@ import os
 import random
 import secrets
 import socket
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -37,15 +37,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from db.wakeups import Wakeups
 from models import JobStatus
 from services import validation
+from services.db_errors import is_transient
 from services.errors import InvalidInput, JobLeaseLost, OperationTimeout, PermanentJobFailure
+from services.job_handler import JobHandler
 from services.jobs import ClaimedJob, JobQueue
-from services.transactions import deadline, is_transient, run_in_transaction
+from services.transactions import deadline, run_in_transaction
 
 log = logging.getLogger(__name__)
-
-# A handler does the job's work in the session it is given, inside the job's transaction
-# (it must not commit). It may run more than once (retries), so it must be idempotent.
-JobHandler = Callable[[ClaimedJob, AsyncSession], Coroutine[Any, Any, None]]
 
 MAX_CONCURRENCY: Final = 1000
 MAX_BATCH_SIZE: Final = 1000

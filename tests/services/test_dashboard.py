@@ -19,7 +19,7 @@ from services import (
     TransferService,
     UserService,
 )
-from services.errors import OperationTimeout, UserNotFound
+from services.errors import InvalidId, InvalidInput, OperationTimeout, UserNotFound
 from services.transactions import run_in_transaction
 from tests.support.jobs import StatementLog
 
@@ -147,3 +147,18 @@ async def test_the_owners_of_many_accounts_come_from_one_in_query(
     with StatementLog(engine) as log:
         assert await service.account_owners([]) == {}
     assert log.statements == []
+
+
+@pytest.mark.parametrize("bound", [0, 101, 2.5, True, "4"])
+def test_max_concurrency_must_be_a_whole_number_from_1_to_100(
+    sessions: async_sessionmaker[AsyncSession], bound: object
+) -> None:
+    with pytest.raises(InvalidInput, match="max_concurrency"):
+        DashboardService(sessions, max_concurrency=bound)  # type: ignore[arg-type]
+
+
+async def test_account_owners_refuses_what_is_not_a_collection_of_ids(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    with pytest.raises(InvalidId):
+        await DashboardService(sessions).account_owners(7)  # type: ignore[arg-type]

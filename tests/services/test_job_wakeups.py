@@ -14,6 +14,10 @@ from services import ClaimedJob, JobQueue, Worker, WorkerEvent
 from tests.services.test_worker import Events, _running
 from tests.support.backends import postgres_only, sqlite_only
 from tests.support.jobs import StatementLog
+from tests.support.pgbouncer import through_pgbouncer
+
+# Through PgBouncer the listener must still reach the server directly (DB_LISTEN_URL).
+pytestmark = through_pgbouncer
 
 NEVER: float = 600.0  # a poll interval no test lives to see
 
