@@ -54,19 +54,6 @@ class NewJob(NamedTuple):
     payload_json: str | None = None  # the payload as JSON text, when the caller has it
 
 
-class ClaimedRow(NamedTuple):
-    """What a claim returns of each job it leased."""
-
-    id: int
-    kind: str
-    payload: dict[str, Any]
-    attempts: int
-    max_attempts: int
-    run_at: datetime
-    lease_owner: str
-    lease_expires_at: datetime
-
-
 class JobLease(NamedTuple):
     """One lease on a job. `attempt` tells two leases of the same worker apart."""
 
@@ -114,9 +101,9 @@ def _claim_statement() -> Any:
             Job.payload,
             Job.attempts,
             Job.max_attempts,
-            Job.run_at,
             Job.lease_owner,
             Job.lease_expires_at,
+            Job.run_at,
         )
         .execution_options(synchronize_session=False)
     )
@@ -193,7 +180,7 @@ class JobRepository(Repository[Job]):
 
     async def claim(
         self, owner: str, *, now: datetime, limit: int, lease_until: datetime
-    ) -> list[ClaimedRow]:
+    ) -> list[tuple[int, str, dict[str, Any], int, int, str, datetime]]:
         """Lease up to `limit` claimable jobs to `owner` in one statement; oldest run_at first.
 
         Claimable: queued and due, or running under an expired lease. The inner SELECT
@@ -202,15 +189,17 @@ class JobRepository(Repository[Job]):
         LOCKED, so concurrent claimers take disjoint batches without waiting on each
         other. SQLite's compiler drops that clause; there the caller's BEGIN IMMEDIATE
         makes the whole claim one writer's. The statement is built once (every value a
-        parameter) and returns plain rows: a worker claims many times a second.
+        parameter) and returns plain rows, in the field order of services.results.ClaimedJob
+        (id, kind, payload, attempt, max_attempts, owner, lease_expires_at): a worker claims
+        many times a second.
         """
-        rows = await self.session.execute(
+        result = await self.session.execute(
             _CLAIM, {"owner": owner, "now": now, "limit": limit, "lease_until": lease_until}
         )
-        claimed = [ClaimedRow(*row) for row in rows]
-        # RETURNING comes back in no particular order.
-        claimed.sort(key=lambda row: (row.run_at, row.id))
-        return claimed
+        rows = [tuple(row) for row in result]
+        # RETURNING comes back in no particular order; run_at, last, only sorts them.
+        rows.sort(key=lambda row: (row[7], row[0]))
+        return [row[:7] for row in rows]
 
     def _held(self, lease: JobLease) -> ColumnElement[bool]:
         return and_(

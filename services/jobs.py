@@ -18,11 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from db import engine_settings
 from db.wakeups import wake_after_commit
-from models import Job, JobStatus, utcnow
+from models import JobStatus, utcnow
 from models.job import LEASE_OWNER_MAX_LENGTH
-from repositories import JobLease, JobRepository, NewJob
+from repositories import JobRepository, NewJob
 from services import validation
 from services.errors import InvalidInput
+from services.results import ClaimedJob, JobRecord, JobStats
 from services.transactions import Sessions, run_in_transaction
 
 Clock = Callable[[], datetime]
@@ -30,100 +31,6 @@ Clock = Callable[[], datetime]
 ERROR_MAX_LENGTH: Final = 2000
 MAX_ATTEMPTS_LIMIT: Final = 1000
 CLAIM_LIMIT: Final = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class JobRecord:
-    """A job as stored."""
-
-    id: int
-    kind: str
-    payload: dict[str, Any]
-    status: str
-    attempts: int
-    max_attempts: int
-    run_at: datetime
-    lease_owner: str | None
-    lease_expires_at: datetime | None
-    last_error: str | None
-    created_at: datetime
-    updated_at: datetime
-    finished_at: datetime | None
-
-    @classmethod
-    def of(cls, job: Job) -> JobRecord:
-        """Copy the loaded columns of a Job."""
-        return cls(
-            id=job.id,
-            kind=job.kind,
-            payload=dict(job.payload),
-            status=job.status,
-            attempts=job.attempts,
-            max_attempts=job.max_attempts,
-            run_at=job.run_at,
-            lease_owner=job.lease_owner,
-            lease_expires_at=job.lease_expires_at,
-            last_error=job.last_error,
-            created_at=job.created_at,
-            updated_at=job.updated_at,
-            finished_at=job.finished_at,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimedJob:
-    """A job leased to one worker: what its handler needs, and the lease that proves it."""
-
-    id: int
-    kind: str
-    payload: dict[str, Any]
-    attempt: int
-    max_attempts: int
-    owner: str
-    lease_expires_at: datetime
-
-    @property
-    def lease(self) -> JobLease:
-        """The lease: (job, owner, attempt). A later claim, even by the same owner, differs."""
-        return JobLease(self.id, self.owner, self.attempt)
-
-    @property
-    def last_attempt(self) -> bool:
-        """Whether a failure now makes the job dead."""
-        return self.attempt >= self.max_attempts
-
-    @classmethod
-    def of(cls, job: Job) -> ClaimedJob:
-        """Copy a freshly claimed Job."""
-        assert job.lease_owner is not None
-        assert job.lease_expires_at is not None
-        return cls(
-            id=job.id,
-            kind=job.kind,
-            payload=dict(job.payload),
-            attempt=job.attempts,
-            max_attempts=job.max_attempts,
-            owner=job.lease_owner,
-            lease_expires_at=job.lease_expires_at,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class JobStats:
-    """How many jobs are in each state. `due` of the queued can run now; `expired_leases`
-    of the running belong to workers that stopped renewing them and will be reclaimed."""
-
-    queued: int
-    running: int
-    done: int
-    dead: int
-    due: int
-    expired_leases: int
-
-    @property
-    def total(self) -> int:
-        """All jobs."""
-        return self.queued + self.running + self.done + self.dead
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,18 +220,7 @@ class JobQueue:
             jobs = await JobRepository(session).claim(
                 owner, now=now, limit=batch, lease_until=now + duration
             )
-            return [
-                ClaimedJob(
-                    id=row.id,
-                    kind=row.kind,
-                    payload=row.payload,
-                    attempt=row.attempts,
-                    max_attempts=row.max_attempts,
-                    owner=row.lease_owner,
-                    lease_expires_at=row.lease_expires_at,
-                )
-                for row in jobs
-            ]
+            return [ClaimedJob(*row) for row in jobs]
 
         return await run_in_transaction(self._sessions, work)
 
@@ -359,12 +255,13 @@ class JobQueue:
         *,
         permanent: bool = False,
         session: AsyncSession | None = None,
-    ) -> JobStatus | None:
+    ) -> str | None:
         """Record a failed attempt: queued again after a backoff, or dead on the last
         attempt (or when `permanent`), with the error kept in `last_error`. With `session`,
         in that transaction (a batch records its failures with its completions).
 
-        Returns the job's new status, or None if this lease no longer holds the job.
+        Returns the job's new status (a JobStatus value), or None if this lease no longer
+        holds the job.
         """
         status, _ = await self.record_failure(job, error, permanent=permanent, session=session)
         return status
@@ -376,12 +273,12 @@ class JobQueue:
         *,
         permanent: bool = False,
         session: AsyncSession | None = None,
-    ) -> tuple[JobStatus | None, datetime | None]:
+    ) -> tuple[str | None, datetime | None]:
         """`fail`, also returning when the job runs again (None unless it was queued again)."""
         text = describe_error(error)
         dead = permanent or job.last_attempt
 
-        async def work(s: AsyncSession) -> tuple[JobStatus | None, datetime | None]:
+        async def work(s: AsyncSession) -> tuple[str | None, datetime | None]:
             now = self._clock()
             repo = JobRepository(s)
             if dead:

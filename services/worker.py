@@ -40,7 +40,8 @@ from services import validation
 from services.db_errors import is_transient
 from services.errors import InvalidInput, JobLeaseLost, OperationTimeout, PermanentJobFailure
 from services.job_handler import JobHandler
-from services.jobs import ClaimedJob, JobQueue
+from services.jobs import JobQueue
+from services.results import ClaimedJob, WorkerStats
 from services.transactions import deadline, run_in_transaction
 
 log = logging.getLogger(__name__)
@@ -62,27 +63,6 @@ class WorkerEvent(StrEnum):
 
 
 Listener = Callable[[WorkerEvent, ClaimedJob], None]
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerStats:
-    """Counts of one worker's run so far."""
-
-    worker_id: str
-    claimed: int
-    done: int
-    retrying: int
-    dead: int
-    lost: int
-    released: int
-    in_flight: int
-
-    def __str__(self) -> str:
-        return (
-            f"claimed {self.claimed}, done {self.done}, retrying {self.retrying}, "
-            f"dead {self.dead}, lost {self.lost}, released {self.released}, "
-            f"in flight {self.in_flight}"
-        )
 
 
 class _HandlerFailed(Exception):
@@ -120,7 +100,7 @@ class _Settled:
     """What one transaction of a batch committed."""
 
     done: list[ClaimedJob] = field(default_factory=list)
-    failed: list[tuple[ClaimedJob, JobStatus | None]] = field(default_factory=list)
+    failed: list[tuple[ClaimedJob, str | None]] = field(default_factory=list)
     retry_at: datetime | None = None
 
 
@@ -562,7 +542,7 @@ class Worker:
     async def _record(
         self,
         job: ClaimedJob,
-        update: Awaitable[bool | JobStatus | None],
+        update: Awaitable[bool | str | None],
         success: WorkerEvent,
     ) -> None:
         try:
@@ -586,7 +566,7 @@ _FINAL_EVENTS: Final = frozenset(
         WorkerEvent.RELEASED,
     }
 )
-_FAILURE_EVENTS: Final[Mapping[JobStatus | None, WorkerEvent]] = {
+_FAILURE_EVENTS: Final[Mapping[str | None, WorkerEvent]] = {
     JobStatus.DEAD: WorkerEvent.DEAD,
     JobStatus.QUEUED: WorkerEvent.RETRYING,
 }
