@@ -197,10 +197,12 @@ def _add_request_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace) -> DatabaseSettings:
-    settings = DatabaseSettings.from_env()
+    # --database-url stands in for DATABASE_URL before the settings are checked, so that the
+    # DB_* settings are judged against the URL in use (DB_PG_POOLER needs PostgreSQL).
+    environ = dict(os.environ)
     if args.database_url:
-        settings = settings.with_url(args.database_url)
-    return settings
+        environ["DATABASE_URL"] = args.database_url
+    return DatabaseSettings.from_env(environ)
 
 
 async def _run(args: argparse.Namespace, settings: DatabaseSettings) -> int:

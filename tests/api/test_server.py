@@ -44,11 +44,8 @@ class Ledger:
 async def ledger(backend: str, new_database: NewDatabase) -> AsyncIterator[Ledger]:
     url = await new_database()
     settings = DatabaseSettings(url=url)
-    env = dict(SERVER_ENV)
     if backend == PGBOUNCER:
-        # The server is configured as a deployment behind PgBouncer would be.
         settings = pooled_settings(settings)
-        env |= {"DB_PG_POOLER": "transaction", "DB_LISTEN_URL": direct_url(url)}
     engine = create_engine(settings)
     await migrations.upgrade(engine)
     sessions = create_session_factory(engine)
@@ -61,8 +58,15 @@ async def ledger(backend: str, new_database: NewDatabase) -> AsyncIterator[Ledge
         await AccountService(sessions).deposit(account.id, 100_000)
         tokens.append(made.token)
         accounts.append(account.id)
-    yield Ledger(url, engine, tokens, accounts, env)
+    yield Ledger(url, engine, tokens, accounts, _server_env(backend, url))
     await engine.dispose()
+
+
+def _server_env(backend: str, url: str) -> dict[str, str]:
+    if backend != PGBOUNCER:
+        return dict(SERVER_ENV)
+    # The server is configured as a deployment behind PgBouncer would be.
+    return SERVER_ENV | {"DB_PG_POOLER": "transaction", "DB_LISTEN_URL": direct_url(url)}
 
 
 async def _keys_in_database(engine: AsyncEngine) -> list[str]:
@@ -168,8 +172,11 @@ async def test_sigterm_answers_every_accepted_request_and_exits_0(
 
 
 async def test_serve_refuses_an_unmigrated_database_in_one_line(
-    new_database: NewDatabase,
+    backend: str, new_database: NewDatabase
 ) -> None:
-    done = await ledgerctl_process("--database-url", await new_database(), "serve", "--port", "1")
+    url = await new_database()
+    done = await ledgerctl_process(
+        "--database-url", url, "serve", "--port", "1", env=_server_env(backend, url)
+    )
     line = done.one_line_error()
-    assert "run `ledgerctl migrate` first" in line
+    assert "the database has no schema; run `ledgerctl migrate`" in line
