@@ -151,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.defer_arguments(_add_bench_arguments)
     worker = add("worker", commands.worker, "run background jobs until SIGINT or SIGTERM")
     worker.add_argument(
-        "--concurrency", type=whole_number, default=4, help="jobs at once (default 4)"
+        "--concurrency", type=whole_number, default=4, help="batches of jobs at once (default 4)"
     )
     worker.add_argument("--poll-interval", type=float, default=1.0, help="seconds (default 1)")
     worker.add_argument("--lease-seconds", type=float, default=30.0, help="(default 30)")
