@@ -26,6 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.expression import cast as sql_cast
 
+from db.wakeups import JOBS_CHANNEL
 from models import Account, Transfer, UTCDateTime
 from repositories.accounts import AccountRepository
 from repositories.base import Repository
@@ -143,8 +144,9 @@ class TransferRepository(Repository[Transfer]):
             "kind": jobs.kind,
             "key": jobs.key,
             "max_attempts": jobs.max_attempts,
+            "channel": JOBS_CHANNEL,
         }
-        inserted, changed = (await self.session.execute(_WRITE_PG, params)).one()
+        inserted, changed, _ = (await self.session.execute(_WRITE_PG, params)).one()
         ids = sorted(inserted)
         if len(ids) < len(rows):
             await self.session.execute(delete(Transfer).where(Transfer.id.in_(ids)))
@@ -296,7 +298,8 @@ _INSERT_PG = (
 # AccountRepository.apply_deltas and the jobs insert of JobRepository.add_per_id as one
 # statement. Every part sees the same snapshot; "complete" holds back the update and the
 # jobs unless every row was inserted (a taken key skips a row), so that a refused batch
-# leaves only its inserted rows, which the caller deletes.
+# leaves only its inserted rows, which the caller deletes. With the jobs goes their NOTIFY
+# on the jobs channel (db/wakeups.py), which the server delivers at commit.
 _WRITE_PG = text(
     """WITH new AS (
     INSERT INTO transfers (source_account_id, destination_account_id, amount, currency,
@@ -341,6 +344,7 @@ queued AS (
     WHERE complete.ok
     ORDER BY new.id
 )
-SELECT ARRAY(SELECT id FROM new), (SELECT count(*) FROM moved)
+SELECT ARRAY(SELECT id FROM new), (SELECT count(*) FROM moved),
+       CASE WHEN (SELECT ok FROM complete) THEN pg_notify(CAST(:channel AS TEXT), '') END
 """
 ).bindparams(bindparam("created_at", type_=UTCDateTime()))

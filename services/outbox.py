@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import Final
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.wakeups import wake_after_commit
 from repositories import PerIdJobs
 
 TRANSFER_COMPLETED: Final = "transfer.completed"
@@ -16,4 +19,10 @@ OUTBOX_MAX_ATTEMPTS: Final = 5
 
 TRANSFERS_COMPLETED: Final = PerIdJobs(TRANSFER_COMPLETED, "transfer_id", OUTBOX_MAX_ATTEMPTS)
 """One `transfer.completed` job per new transfer, written with the transfers (see
-`TransferRepository.insert_and_apply`)."""
+`TransferRepository.insert_and_apply`, which on PostgreSQL also sends their NOTIFY)."""
+
+
+def enqueued(session: AsyncSession) -> None:
+    """Jobs were written in `session`'s transaction: wake this process's idle workers when
+    it commits, as `JobQueue.enqueue_many` does."""
+    wake_after_commit(session)
