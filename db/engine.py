@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import os
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -87,6 +88,13 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
         },
         "timeout": settings.pool_timeout,
     }
+    if "ssl" not in url.query and not os.environ.get("PGSSLMODE"):
+        # asyncpg's default, sslmode=prefer, starts every connection and every cancel request
+        # with an SSLRequest; a task cancelled right after that socket connects leaves the
+        # handshake's future holding ConnectionError('unexpected connection_lost() call'),
+        # never retrieved, which asyncio logs as an error. "prefer" does not verify the
+        # server either, so TLS is asked for explicitly: ?ssl=require (or PGSSLMODE).
+        connect_args["ssl"] = False
     return create_async_engine(url, connect_args=connect_args, **common)
 
 
