@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from services.errors import InvalidInput
 from services.results import TransferRecord
 from services.transactions import Sessions
 from services.transfer_core import (
@@ -51,5 +52,28 @@ class TransferService:
         """Apply several requests in one transaction, in order; each succeeds or fails alone.
 
         Returns one outcome per request: its TransferRecord, or the LedgerError it failed with.
+        A malformed batch (not a sequence of TransferRequest, or a request with a bad field)
+        raises InvalidInput before anything is applied.
         """
-        return await execute_transfers(self._sessions, requests, timeout=timeout)
+        if isinstance(requests, str | bytes) or not isinstance(requests, Sequence):
+            raise InvalidInput(
+                f"requests must be a sequence of TransferRequest, got {type(requests).__name__}"
+            )
+        checked = [_checked(request) for request in requests]
+        return await execute_transfers(self._sessions, checked, timeout=timeout)
+
+
+def _checked(request: object) -> TransferRequest:
+    if not isinstance(request, TransferRequest):
+        raise InvalidInput(
+            f"each request must be a TransferRequest (build it with TransferRequest.of), "
+            f"got {type(request).__name__}"
+        )
+    # A request built with the dataclass constructor skipped of()'s checks: run them.
+    return TransferRequest.of(
+        request.source_id,
+        request.destination_id,
+        request.amount,
+        idempotency_key=request.idempotency_key,
+        description=request.description,
+    )
