@@ -174,6 +174,10 @@ class DashboardService:
         N lookups cost N transactions and N connections from the pool, however
         concurrently they run; one IN query costs one. Unknown ids are absent.
         """
+        if isinstance(account_ids, str | bytes) or not isinstance(account_ids, Collection):
+            raise InvalidInput(
+                f"account_ids must be a collection of ids, got {type(account_ids).__name__}"
+            )
         ids = {validation.identifier(i, "account id") for i in account_ids}
         if len(ids) > MAX_IDS:
             raise InvalidInput(f"at most {MAX_IDS} account ids at a time, got {len(ids)}")

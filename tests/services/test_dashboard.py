@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from contextlib import AsyncExitStack
 from functools import partial
+from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -19,7 +20,7 @@ from services import (
     TransferService,
     UserService,
 )
-from services.errors import OperationTimeout, UserNotFound
+from services.errors import InvalidInput, OperationTimeout, UserNotFound
 from services.transactions import run_in_transaction
 from tests.support.jobs import StatementLog
 
@@ -147,3 +148,12 @@ async def test_the_owners_of_many_accounts_come_from_one_in_query(
     with StatementLog(engine) as log:
         assert await service.account_owners([]) == {}
     assert log.statements == []
+
+
+@pytest.mark.parametrize("account_ids", [None, 5, 1.5, object()])
+async def test_account_owners_of_something_that_is_not_a_collection_is_invalid_input(
+    sessions: async_sessionmaker[AsyncSession], account_ids: Any
+) -> None:
+    # Found by the fuzz suite: None was a TypeError from iterating it.
+    with pytest.raises(InvalidInput, match="collection of ids"):
+        await DashboardService(sessions).account_owners(account_ids)
