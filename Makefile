@@ -42,3 +42,10 @@ SOAK_ARGS ?=
 .PHONY: soak
 soak: $(STAMP)
 	$(BIN)/python -m reliability --seconds $(SOAK_SECONDS) $(SOAK_ARGS)
+
+# Mutation testing of the transfer core (services/transfer_core.py, repositories/accounts.py)
+# against its SQLite tests, in a throw-away copy of the repository; not part of `make test`.
+MUTATION_TIMEOUT ?= 60
+.PHONY: mutation
+mutation: $(STAMP)
+	$(BIN)/python -m reliability.mutation --timeout $(MUTATION_TIMEOUT)
