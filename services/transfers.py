@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import fields
 
 from services.errors import InvalidInput
 from services.results import TransferRecord
@@ -69,11 +70,6 @@ def _checked(request: object) -> TransferRequest:
             f"each request must be a TransferRequest (build it with TransferRequest.of), "
             f"got {type(request).__name__}"
         )
-    # A request built with the dataclass constructor skipped of()'s checks: run them.
-    return TransferRequest.of(
-        request.source_id,
-        request.destination_id,
-        request.amount,
-        idempotency_key=request.idempotency_key,
-        description=request.description,
-    )
+    # A request built with the dataclass constructor skipped of()'s checks: run them. Every
+    # field by name, so a field added to TransferRequest (and to of()) is passed on too.
+    return TransferRequest.of(**{f.name: getattr(request, f.name) for f in fields(request)})
