@@ -3,7 +3,8 @@
 Each mutant changes one operator or constant of a target module (a comparison flipped or
 made strict, + and - swapped, an int constant moved by one, True and False swapped, and/or
 swapped, a bare `await` statement deleted), is written into a throw-away copy of the
-repository, and the SQLite tests of the transfer core run against it with a timeout. A
+repository, and the SQLite tests of the transfer core (with --both-engines the PostgreSQL
+ones too) run against it with a timeout. A
 mutant is killed when they fail, or hang past the timeout; it survives when they pass.
 """
 
@@ -130,8 +131,9 @@ def mutants(path: str) -> list[Mutant]:
     return found
 
 
-def run_tests(copy: Path, timeout: float) -> str:
+def run_tests(copy: Path, timeout: float, both_engines: bool = False) -> str:
     """'killed', 'survived' or 'timeout' (a hang counts as killed)."""
+    only_sqlite = [] if both_engines else ["-k", "not postgresql"]
     command = [
         sys.executable,
         "-m",
@@ -140,8 +142,7 @@ def run_tests(copy: Path, timeout: float) -> str:
         "-q",
         "-p",
         "no:cacheprovider",
-        "-k",
-        "not postgresql",
+        *only_sqlite,
         *TESTS,
     ]
     try:
@@ -156,6 +157,11 @@ def run_tests(copy: Path, timeout: float) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reliability.mutation")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per mutant")
+    parser.add_argument(
+        "--both-engines",
+        action="store_true",
+        help="run the PostgreSQL tests too (TEST_POSTGRES_URL), for PostgreSQL-only code",
+    )
     parser.add_argument("targets", nargs="*", default=list(TARGETS))
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="mutation-") as folder:
@@ -165,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             copy,
             ignore=shutil.ignore_patterns(".venv", ".git", "*.db*", "__pycache__", ".*_cache"),
         )
-        if run_tests(copy, args.timeout * 3) != "survived":
+        if run_tests(copy, args.timeout * 3, args.both_engines) != "survived":
             print("the tests fail without any mutant; fix them first")
             return 1
         counts = {"killed": 0, "survived": 0, "timeout": 0}
@@ -175,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             try:
                 for mutant in mutants(target):
                     (copy / target).write_text(mutant.source)
-                    verdict = run_tests(copy, args.timeout)
+                    verdict = run_tests(copy, args.timeout, args.both_engines)
                     counts[verdict] += 1
                     if verdict == "survived":
                         print(

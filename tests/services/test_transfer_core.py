@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from models import Job
 from services import AccountService, LedgerAuditor, TransferRecord, TransferRequest, TransferService
-from services.errors import InvalidAmount
+from services.errors import IdempotencyConflict, InvalidAmount
 from services.outbox import TRANSFER_COMPLETED
 from services.validation import MAX_AMOUNT
+from tests.support.jobs import StatementLog
 from tests.support.ledger import open_account, snapshot
 
 
@@ -86,3 +87,36 @@ async def test_a_refused_or_replayed_request_writes_no_outbox_job(
     assert not isinstance(outcomes[0], TransferRecord)
     async with sessions() as session:
         assert len((await session.scalars(select(Job))).all()) == jobs_before
+
+
+def _key_lookups(log: StatementLog) -> int:
+    return sum(
+        1 for s in log.touching("transfers") if s.startswith("SELECT") and "idempotency_key" in s
+    )
+
+
+async def test_a_keyed_transfer_that_succeeds_reads_no_keys(
+    sessions: async_sessionmaker[AsyncSession], engine: AsyncEngine
+) -> None:
+    # The insert's ON CONFLICT finds a taken key; reading keys first would be a round trip
+    # on every keyed request.
+    a = await open_account(sessions, balance=10)
+    b = await open_account(sessions)
+    with StatementLog(engine) as log:
+        await TransferService(sessions).transfer(a.id, b.id, 5, idempotency_key="fresh")
+    assert _key_lookups(log) == 0
+
+
+async def test_a_key_reused_for_another_transfer_is_read_once(
+    sessions: async_sessionmaker[AsyncSession], engine: AsyncEngine
+) -> None:
+    a = await open_account(sessions, balance=10)
+    b = await open_account(sessions)
+    service = TransferService(sessions)
+    await service.transfer(a.id, b.id, 5, idempotency_key="used")
+    with StatementLog(engine) as log:
+        outcomes = await service.transfer_many(
+            [TransferRequest.of(a.id, b.id, 1, idempotency_key="used")]
+        )
+    assert isinstance(outcomes[0], IdempotencyConflict)
+    assert _key_lookups(log) == 1
