@@ -8,7 +8,7 @@ traceback, and a failed command changes nothing. OperationTimeout is a refusal w
 COMMIT may already have taken effect, so only the audit judges it.
 
 Hypothesis calls synchronously, so the run has a thread, an event loop and an engine of
-its own (as in test_model.py). Sizes per engine keep the file within ~15 s for both;
+its own (as in test_model.py). Sizes per engine keep the file to ~22 s for both;
 FUZZ_EXAMPLES=200 searches deeper by hand.
 """
 
