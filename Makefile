@@ -24,12 +24,21 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# The second run repeats the SQLite tests on SQLAlchemy's stock aiosqlite adapter, which
+# is what a deployment gets with DB_SQLITE_ONE_HOP=false or outside the adapter's tested
+# library versions (the adapter changes nothing on PostgreSQL).
 test: lint
 	$(BIN)/pytest
+	DB_SQLITE_ONE_HOP=false TEST_BACKENDS=sqlite $(BIN)/pytest
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# The OpenAPI document of the HTTP API, checked in; tests/api compares the app with it.
+.PHONY: openapi
+openapi: $(STAMP)
+	$(BIN)/python -m api.openapi > docs/openapi.json
 
 clean:
 	rm -rf $(VENV) ledger.db ledger.db-wal ledger.db-shm .pytest_cache .mypy_cache .ruff_cache
@@ -49,3 +58,13 @@ MUTATION_TIMEOUT ?= 60
 .PHONY: mutation
 mutation: $(STAMP)
 	$(BIN)/python -m reliability.mutation --timeout $(MUTATION_TIMEOUT)
+
+# The template's promise to people who grow their app in it: in a temporary copy, add a
+# Merchant model, autogenerate its migration, add a repository, a service and a test, then
+# `make lint` and their tests on both engines (tests/support/scripted_extension.py).
+# tests/db/test_scripted_extension.py runs the same in `make test`;
+# EXTENSION_ARGS=--whole-suite runs every test in the extended copy.
+EXTENSION_ARGS ?=
+.PHONY: check-extension
+check-extension: $(STAMP)
+	$(BIN)/python -m tests.support.scripted_extension $(EXTENSION_ARGS)

@@ -106,6 +106,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "and dropped (default: $BENCH_POSTGRES_URL or %(default)s)",
     )
     parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL workloads")
+    parser.add_argument(
+        "--pgbouncer-url",
+        default=os.environ.get("BENCH_PGBOUNCER_URL") or None,
+        help="a PgBouncer in transaction mode in front of --postgres-url's server that "
+        "forwards every database (* = host=... port=...), for the rows through PgBouncer "
+        "(default: $BENCH_PGBOUNCER_URL, else one started here if pgbouncer is installed)",
+    )
+    parser.add_argument(
+        "--no-pgbouncer", action="store_true", help="skip the rows through PgBouncer"
+    )
     parser.add_argument("--json", type=Path, metavar="PATH", help="write every figure as JSON")
     parser.add_argument(
         "--plot", type=Path, metavar="PATH", help="write a PNG chart (needs the plot extra)"
@@ -152,6 +162,8 @@ def options_from_args(args: argparse.Namespace) -> Options:
             workloads=args.workloads,
             postgres_url=args.postgres_url,
             postgres=not args.no_postgres,
+            pgbouncer_url=args.pgbouncer_url,
+            pgbouncer=not args.no_pgbouncer,
         )
     except ValueError as exc:
         raise BenchError(str(exc)) from None

@@ -32,6 +32,10 @@ class BenchConfig:
     workloads: tuple[str, ...] = ()
     postgres_url: str = DEFAULT_POSTGRES_URL
     postgres: bool = True
+    # A PgBouncer (transaction mode) in front of postgres_url's server, forwarding every
+    # database; None: the runner starts one if pgbouncer is installed (see bench/pooler.py).
+    pgbouncer_url: str | None = None
+    pgbouncer: bool = True
 
     def __post_init__(self) -> None:
         for name in ("reps", "accounts", "hop_ops", "transfer_ops", "pool", "read_ops"):

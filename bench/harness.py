@@ -210,14 +210,18 @@ async def measure(
             started = time.perf_counter()
             tally = await variant.run(workload.kind, plan, case.clients)
             seconds = time.perf_counter() - started
+            if tally.elapsed_s is not None:
+                seconds = tally.elapsed_s
     finally:
         await variant.close()
     check = await workload.check(env, [(warmup, warm), (plan, tally)])
     statements = tally.meter.statements + counted.statements + sum(m.statements for m in monitors)
     commits = tally.meter.commits + counted.commits + sum(m.commits for m in monitors)
+    # A self-timed variant runs its own count of operations (pgbench: a multiple of clients).
+    attempted = len(plan) if tally.elapsed_s is None else tally.completed + tally.error_count
     return RunResult(
         rep=rep,
-        attempted=len(plan),
+        attempted=attempted,
         completed=tally.completed,
         seconds=seconds,
         statements=statements,

@@ -60,6 +60,9 @@ class Tally:
     errors: Counter[str] = field(default_factory=Counter)
     meter: Meter = field(default_factory=Meter)
     latencies_ns: list[int] = field(default_factory=list)
+    # Set by a variant that times itself (an external client whose process start and
+    # connections are not part of the work): then the harness's wall clock is not used.
+    elapsed_s: float | None = None
 
     def record(self, value: int, elapsed_ns: int) -> None:
         """One operation finished after `elapsed_ns` and returned `value`."""

@@ -8,11 +8,13 @@ import os
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any, TextIO
+
+from sqlalchemy.engine import make_url
 
 from bench.calibration import Calibration, calibrate
 from bench.config import BenchConfig
@@ -23,11 +25,13 @@ from bench.harness import WorkloadResult, run_workload
 from bench.ledger_data import seed
 from bench.markdown import render_markdown
 from bench.plot import require_matplotlib, write_plot
+from bench.pooler import with_pgbouncer
 from bench.postgres import server_version, throwaway_database, unreachable_reason
 from bench.report import Progress, render_table
 from bench.targets import Target
 from bench.workloads import REGISTRY, WORKLOADS, Workload, WorkloadEnv
 from db import DatabaseSettings, create_engine, migrations
+from db.scratch_pgbouncer import through
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +84,14 @@ async def workload_env(
         engine = create_engine(DatabaseSettings(url=url, pool_size=2, max_overflow=0))
         stack.push_async_callback(engine.dispose)
         await migrations.upgrade(engine)
+        pooler = None
+        if workload.uses_pgbouncer and config.pgbouncer_url is not None:
+            address = make_url(config.pgbouncer_url)
+            pooler = through(url, address.host or "127.0.0.1", address.port or 6432)
         env = WorkloadEnv(
-            target=Target(url), engine=engine, ledger=await seed(engine, config.accounts)
+            target=Target(url, pooler_url=pooler),
+            engine=engine,
+            ledger=await seed(engine, config.accounts),
         )
         await workload.setup(env, config)
         yield env
@@ -115,12 +125,21 @@ def rerender(options: Options, saved: Path, out: TextIO) -> int:
 
 async def run(options: Options, out: TextIO, err: TextIO) -> int:
     """Run the benchmark; 0 when every variant that is meant to be correct was."""
-    config = options.config
     if options.plot_path is not None:
         require_matplotlib()
     if options.from_json is not None:
         return rerender(options, options.from_json, out)
-    selected = select_workloads(config.workloads)
+    selected = select_workloads(options.config.workloads)
+    runnable = [w for w in selected if w.backend != "postgresql" or options.config.postgres]
+    notes: list[str] = []
+    async with with_pgbouncer(options.config, runnable, notes) as config:
+        for note in notes:
+            print(note, file=out)
+        return await _run(replace(options, config=config), selected, out, err)
+
+
+async def _run(options: Options, selected: list[Workload], out: TextIO, err: TextIO) -> int:
+    config = options.config
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     started = time.perf_counter()
 

@@ -15,6 +15,8 @@ class Target:
     """A database as an async SQLAlchemy URL, with what the raw drivers need to reach it."""
 
     url: str
+    # The same database through PgBouncer in transaction mode, when the run has one.
+    pooler_url: str | None = None
 
     @property
     def backend(self) -> Backend:

@@ -8,12 +8,11 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError
-
-from bench import command as bench_command
-from bench.errors import BenchError
 from cli.context import AppContext
 from cli.demo import run_demo
+from cli.errors import CommandError
+from cli.inputs import parse_amount, parse_id
+from cli.repository_tools import BENCH_NOT_INSTALLED, make_bench_importable
 from cli.worker import WorkerOptions, run_worker
 from db import migrations
 from services import (
@@ -26,69 +25,7 @@ from services import (
     TransferService,
     UserService,
 )
-from services.errors import InvalidAmount, InvalidId
-from services.notifications import format_amount
-
-
-class CommandError(Exception):
-    """A problem to report in one line (exit 1), e.g. an unmigrated database."""
-
-
-def parse_int(raw: str, what: str) -> int:
-    """A decimal integer from the command line, or InvalidId naming `what`."""
-    try:
-        return int(raw.strip(), 10)
-    except ValueError:
-        raise InvalidId(f"{what} must be a whole number, got {raw!r}") from None
-
-
-def parse_amount(raw: str) -> int:
-    """Whole minor units: '1050' is 10.50. '10.5' is refused rather than guessed at."""
-    try:
-        return int(raw.strip(), 10)
-    except ValueError:
-        raise InvalidAmount(
-            f"amount must be a whole number of minor units (e.g. 1050 for 10.50), got {raw!r}"
-        ) from None
-
-
-# SQLite's messages for a file it cannot use do not say what to check.
-_SQLITE_HINTS = {
-    "attempt to write a readonly database": (
-        "the file or its directory is read-only; WAL mode also writes the -wal and -shm "
-        "files next to it"
-    ),
-    "unable to open database file": "check the path and the permissions of its directory",
-}
-
-
-def describe_database_error(exc: DBAPIError) -> str:
-    """One line for a driver error, without the SQL statement or parameters."""
-    text = str(exc.orig).strip().splitlines()
-    line = text[0] if text else type(exc.orig).__name__
-    hint = _SQLITE_HINTS.get(line)
-    return f"{line} ({hint})" if hint else line
-
-
-async def require_migrated(app: AppContext) -> None:
-    """Refuse to run against a database whose schema is not at the newest revision."""
-    current = await migrations.current_revision(app.engine)
-    head = migrations.head_revision()
-    if current is None:
-        raise CommandError(
-            f"the database at {app.settings.display_url} has no schema; "
-            "run `ledgerctl migrate` first"
-        )
-    if not migrations.is_known_revision(current):
-        raise CommandError(
-            f"the database is at revision {current}, which this code does not know "
-            "(newer code migrated it); run this command with that code"
-        )
-    if current != head:
-        raise CommandError(
-            f"the database is at revision {current}, this code expects {head}; "
-            "run `ledgerctl migrate`"
-        )
+from services.currencies import format_amount
 
 
 def _jsonable(value: Any) -> Any:
@@ -120,9 +57,11 @@ def describe_transfer(t: TransferRecord) -> str:
     )
     key = f" key={t.idempotency_key}" if t.idempotency_key else ""
     note = f" {t.description!r}" if t.description else ""
+    replay = " (replayed: this key's earlier transfer; nothing moved now)" if t.replayed else ""
     return (
-        f"transfer {t.id} {t.kind} {source} -> {destination} {t.amount} {t.currency} "
-        f"at {t.created_at:%Y-%m-%d %H:%M:%S}Z{key}{note}"
+        f"transfer {t.id} {t.kind} {source} -> {destination} "
+        f"{format_amount(t.amount, t.currency)} "
+        f"at {t.created_at:%Y-%m-%d %H:%M:%S}Z{key}{note}{replay}"
     )
 
 
@@ -145,7 +84,6 @@ async def migrate(app: AppContext, args: argparse.Namespace) -> int:
 
 async def demo(app: AppContext, args: argparse.Namespace) -> int:
     """ledgerctl demo."""
-    await require_migrated(app)
     ok = await run_demo(
         app,
         transfers=args.transfers,
@@ -159,7 +97,6 @@ async def demo(app: AppContext, args: argparse.Namespace) -> int:
 
 async def user_add(app: AppContext, args: argparse.Namespace) -> int:
     """ledgerctl user add EMAIL NAME."""
-    await require_migrated(app)
     user = await UserService(app.sessions).register(args.email, args.name)
     emit(args, user, f"user {user.id} {user.email} ({user.name})")
     return 0
@@ -167,69 +104,53 @@ async def user_add(app: AppContext, args: argparse.Namespace) -> int:
 
 async def account_open(app: AppContext, args: argparse.Namespace) -> int:
     """ledgerctl account open USER_ID CURRENCY."""
-    await require_migrated(app)
     account = await AccountService(app.sessions).open(
-        parse_int(args.user_id, "user id"), args.currency
+        parse_id(args.user_id, "user id"), args.currency
     )
     emit(args, account, f"account {account.id} of user {account.owner_id} in {account.currency}")
     return 0
 
 
-async def deposit(app: AppContext, args: argparse.Namespace) -> int:
-    """ledgerctl deposit ACCOUNT_ID AMOUNT."""
-    await require_migrated(app)
-    record = await AccountService(app.sessions).deposit(
-        parse_int(args.account_id, "account id"),
-        parse_amount(args.amount),
-        idempotency_key=args.key,
-        description=args.description,
-    )
+async def move_money(app: AppContext, args: argparse.Namespace) -> int:
+    """ledgerctl deposit | withdraw | transfer: the parser names the ends each one has."""
+    one_end = not ("source_id" in args and "destination_id" in args)
+    source = _account_id(args, "source_id", one_end)
+    destination = _account_id(args, "destination_id", one_end)
+    amount = parse_amount(args.amount)
+    options = {"idempotency_key": args.key, "description": args.description}
+    if source is None:
+        assert destination is not None
+        record = await AccountService(app.sessions).deposit(destination, amount, **options)
+    elif destination is None:
+        record = await AccountService(app.sessions).withdraw(source, amount, **options)
+    else:
+        record = await TransferService(app.sessions).transfer(
+            source, destination, amount, **options
+        )
     emit(args, record, describe_transfer(record))
     return 0
 
 
-async def withdraw(app: AppContext, args: argparse.Namespace) -> int:
-    """ledgerctl withdraw ACCOUNT_ID AMOUNT."""
-    await require_migrated(app)
-    record = await AccountService(app.sessions).withdraw(
-        parse_int(args.account_id, "account id"),
-        parse_amount(args.amount),
-        idempotency_key=args.key,
-        description=args.description,
-    )
-    emit(args, record, describe_transfer(record))
-    return 0
-
-
-async def transfer(app: AppContext, args: argparse.Namespace) -> int:
-    """ledgerctl transfer SOURCE DESTINATION AMOUNT."""
-    await require_migrated(app)
-    record = await TransferService(app.sessions).transfer(
-        parse_int(args.source_id, "source id"),
-        parse_int(args.destination_id, "destination id"),
-        parse_amount(args.amount),
-        idempotency_key=args.key,
-        description=args.description,
-    )
-    emit(args, record, describe_transfer(record))
-    return 0
+def _account_id(args: argparse.Namespace, name: str, one_end: bool) -> int | None:
+    if name not in args:
+        return None
+    # Named as the user sees it: ACCOUNT_ID for deposit and withdraw, SOURCE_ID and so on.
+    return parse_id(getattr(args, name), "account id" if one_end else name.replace("_", " "))
 
 
 async def balance(app: AppContext, args: argparse.Namespace) -> int:
     """ledgerctl balance ACCOUNT_ID."""
-    await require_migrated(app)
-    account = await AccountService(app.sessions).get(parse_int(args.account_id, "account id"))
-    emit(args, account, f"account {account.id}: {account.balance} {account.currency}")
+    account = await AccountService(app.sessions).get(parse_id(args.account_id, "account id"))
+    emit(args, account, f"account {account.id}: {format_amount(account.balance, account.currency)}")
     return 0
 
 
 async def history(app: AppContext, args: argparse.Namespace) -> int:
     """ledgerctl history ACCOUNT_ID."""
-    await require_migrated(app)
-    before = None if args.before is None else parse_int(args.before, "--before")
+    before = None if args.before is None else parse_id(args.before, "--before")
     page = await AccountService(app.sessions).history(
-        parse_int(args.account_id, "account id"),
-        limit=parse_int(args.limit, "--limit"),
+        parse_id(args.account_id, "account id"),
+        limit=parse_id(args.limit, "--limit"),
         before=before,
     )
     lines = [describe_transfer(t) for t in page.items] or ["no transfers"]
@@ -241,14 +162,13 @@ async def history(app: AppContext, args: argparse.Namespace) -> int:
 
 async def audit(app: AppContext, args: argparse.Namespace) -> int:
     """ledgerctl audit: exit 0 when the ledger is consistent, 1 otherwise."""
-    await require_migrated(app)
     report = await LedgerAuditor(app.sessions).verify()
     verdict = "ok" if report.ok else f"FAILED ({len(report.problems)} problems)"
     text = "\n".join(
         [
-            f"audit {verdict}: {report.accounts_checked} accounts, "
-            f"deposits {report.deposits}, withdrawals {report.withdrawals}, "
-            f"balances {report.balances_total}",
+            f"audit {verdict}: {report.accounts_checked} accounts; in minor units of all "
+            f"currencies together: deposits {report.deposits}, "
+            f"withdrawals {report.withdrawals}, balances {report.balances_total}",
             *(f"  - {problem}" for problem in report.problems),
         ]
     )
@@ -258,15 +178,24 @@ async def audit(app: AppContext, args: argparse.Namespace) -> int:
 
 async def bench(app: AppContext, args: argparse.Namespace) -> int:
     """ledgerctl bench: the same benchmark as `python -m bench`, on its own databases."""
+    if not make_bench_importable():
+        raise CommandError(BENCH_NOT_INSTALLED)
+    # Imported here: the benchmark's modules cost every other command ~250 ms of start-up.
+    from bench import command as bench_command
+    from bench.errors import BenchError
+
     try:
         return await bench_command.run_from_args(args)
     except BenchError as exc:
         raise CommandError(str(exc)) from None
+    except OSError as exc:
+        # e.g. an unwritable --json path: the benchmark's own, not a database unreachable
+        # at DATABASE_URL, which is how ledgerctl would otherwise read an OSError.
+        raise CommandError(f"bench: {exc}") from None
 
 
 async def worker(app: AppContext, args: argparse.Namespace) -> int:
     """ledgerctl worker: run jobs until SIGINT/SIGTERM, with a live line of progress."""
-    await require_migrated(app)
     options = WorkerOptions(
         concurrency=args.concurrency,
         poll_interval=args.poll_interval,
@@ -282,10 +211,9 @@ async def worker(app: AppContext, args: argparse.Namespace) -> int:
 
 async def jobs(app: AppContext, args: argparse.Namespace) -> int:
     """ledgerctl jobs: the queue by status, and the latest dead jobs with their errors."""
-    await require_migrated(app)
     queue = JobQueue(app.sessions)
     stats = await queue.stats()
-    dead = await queue.dead(limit=parse_int(args.dead, "--dead")) if args.dead != "0" else []
+    dead = await queue.dead(limit=parse_id(args.dead, "--dead")) if args.dead != "0" else []
     lines = [
         f"jobs: {stats.queued} queued ({stats.due} due), {stats.running} running "
         f"({stats.expired_leases} with expired leases), {stats.done} done, {stats.dead} dead"
@@ -333,9 +261,8 @@ def describe_dashboard(page: Dashboard) -> str:
 
 async def dashboard(app: AppContext, args: argparse.Namespace) -> int:
     """ledgerctl dashboard USER_ID."""
-    await require_migrated(app)
     page = await DashboardService(app.sessions).for_user(
-        parse_int(args.user_id, "user id"), recent=parse_int(args.recent, "--recent")
+        parse_id(args.user_id, "user id"), recent=parse_id(args.recent, "--recent")
     )
     emit(args, page, describe_dashboard(page))
     return 0

@@ -23,10 +23,12 @@ from services import (
     TransferService,
     UserService,
 )
+from services.currencies import format_amount
 from services.errors import IdempotencyConflict, InsufficientFunds, LedgerError
 
 T = TypeVar("T")
 
+CURRENCY = "EUR"
 OPENING_BALANCE = 100_000  # 1,000.00 EUR in cents
 
 
@@ -105,7 +107,7 @@ async def run_demo(
     people = await _gather_or_cancel(
         *(user_service.register(f"demo-{tag}-{i}@example.com", f"Demo {i}") for i in range(users))
     )
-    accounts = await _gather_or_cancel(*(account_service.open(p.id, "EUR") for p in people))
+    accounts = await _gather_or_cancel(*(account_service.open(p.id, CURRENCY) for p in people))
     await _gather_or_cancel(
         *(account_service.deposit(a.id, OPENING_BALANCE, description="opening") for a in accounts)
     )
@@ -188,15 +190,16 @@ async def run_demo(
     balances = {a: await account_service.balance(a) for a in account_ids}
     print("balances:")
     for account_id, balance in balances.items():
-        print(f"  account {account_id:>5}: {balance:>9} EUR cents")
+        print(f"  account {account_id:>5}: {format_amount(balance, CURRENCY):>13}")
     report = await LedgerAuditor(app.sessions).verify()
     expected_total = OPENING_BALANCE * users
     demo_total = sum(balances.values())
     conserved = demo_total == expected_total
     print(
-        f"money conserved: {'yes' if conserved else 'NO'} ({demo_total} of {expected_total}); "
+        f"money conserved: {'yes' if conserved else 'NO'} "
+        f"({format_amount(demo_total, CURRENCY)} of {format_amount(expected_total, CURRENCY)}); "
         f"audit {'ok' if report.ok else 'FAILED'}: {report.accounts_checked} accounts, "
-        f"balances total {report.balances_total}"
+        f"balances total {report.balances_total} minor units (all currencies)"
     )
     for problem in report.problems:
         print(f"  - {problem}")

@@ -11,29 +11,52 @@ import asyncio
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bench import command as bench_command
-from cli import commands
+from cli import commands, operators, serve
 from cli.context import AppContext
-from db import DatabaseSettings, SettingsError, create_engine, create_session_factory
-from db.migrations import MigrationError
-from services.errors import LedgerError
-
-EXIT_ERROR = 1
-EXIT_USAGE = 2
+from cli.errors import EXIT_ERROR, EXIT_USAGE, exit_for
+from cli.inputs import whole_number
+from cli.repository_tools import make_bench_importable
+from db import DatabaseSettings, create_engine, create_session_factory
+from services import ensure_migrated
+from services.db_errors import translate
 
 Handler = Callable[[AppContext, argparse.Namespace], Awaitable[int]]
+Subcommands = Any  # argparse's _SubParsersAction, which it does not export
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deferred: Callable[[argparse.ArgumentParser], object] | None = None
+
     def error(self, message: str) -> NoReturn:
         # argparse prints the whole usage block; one line is the contract here.
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+    def defer_arguments(self, add: Callable[[argparse.ArgumentParser], object]) -> None:
+        """Run `add(self)` only when this (sub)command is the one being parsed."""
+        self._deferred = add
+
+    def parse_known_args(self, *args: Any, **kwargs: Any) -> Any:
+        if self._deferred is not None:
+            add, self._deferred = self._deferred, None
+            add(self)
+        return super().parse_known_args(*args, **kwargs)
+
+
+def _add(
+    sub: Subcommands, name: str, handler: Handler, help_: str, *, needs_schema: bool = True
+) -> _Parser:
+    """Register a command. `needs_schema`: refuse to run it unless the schema is at head."""
+    parser = sub.add_parser(name, help=help_, description=help_)
+    assert isinstance(parser, _Parser)
+    parser.set_defaults(handler=handler, needs_schema=needs_schema)
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,56 +68,66 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    def add(name: str, handler: Handler, help_: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_, description=help_)
-        p.set_defaults(handler=handler)
-        return p
+    def add(name: str, handler: Handler, help_: str, needs_schema: bool = True) -> _Parser:
+        return _add(sub, name, handler, help_, needs_schema=needs_schema)
 
-    add("migrate", commands.migrate, "upgrade the database schema to the newest revision")
+    add(
+        "migrate",
+        commands.migrate,
+        "upgrade the database schema to the newest revision",
+        needs_schema=False,
+    )
 
     demo = add("demo", commands.demo, "run the demo workload and audit it")
-    demo.add_argument("--transfers", type=int, default=1000, help="how many (default 1000)")
-    demo.add_argument("--concurrency", type=int, default=50, help="concurrent tasks (default 50)")
-    demo.add_argument("--users", type=int, default=10, help="users, one account each (default 10)")
-    demo.add_argument("--seed", type=int, default=None, help="random seed for a repeatable run")
+    demo.add_argument(
+        "--transfers", type=whole_number, default=1000, help="how many (default 1000)"
+    )
+    demo.add_argument(
+        "--concurrency", type=whole_number, default=50, help="concurrent tasks (default 50)"
+    )
+    demo.add_argument(
+        "--users", type=whole_number, default=10, help="users, one account each (default 10)"
+    )
+    demo.add_argument(
+        "--seed", type=whole_number, default=None, help="random seed for a repeatable run"
+    )
     demo.add_argument(
         "--unbatched",
         action="store_true",
         help="one transaction per transfer instead of group commit (to compare)",
     )
 
-    user = add("user", commands.no_subcommand, "manage users")
+    user = add("user", commands.no_subcommand, "manage users", needs_schema=False)
     user_sub = user.add_subparsers(dest="user_command", required=True, parser_class=_Parser)
-    user_add = user_sub.add_parser("add", help="register a user")
-    user_add.set_defaults(handler=commands.user_add)
+    user_add = _add(user_sub, "add", commands.user_add, "register a user")
     user_add.add_argument("email")
     user_add.add_argument("name")
     user_add.add_argument("--json", action="store_true", help="print JSON")
 
-    account = add("account", commands.no_subcommand, "manage accounts")
+    account = add("account", commands.no_subcommand, "manage accounts", needs_schema=False)
     account_sub = account.add_subparsers(
         dest="account_command", required=True, parser_class=_Parser
     )
-    account_open = account_sub.add_parser("open", help="open an account for a user")
-    account_open.set_defaults(handler=commands.account_open)
+    account_open = _add(account_sub, "open", commands.account_open, "open an account for a user")
     account_open.add_argument("user_id")
     account_open.add_argument("currency", help="ISO-4217 code, e.g. EUR")
     account_open.add_argument("--json", action="store_true", help="print JSON")
 
-    for name, handler, help_ in (
-        ("deposit", commands.deposit, "put money into an account"),
-        ("withdraw", commands.withdraw, "take money out of an account"),
+    amount_help = "whole minor units in ASCII digits (cents: 1050 for 10.50)"
+    for name, help_, ends in (
+        ("deposit", "put money into an account", {"destination_id": "ACCOUNT_ID"}),
+        ("withdraw", "take money out of an account", {"source_id": "ACCOUNT_ID"}),
+        (
+            "transfer",
+            "move money between two accounts",
+            {"source_id": "SOURCE_ID", "destination_id": "DESTINATION_ID"},
+        ),
     ):
-        p = add(name, handler, help_)
-        p.add_argument("account_id")
-        p.add_argument("amount", help="whole minor units (cents), e.g. 1050 for 10.50")
+        p = add(name, commands.move_money, help_)
+        for end, metavar in ends.items():
+            p.add_argument(end, metavar=metavar)
+        p.add_argument("amount", help=amount_help)
         _add_request_options(p)
-
-    transfer = add("transfer", commands.transfer, "move money between two accounts")
-    transfer.add_argument("source_id")
-    transfer.add_argument("destination_id")
-    transfer.add_argument("amount", help="whole minor units (cents)")
-    _add_request_options(transfer)
 
     balance = add("balance", commands.balance, "show an account's balance")
     balance.add_argument("account_id")
@@ -109,10 +142,17 @@ def build_parser() -> argparse.ArgumentParser:
     audit = add("audit", commands.audit, "verify balances against the transfer history")
     audit.add_argument("--json", action="store_true", help="print JSON")
 
-    bench = add("bench", commands.bench, "benchmark: when does async pay off? (= python -m bench)")
-    bench_command.add_arguments(bench)
+    bench = add(
+        "bench",
+        commands.bench,
+        "benchmark: when does async pay off? (= python -m bench)",
+        needs_schema=False,
+    )
+    bench.defer_arguments(_add_bench_arguments)
     worker = add("worker", commands.worker, "run background jobs until SIGINT or SIGTERM")
-    worker.add_argument("--concurrency", type=int, default=4, help="jobs at once (default 4)")
+    worker.add_argument(
+        "--concurrency", type=whole_number, default=4, help="jobs at once (default 4)"
+    )
     worker.add_argument("--poll-interval", type=float, default=1.0, help="seconds (default 1)")
     worker.add_argument("--lease-seconds", type=float, default=30.0, help="(default 30)")
     worker.add_argument(
@@ -132,7 +172,22 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard.add_argument("user_id")
     dashboard.add_argument("--recent", default="10", help="recent transfers (default 10)")
     dashboard.add_argument("--json", action="store_true", help="print JSON")
+    operators.add_commands(add)
+    serve.add_commands(add)
     return parser
+
+
+def _add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    if not make_bench_importable():
+        # bench/ runs from a checkout only (pyproject.toml does not install it). Take every
+        # argument as a plain word (no option prefix), so that `ledgerctl bench --quick`
+        # reaches commands.bench, which says so in one line, instead of "unrecognized".
+        parser.prefix_chars = "\0"
+        parser.add_argument("bench_args", nargs=argparse.REMAINDER)
+        return
+    from bench import command as bench_command  # ~250 ms: only for `ledgerctl bench`
+
+    bench_command.add_arguments(parser)
 
 
 def _add_request_options(parser: argparse.ArgumentParser) -> None:
@@ -152,8 +207,19 @@ async def _run(args: argparse.Namespace, settings: DatabaseSettings) -> int:
     engine: AsyncEngine = create_engine(settings)
     try:
         app = AppContext(settings=settings, engine=engine, sessions=create_session_factory(engine))
+        if args.needs_schema:
+            await ensure_migrated(engine)
         handler: Handler = args.handler
         return await handler(app, args)
+    except BrokenPipeError:
+        raise
+    except (SQLAlchemyError, OSError) as exc:
+        # What the services did not already translate, e.g. from `migrate`; translated
+        # here while the engine can still name its pool settings.
+        error = translate(exc, engine)
+        if error is None:
+            raise
+        raise error from exc
     finally:
         # Every exit path: a pooled aiosqlite connection left open keeps its thread alive.
         await engine.dispose()
@@ -162,48 +228,27 @@ async def _run(args: argparse.Namespace, settings: DatabaseSettings) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `ledgerctl` console script."""
     args = build_parser().parse_args(argv)
+    url = "the database"
     try:
         settings = _settings(args)
-    except SettingsError as exc:
-        return _fail(str(exc))
-    try:
+        url = settings.display_url
         return asyncio.run(_run(args, settings))
-    except (LedgerError, SettingsError, MigrationError, commands.CommandError) as exc:
-        return _fail(str(exc))
-    except DBAPIError as exc:
-        # Name the database (password masked): "unable to open database file" or "file is
-        # not a database" mean little without knowing which one.
-        return _fail(
-            f"database error on {settings.display_url}: {commands.describe_database_error(exc)}"
-        )
-    except PoolTimeout:
-        return _fail(
-            f"no database connection became free within DB_POOL_TIMEOUT={settings.pool_timeout}s "
-            f"(DB_POOL_SIZE={settings.pool_size}, DB_MAX_OVERFLOW={settings.max_overflow})"
-        )
-    except SQLAlchemyError as exc:
-        return _fail(f"database error: {exc}")
     except BrokenPipeError:
         # The reader (e.g. `| head`) went away: stop quietly, as Unix tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_ERROR
-    except OSError as exc:
-        # The driver could not reach a server at all (refused, unknown host, timed out);
-        # asyncpg raises these as they are, not wrapped in a DBAPIError.
-        reason = (
-            f"no answer within DB_POOL_TIMEOUT={settings.pool_timeout}s"
-            if isinstance(exc, TimeoutError)
-            else str(exc) or type(exc).__name__
-        )
-        return _fail(f"cannot reach the database at {settings.display_url}: {reason}")
     except KeyboardInterrupt:
-        return _fail("interrupted")
+        return _fail(EXIT_ERROR, "interrupted")
+    except Exception as exc:
+        outcome = exit_for(exc, url)
+        if outcome is None:
+            raise
+        return _fail(*outcome)
 
 
-def _fail(message: str) -> int:
-    first_line = message.strip().splitlines()[0] if message.strip() else "failed"
-    print(f"ledgerctl: error: {first_line}", file=sys.stderr)
-    return EXIT_ERROR
+def _fail(code: int, line: str) -> int:
+    print(f"ledgerctl: error: {line or 'failed'}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

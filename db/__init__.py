@@ -4,6 +4,7 @@ from db.engine import (
     SQLITE_BEGIN_OPTION,
     PoolStatus,
     create_engine,
+    engine_settings,
     pool_status,
     read_only_options,
 )
@@ -19,6 +20,7 @@ __all__ = [
     "SettingsError",
     "create_engine",
     "create_session_factory",
+    "engine_settings",
     "pool_status",
     "read_only_options",
 ]

@@ -10,11 +10,12 @@ thread and makes the running statement fail at its next step.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
+import aiosqlite
 from sqlalchemy import event
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.util import await_
 
 
 def interrupt_sqlite_on_cancel(engine: AsyncEngine) -> None:
@@ -38,11 +39,15 @@ def interrupt_sqlite_on_cancel(engine: AsyncEngine) -> None:
         connection = context.connection
         if connection is None or connection.invalidated:
             return
-        driver: Any = connection.connection.driver_connection  # aiosqlite.Connection
-        sqlite_connection = getattr(driver, "_connection", None)  # None once closed
-        if sqlite_connection is None:
+        driver = connection.connection.driver_connection
+        if not isinstance(driver, aiosqlite.Connection):
             return
-        # Called on the event loop thread while the statement runs on aiosqlite's thread;
-        # with no statement running it has no effect on later ones.
-        sqlite_connection.interrupt()
+        try:
+            # aiosqlite's interrupt() calls sqlite3's on this thread, not queued behind the
+            # running statement; awaited here (this hook is sync, inside SQLAlchemy's
+            # greenlet) it completes without suspending. With no statement running it has
+            # no effect on later ones.
+            await_(driver.interrupt())
+        except ValueError:  # aiosqlite: "no active connection", already closed
+            return
         context.is_disconnect = False

@@ -6,19 +6,21 @@ import contextlib
 import inspect
 import os
 import sqlite3
+import uuid
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection
+from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, QueuePool
 
 from db.cancellation import interrupt_sqlite_on_cancel
 from db.settings import DatabaseSettings, SettingsError
-from db.sqlite_one_hop import one_hop_dbapi
+from db.sqlite_one_hop import checked_dbapi
 
 # Execution option read by the SQLite "begin" listener. Every transaction starts with
 # BEGIN IMMEDIATE unless it opts out with DEFERRED: a transaction that reads and then
@@ -29,11 +31,37 @@ SQLITE_BEGIN_OPTION: Final = "ledger_sqlite_begin"
 
 _BEGIN_MODES: Final = frozenset({"IMMEDIATE", "DEFERRED", "EXCLUSIVE"})
 
+# How the server lists our connections (pg_stat_activity.application_name).
+APPLICATION_NAME: Final = "ledger"
+
+# How the per-transaction limits statement behind a transaction pooler starts.
+TRANSACTION_LIMITS_PREFIX: Final = "SELECT set_config("
+
+
+def starts_transaction(statement: str) -> bool:
+    """True for what the engine sends to open a transaction rather than to do its work:
+    SQLite's BEGIN, and the limits set at each BEGIN behind a transaction pooler."""
+    text = statement.lstrip()
+    return text.upper().startswith("BEGIN") or text.startswith(TRANSACTION_LIMITS_PREFIX)
+
+
 # URL query parameters that SQLAlchemy's asyncpg dialect consumes itself; every other one
 # is passed on to asyncpg.connect() as a keyword argument.
 _ASYNCPG_DIALECT_QUERY_KEYS: Final = frozenset(
     {"prepared_statement_cache_size", "prepared_statement_name_func"}
 )
+
+
+# The settings each engine was built from, so that errors can name the limits that applied
+# without reading the pool's private attributes. Weak: an engine's entry goes with it.
+_ENGINE_SETTINGS: Final[weakref.WeakKeyDictionary[Engine, DatabaseSettings]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def engine_settings(engine: AsyncEngine) -> DatabaseSettings | None:
+    """The settings `create_engine` built `engine` from (None for an engine made elsewhere)."""
+    return _ENGINE_SETTINGS.get(engine.sync_engine)
 
 
 def create_engine(settings: DatabaseSettings) -> AsyncEngine:
@@ -71,23 +99,28 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
             )
         if url.query.get("uri") != "true":
             _check_sqlite_path(Path(database))
-        if settings.sqlite_one_hop:
-            common["module"] = one_hop_dbapi()
+        if settings.sqlite_one_hop and (module := checked_dbapi()) is not None:
+            common["module"] = module
         engine = create_async_engine(url, connect_args={"factory": RollbackOnClose}, **common)
         _install_sqlite_setup(engine, settings)
         interrupt_sqlite_on_cancel(engine)
+        _ENGINE_SETTINGS[engine.sync_engine] = settings
         return engine
 
     _check_asyncpg_query(url)
-    connect_args: dict[str, Any] = {
-        # Server-side limits travel in the startup packet: no extra round trip per checkout.
-        "server_settings": {
-            "statement_timeout": str(settings.statement_timeout_ms),
-            "lock_timeout": str(settings.lock_timeout_ms),
-            "application_name": "ledger",
-        },
-        "timeout": settings.pool_timeout,
-    }
+    if settings.pooled_by_transaction:
+        connect_args = _transaction_pooler_connect_args(settings)
+    else:
+        connect_args = {
+            # Server-side limits travel in the startup packet: no extra round trip per
+            # checkout.
+            "server_settings": {
+                "statement_timeout": str(settings.statement_timeout_ms),
+                "lock_timeout": str(settings.lock_timeout_ms),
+                "application_name": APPLICATION_NAME,
+            },
+            "timeout": settings.pool_timeout,
+        }
     if "ssl" not in url.query and not os.environ.get("PGSSLMODE"):
         # asyncpg's default, sslmode=prefer, starts every connection and every cancel request
         # with an SSLRequest; a task cancelled right after that socket connects leaves the
@@ -95,7 +128,52 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
         # never retrieved, which asyncio logs as an error. "prefer" does not verify the
         # server either, so TLS is asked for explicitly: ?ssl=require (or PGSSLMODE).
         connect_args["ssl"] = False
-    return create_async_engine(url, connect_args=connect_args, **common)
+    engine = create_async_engine(url, connect_args=connect_args, **common)
+    if settings.pooled_by_transaction:
+        _limit_each_transaction(engine, settings)
+    _ENGINE_SETTINGS[engine.sync_engine] = settings
+    return engine
+
+
+def _transaction_pooler_connect_args(settings: DatabaseSettings) -> dict[str, Any]:
+    """asyncpg behind a transaction pooler (PgBouncer pool_mode=transaction).
+
+    Between two transactions the pooler may hand our client connection a different
+    server connection, so nothing may live on the server session from one transaction to
+    the next. Prepared statements do: asyncpg names them __asyncpg_stmt_1__, _2__, ... per
+    client connection, so one client finds another's name taken, or its own missing
+    ("prepared statement ... does not exist"). Hence unique names and no statement
+    caches (asyncpg's and the dialect's); each statement is prepared inside its own
+    transaction, on the server connection that runs it. The limits cannot ride in the
+    startup packet either (PgBouncer refuses unknown startup parameters), so
+    `_limit_each_transaction` sets them per transaction.
+    """
+    return {
+        "server_settings": {"application_name": APPLICATION_NAME},
+        "timeout": settings.pool_timeout,
+        "statement_cache_size": 0,
+        "prepared_statement_cache_size": 0,
+        "prepared_statement_name_func": _unique_statement_name,
+    }
+
+
+def _unique_statement_name() -> str:
+    return f"__ledger_{uuid.uuid4().hex}__"
+
+
+def _limit_each_transaction(engine: AsyncEngine, settings: DatabaseSettings) -> None:
+    # set_config(..., true) is SET LOCAL: it ends with the transaction, so the server
+    # connection goes back to the pooler as it came. One statement for both limits: one
+    # round trip per transaction, the price of the pooler (a role- or database-level
+    # ALTER ... SET on the server would avoid it, but is not ours to make).
+    limits = (
+        f"{TRANSACTION_LIMITS_PREFIX}'statement_timeout', '{int(settings.statement_timeout_ms)}', "
+        f"true), set_config('lock_timeout', '{int(settings.lock_timeout_ms)}', true)"
+    )
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql(limits)
 
 
 class RollbackOnClose(sqlite3.Connection):

@@ -15,6 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ALEMBIC_INI = PROJECT_ROOT / "alembic.ini"
+# Where a non-editable install puts alembic/ (pyproject.toml maps it to db.migration_scripts,
+# never to a top-level `alembic`, which would shadow Alembic itself).
+INSTALLED_SCRIPTS = Path(__file__).resolve().parent / "migration_scripts"
 
 
 class MigrationError(Exception):
@@ -22,10 +25,30 @@ class MigrationError(Exception):
     does not know."""
 
 
+def _find_scripts() -> Path | None:
+    checkout = PROJECT_ROOT / "alembic"
+    if ALEMBIC_INI.is_file() and (checkout / "env.py").is_file():
+        return checkout
+    if (INSTALLED_SCRIPTS / "env.py").is_file():
+        return INSTALLED_SCRIPTS
+    return None
+
+
+SCRIPT_LOCATION: Path | None = _find_scripts()
+"""The folder with env.py and versions/: the checkout's alembic/, else the installed copy."""
+
+
 def alembic_config(connection: Connection | None = None) -> Config:
     """The project's Alembic config; with `connection`, env.py migrates over it."""
-    config = Config(str(ALEMBIC_INI))
-    config.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
+    if SCRIPT_LOCATION is None:
+        raise MigrationError(
+            f"no migration scripts next to {Path(__file__).parent} (neither a checkout's "
+            "alembic/ nor an installed db/migration_scripts/); reinstall the package"
+        )
+    # alembic.ini only in a checkout: it holds the revision-writing settings, which an
+    # installed copy does not need.
+    config = Config(str(ALEMBIC_INI)) if ALEMBIC_INI.is_file() else Config()
+    config.set_main_option("script_location", str(SCRIPT_LOCATION))
     # Logging is the application's business when Alembic runs inside it.
     config.attributes["configure_logger"] = False
     if connection is not None:

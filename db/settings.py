@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sqlalchemy.engine import URL, make_url
@@ -12,8 +12,19 @@ from sqlalchemy.exc import ArgumentError
 
 DEFAULT_SQLITE_FILE = "ledger.db"
 
+# Whether a DatabaseSettings built without `sqlite_one_hop` uses the one-hop adapter. A
+# module setting so that a test run can build every engine on the stock adapter
+# (`DB_SQLITE_ONE_HOP=false pytest`, see tests/conftest.py); applications set the field.
+SQLITE_ONE_HOP_DEFAULT = True
+
 # URL query parameters whose value is a secret (asyncpg reads these from the query).
 _SECRET_QUERY_KEYS = frozenset({"password", "sslpassword"})
+
+# DB_PG_POOLER values: which pooler sits between the engine and PostgreSQL, if any.
+# Session pooling needs nothing special (the engine owns its server connection for as
+# long as it holds the client one), so only transaction pooling is a mode of its own.
+POOLER_TRANSACTION = "transaction"
+_POOLERS = (POOLER_TRANSACTION,)
 
 
 class SettingsError(ValueError):
@@ -39,7 +50,9 @@ class DatabaseSettings:
     busy_timeout_ms: int = 5_000
     statement_timeout_ms: int = 30_000
     lock_timeout_ms: int = 10_000
-    sqlite_one_hop: bool = True
+    sqlite_one_hop: bool = field(default_factory=lambda: SQLITE_ONE_HOP_DEFAULT)
+    pg_pooler: str | None = None
+    listen_url: str | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -81,6 +94,33 @@ class DatabaseSettings:
             raise SettingsError(f"DB_MAX_OVERFLOW must be 0 or more, got {self.max_overflow}")
         if self.pool_timeout <= 0:
             raise SettingsError(f"DB_POOL_TIMEOUT must be positive, got {self.pool_timeout}")
+        self._check_pooler(parsed.get_backend_name())
+
+    def _check_pooler(self, backend: str) -> None:
+        if self.pg_pooler is None:
+            return
+        if self.pg_pooler not in _POOLERS:
+            raise SettingsError(
+                f"DB_PG_POOLER must be {POOLER_TRANSACTION!r} or unset, got {self.pg_pooler!r} "
+                "(session pooling needs no setting)"
+            )
+        if backend != "postgresql":
+            raise SettingsError(
+                f"DB_PG_POOLER={self.pg_pooler} is for PostgreSQL behind PgBouncer; "
+                f"DATABASE_URL is {backend}"
+            )
+        # LISTEN registers on the server session, which a transaction pooler hands to
+        # other clients between transactions: notifications would go to whoever holds it.
+        if self.listen_url is None or _same_database(self.listen_url, self.url):
+            raise SettingsError(
+                f"DB_PG_POOLER={self.pg_pooler} needs DB_LISTEN_URL: a direct connection to "
+                "PostgreSQL, not through the pooler (LISTEN does not survive transaction pooling)"
+            )
+
+    @property
+    def pooled_by_transaction(self) -> bool:
+        """True when a transaction pooler (PgBouncer pool_mode=transaction) is in front."""
+        return self.pg_pooler == POOLER_TRANSACTION
 
     @property
     def sqlalchemy_url(self) -> URL:
@@ -132,7 +172,21 @@ class DatabaseSettings:
             ),
             lock_timeout_ms=_int(env, "DB_LOCK_TIMEOUT_MS", defaults.lock_timeout_ms),
             sqlite_one_hop=_bool(env, "DB_SQLITE_ONE_HOP", defaults.sqlite_one_hop),
+            pg_pooler=_optional(env, "DB_PG_POOLER"),
+            listen_url=_optional(env, "DB_LISTEN_URL"),
         )
+
+
+def _same_database(first: str, second: str) -> bool:
+    try:
+        return make_url(first) == make_url(second)
+    except (ArgumentError, ValueError):
+        return first.strip() == second.strip()
+
+
+def _optional(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(name)
+    return None if raw is None or raw.strip() == "" else raw.strip()
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

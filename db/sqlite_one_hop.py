@@ -5,36 +5,109 @@ more than the SQLite work of a small statement (measured by `bench`: a thread ho
 around a tenth of a millisecond, a primary-key UPDATE a few microseconds). SQLAlchemy's
 stock adapter makes four crossings per statement: create a cursor, execute, fetch the
 rows, close the cursor. This one runs all four in a single function on the connection's
-thread, so a transfer costs one crossing per statement plus one for COMMIT.
+thread, and holds a transaction's BEGIN back until its first statement, sent in the same
+crossing, so a transaction costs one crossing per statement plus one for COMMIT.
 
-It builds on SQLAlchemy 2.1's asyncio adapter classes (see the version pin in
-pyproject.toml) and on aiosqlite's queue of calls, as SQLAlchemy's own dialect does for
-its isolation-level setter. `DB_SQLITE_ONE_HOP=false` turns it off.
+It builds on private parts of SQLAlchemy 2.1's asyncio adapter classes and of aiosqlite's
+queue of calls (as SQLAlchemy's own dialect does for its isolation-level setter), so it is
+used only with the releases it was tested with (`TESTED_VERSIONS`, the pins in
+pyproject.toml): with any other, `checked_dbapi()` warns and the engine falls back to the
+stock adapter. `DB_SQLITE_ONE_HOP=false` turns it off.
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
+import warnings
 from collections import deque
+from collections.abc import Mapping
 from functools import partial
-from typing import Any
+from typing import Any, Final, NoReturn
 
 import aiosqlite
+import sqlalchemy
 from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_connection,
     AsyncAdapt_aiosqlite_cursor,
     AsyncAdapt_aiosqlite_dbapi,
 )
+from sqlalchemy.util import EMPTY_DICT
 
 _Result = tuple[Any, list[Any], int, int | None, bool]
 
+# (lowest, first untested) major.minor of each library; keep in step with pyproject.toml.
+TESTED_VERSIONS: Final[Mapping[str, tuple[tuple[int, int], tuple[int, int]]]] = {
+    "sqlalchemy": ((2, 1), (2, 2)),
+    "aiosqlite": ((0, 22), (0, 23)),
+}
+
+
+class OneHopUnavailable(RuntimeWarning):
+    """The installed SQLAlchemy or aiosqlite is outside the range the adapter was tested with."""
+
+
+def installed_versions() -> dict[str, str]:
+    """The versions of the libraries the adapter builds on, as they report themselves."""
+    return {"sqlalchemy": sqlalchemy.__version__, "aiosqlite": aiosqlite.__version__}
+
+
+def refusal(versions: Mapping[str, str]) -> str | None:
+    """Why the adapter must not run with these library versions, or None if it may."""
+    for name, (lowest, first_untested) in TESTED_VERSIONS.items():
+        version = versions.get(name, "")
+        found = re.match(r"(\d+)\.(\d+)", version)
+        if found is None or not lowest <= (int(found[1]), int(found[2])) < first_untested:
+            tested = f">={lowest[0]}.{lowest[1]},<{first_untested[0]}.{first_untested[1]}"
+            return f"{name} {version or '(unknown version)'} is outside the tested range {tested}"
+    return None
+
+
+def checked_dbapi() -> OneHopDBAPI | None:
+    """The one-hop shim, or None (with an OneHopUnavailable warning) when the installed
+    libraries are outside the tested range and the stock adapter must be used."""
+    reason = refusal(installed_versions())
+    if reason is None:
+        return one_hop_dbapi()
+    warnings.warn(
+        f"the one-hop SQLite adapter is off: {reason}; using SQLAlchemy's stock aiosqlite "
+        "adapter (set DB_SQLITE_ONE_HOP=false to choose it explicitly)",
+        OneHopUnavailable,
+        stacklevel=3,
+    )
+    return None
+
+
+class _NoDriverCursor:
+    """Stands in for the aiosqlite cursor a one-hop cursor never creates, so that a base
+    class method this module does not override fails with a DBAPI error naming itself
+    instead of an AttributeError on an unset slot."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> NoReturn:
+        raise sqlite3.NotSupportedError(f"the one-hop SQLite cursor does not support {name}")
+
+
+_NO_DRIVER_CURSOR: Final = _NoDriverCursor()
+
+
+# What the engine's "begin" listener sends (db/engine.py): BEGIN and its locking mode.
+_BEGIN: Final = re.compile(r"BEGIN(?: (?:DEFERRED|IMMEDIATE|EXCLUSIVE))?", re.IGNORECASE)
+
 
 def _run_statement(
-    connection: sqlite3.Connection, operation: str, parameters: Any, many: bool
+    connection: sqlite3.Connection,
+    operation: str,
+    parameters: Any,
+    many: bool,
+    begin: str | None,
 ) -> _Result:
     # Runs on aiosqlite's thread: everything the caller will ask of the cursor, at once.
     cursor = connection.cursor()
     try:
+        if begin is not None:
+            cursor.execute(begin)
         if many:
             cursor.executemany(operation, parameters)
         elif parameters is None:
@@ -54,9 +127,12 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
     __slots__ = ("_arraysize", "_description", "_lastrowid", "_rowcount")
 
     def __init__(self, adapt_connection: AsyncAdapt_aiosqlite_connection) -> None:
-        # No aiosqlite cursor (creating one is a crossing of its own).
+        # Not the base initialiser: it creates an aiosqlite cursor, a crossing of its own.
+        # Every slot it would set is set here, the driver cursor to a stand-in.
         self._adapt_connection = adapt_connection
         self._connection = adapt_connection._connection
+        self._cursor = _NO_DRIVER_CURSOR  # type: ignore[assignment]
+        self._soft_closed_memoized = EMPTY_DICT
         self._rows: deque[Any] = deque()
         self._description: Any = None
         self._rowcount = -1
@@ -86,6 +162,14 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
     async def _async_soft_close(self) -> None:
         return None
 
+    def nextset(self) -> None:
+        # sqlite3 returns one result set per statement: discard its rest, report no more.
+        self._rows.clear()
+
+    def setinputsizes(self, *inputsizes: Any) -> None:
+        # As sqlite3's own cursor: accepted and ignored.
+        return None
+
     def close(self) -> None:
         self._rows.clear()
 
@@ -98,10 +182,20 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
     async def _run(self, operation: Any, parameters: Any, *, many: bool) -> None:
         connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
         adapter: OneHopConnection = self._adapt_connection  # type: ignore[assignment]
+        if not many and not parameters and _BEGIN.fullmatch(operation):
+            # Held back: it crosses with the transaction's first statement. A BEGIN that
+            # fails (the write lock stayed busy) then fails that statement, as it would
+            # have failed the transaction had it been sent alone.
+            adapter.pending_begin = operation
+            adapter.in_transaction = True
+            self._description, self._rowcount, self._lastrowid = None, -1, None
+            self._rows = deque()
+            return
         async with adapter._execute_mutex:
             # Until the statement reports back, assume it may have opened a transaction.
             adapter.in_transaction = True
-            call = partial(_run_statement, connection._conn, operation, parameters, many)
+            begin, adapter.pending_begin = adapter.pending_begin, None
+            call = partial(_run_statement, connection._conn, operation, parameters, many, begin)
             result: _Result = await connection._execute(call)  # type: ignore[no-untyped-call]
         self._description, rows, self._rowcount, self._lastrowid, adapter.in_transaction = result
         self._rows = deque(rows)
@@ -112,21 +206,28 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
 
     It also knows whether a transaction is open (every statement reports SQLite's own
     flag back), so the pool's rollback-on-return after a COMMIT, which has nothing to
-    undo, costs no crossing. When in doubt it assumes a transaction is open.
+    undo, costs no crossing. When in doubt it assumes a transaction is open. A BEGIN not
+    yet sent (`pending_begin`) opened nothing: ending its transaction costs no crossing.
     """
 
-    __slots__ = ("in_transaction",)
+    __slots__ = ("in_transaction", "pending_begin")
     _cursor_cls = OneHopCursor  # type: ignore[assignment]
 
     def __init__(self, dbapi: Any, connection: Any) -> None:
         super().__init__(dbapi, connection)
         self.in_transaction = True
+        self.pending_begin: str | None = None
 
     def commit(self) -> None:
-        super().commit()
+        if self.pending_begin is None:
+            super().commit()
+        self.pending_begin = None
         self.in_transaction = False
 
     def rollback(self) -> None:
+        if self.pending_begin is not None:
+            self.pending_begin = None
+            self.in_transaction = False
         if self.in_transaction:
             super().rollback()
             self.in_transaction = False

@@ -4,11 +4,13 @@ from models.account import Account
 from models.base import Base, Entity, TimestampMixin, UTCDateTime, utcnow
 from models.job import Job, JobStatus
 from models.notification import Notification
+from models.token import ApiToken
 from models.transfer import Transfer
 from models.user import User
 
 __all__ = [
     "Account",
+    "ApiToken",
     "Base",
     "Entity",
     "Job",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,6 +48,26 @@ class UTCDateTime(TypeDecorator[datetime]):
             raise ValueError("naive datetime given; use an aware datetime in UTC")
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        process = super().bind_processor(dialect)
+        if process is None or dialect.name != "sqlite":
+            return process
+        # A batch binds one timestamp to every row it writes; on SQLite each conversion
+        # formats a string in Python. Remember the last one: a datetime is immutable, so
+        # the same object always gives the same text. One tuple, swapped whole, so that
+        # threads sharing the engine cannot see half of an update.
+        last: list[tuple[Any, Any]] = [(None, None)]
+
+        def remembered(value: Any) -> Any:
+            seen, text = last[0]
+            if value is seen and value is not None:
+                return text
+            text = process(value)
+            last[0] = (value, text)
+            return text
+
+        return remembered
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:

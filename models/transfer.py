@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, func
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    UniqueConstraint,
+    func,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import BigId, Entity, UTCDateTime, utcnow
 
 IDEMPOTENCY_KEY_MAX_LENGTH = 128
+IDEMPOTENCY_SCOPE_MAX_LENGTH = 64
 DESCRIPTION_MAX_LENGTH = 500
 
 
@@ -32,6 +41,12 @@ class Transfer(Entity):
             "OR source_account_id <> destination_account_id",
             name="distinct_accounts",
         ),
+        # A key belongs to the caller that chose it (services/callers.py): the same key in
+        # two scopes is two requests. A key always has a scope, so NULL never hides one.
+        UniqueConstraint("idempotency_scope", "idempotency_key"),
+        CheckConstraint(
+            "(idempotency_key IS NULL) = (idempotency_scope IS NULL)", name="key_has_scope"
+        ),
         # Keyset pagination of an account's history walks these (account, id) pairs.
         Index("ix_transfers_source_history", "source_account_id", "id"),
         Index("ix_transfers_destination_history", "destination_account_id", "id"),
@@ -45,10 +60,9 @@ class Transfer(Entity):
     )
     amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
-    # Unique when present; NULLs never collide on either engine.
-    idempotency_key: Mapped[str | None] = mapped_column(
-        String(IDEMPOTENCY_KEY_MAX_LENGTH), unique=True
-    )
+    # Unique within its scope when present; NULLs never collide on either engine.
+    idempotency_scope: Mapped[str | None] = mapped_column(String(IDEMPOTENCY_SCOPE_MAX_LENGTH))
+    idempotency_key: Mapped[str | None] = mapped_column(String(IDEMPOTENCY_KEY_MAX_LENGTH))
     description: Mapped[str | None] = mapped_column(String(DESCRIPTION_MAX_LENGTH))
     created_at: Mapped[datetime] = mapped_column(
         UTCDateTime(), default=utcnow, server_default=func.current_timestamp()

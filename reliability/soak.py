@@ -58,7 +58,8 @@ from services import (
 )
 from services.errors import DatabaseBusy, LedgerError
 from services.outbox import TRANSFER_COMPLETED
-from services.outbox_audit import OutboxAuditor, OutboxReport
+from services.outbox_audit import OutboxAuditor
+from services.results import OutboxReport
 from services.transactions import run_in_transaction
 from services.worker import drain
 

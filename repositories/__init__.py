@@ -1,20 +1,19 @@
 """Repositories over AsyncSession: they add, flush and query; services own the transactions."""
 
 from repositories.accounts import AccountRepository, LockedAccount
-from repositories.activity import AccountOwner, ActivityRepository, CurrencyTotals
+from repositories.activity import ActivityRepository
 from repositories.base import Repository
 from repositories.jobs import JobLease, JobRepository, NewJob, StatusCounts
 from repositories.notifications import NotificationRepository, Receipt
 from repositories.outbox_audit import OutboxAuditRepository, OutboxJob
+from repositories.tokens import TokenRepository
 from repositories.transfers import AccountFlow, LedgerTotals, NewTransfer, TransferRepository
 from repositories.users import UserRepository
 
 __all__ = [
     "AccountFlow",
-    "AccountOwner",
     "AccountRepository",
     "ActivityRepository",
-    "CurrencyTotals",
     "JobLease",
     "JobRepository",
     "LedgerTotals",
@@ -27,6 +26,7 @@ __all__ = [
     "Receipt",
     "Repository",
     "StatusCounts",
+    "TokenRepository",
     "TransferRepository",
     "UserRepository",
 ]

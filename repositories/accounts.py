@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Mapping, Sequence
 from typing import NamedTuple, cast
 
-from sqlalchemy import BigInteger, Table, any_, bindparam, func, select, update
+from sqlalchemy import BigInteger, String, Table, any_, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,6 +20,7 @@ class LockedAccount(NamedTuple):
     id: int
     currency: str
     balance: int
+    owner_id: int | None = None  # who may move money out of it (None: not read)
 
 
 class AccountRepository(Repository[Account]):
@@ -46,7 +48,9 @@ class AccountRepository(Repository[Account]):
             rows = await self.session.execute(_LOCK_PG, {"ids": ordered})
         else:
             rows = await self.session.execute(_LOCK, {"ids": ordered})
-        return {row.id: LockedAccount(row.id, row.currency, row.balance) for row in rows}
+        return {
+            row.id: LockedAccount(row.id, row.currency, row.balance, row.owner_id) for row in rows
+        }
 
     async def apply_deltas(self, deltas: Mapping[int, int]) -> int:
         """Add `delta` to each account's balance in one guarded UPDATE; return how many
@@ -64,8 +68,8 @@ class AccountRepository(Repository[Account]):
             params = {"ids": list(deltas), "deltas": list(deltas.values()), "now": now}
             result = await self.session.execute(_APPLY_DELTAS_PG, params)
         else:
-            many = [{"account_id": i, "delta": d, "now": now} for i, d in deltas.items()]
-            result = await self.session.execute(_APPLY_DELTA, many)
+            pairs = json.dumps(list(deltas.items()))
+            result = await self.session.execute(_APPLY_DELTAS_SQLITE, {"deltas": pairs, "now": now})
         return int(result.rowcount)  # type: ignore[attr-defined]
 
 
@@ -78,7 +82,12 @@ def _is_postgres(session: AsyncSession) -> bool:
 # once per connection. (An IN list or a CASE with one branch per account would change the
 # text with every batch size: a new compilation, and on PostgreSQL a new PREPARE.)
 _accounts = cast(Table, Account.__table__)
-_LOCKED_COLUMNS = (_accounts.c.id, _accounts.c.currency, _accounts.c.balance)
+_LOCKED_COLUMNS = (
+    _accounts.c.id,
+    _accounts.c.currency,
+    _accounts.c.balance,
+    _accounts.c.owner_id,
+)
 
 _LOCK = (
     select(*_LOCKED_COLUMNS)
@@ -92,14 +101,21 @@ _LOCK_PG = (
     .with_for_update()
 )
 
-# SQLite: one guarded UPDATE per account, sent as one executemany (one thread hop).
-_APPLY_DELTA = (
+# SQLite: one UPDATE … FROM json_each(:deltas), the pairs sent as one JSON text, so that
+# SQLAlchemy processes one parameter set whatever the count (an executemany of one UPDATE
+# per account processed a set, with its timestamp, per account).
+_pairs = func.json_each(bindparam("deltas", type_=String)).table_valued("value")
+_sqlite_deltas = select(
+    func.json_extract(_pairs.c.value, "$[0]").label("id"),
+    func.json_extract(_pairs.c.value, "$[1]").label("delta"),
+).subquery("d")
+_APPLY_DELTAS_SQLITE = (
     update(_accounts)
     .where(
-        _accounts.c.id == bindparam("account_id"),
-        _accounts.c.balance + bindparam("delta") >= 0,
+        _accounts.c.id == _sqlite_deltas.c.id,
+        _accounts.c.balance + _sqlite_deltas.c.delta >= 0,
     )
-    .values(balance=_accounts.c.balance + bindparam("delta"), updated_at=bindparam("now"))
+    .values(balance=_accounts.c.balance + _sqlite_deltas.c.delta, updated_at=bindparam("now"))
 )
 
 # PostgreSQL: one UPDATE … FROM unnest(ids, deltas), one round trip whatever the count.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from typing import NamedTuple
 
 from sqlalchemy import BigInteger, Select, func, or_, select, union_all
 from sqlalchemy.sql.expression import cast, literal
@@ -11,26 +10,6 @@ from sqlalchemy.sql.expression import cast, literal
 from models import Account, Transfer, User
 from repositories.base import Repository
 from repositories.exact_sums import joined, split_sum
-
-
-class CurrencyTotals(NamedTuple):
-    """One currency's figures across all of a user's accounts."""
-
-    currency: str
-    accounts: int
-    balance: int
-    received: int
-    sent: int
-    movements: int
-
-
-class AccountOwner(NamedTuple):
-    """Who holds an account: what a user may see of the other side of a transfer."""
-
-    account_id: int
-    currency: str
-    owner_id: int
-    owner_name: str
 
 
 def _owned_account_ids(owner_id: int) -> Select[int]:
@@ -59,8 +38,8 @@ class ActivityRepository(Repository[Transfer]):
         )
         return (await self.session.scalars(query)).all()
 
-    async def totals_for_owner(self, owner_id: int) -> list[CurrencyTotals]:
-        """Per currency: accounts, balance, money received and sent, and money movements.
+    async def totals_for_owner(self, owner_id: int) -> list[tuple[str, int, int, int, int, int]]:
+        """Per currency: (currency, accounts, balance, received, sent, movements).
 
         A transfer between two of the owner's own accounts counts as sent and as received,
         and as two movements.
@@ -115,12 +94,13 @@ class ActivityRepository(Repository[Transfer]):
         )
         rows = await self.session.execute(query)
         return [
-            CurrencyTotals(str(c), int(a), joined(bh, bl), joined(rh, rl), joined(sh, sl), int(n))
+            (str(c), int(a), joined(bh, bl), joined(rh, rl), joined(sh, sl), int(n))
             for c, a, bh, bl, rh, rl, sh, sl, n in rows
         ]
 
-    async def owners(self, account_ids: Collection[int]) -> dict[int, AccountOwner]:
-        """The owners of many accounts in one `IN` query; unknown ids are simply absent."""
+    async def owners(self, account_ids: Collection[int]) -> dict[int, tuple[int, str, int, str]]:
+        """Per account id: (account id, currency, owner id, owner name), in one `IN` query;
+        unknown ids are simply absent. What a user may see of the other side of a transfer."""
         if not account_ids:
             return {}
         query = (
@@ -129,4 +109,4 @@ class ActivityRepository(Repository[Transfer]):
             .where(Account.id.in_(sorted(set(account_ids))))
         )
         rows = await self.session.execute(query)
-        return {row[0]: AccountOwner(*row) for row in rows}
+        return {row[0]: (row[0], row[1], row[2], row[3]) for row in rows}

@@ -6,7 +6,7 @@ from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import BigInteger, delete, or_, select, true, union_all
+from sqlalchemy import BigInteger, delete, or_, select, true, tuple_, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import cast
@@ -42,6 +42,7 @@ class NewTransfer(NamedTuple):
     currency: str
     idempotency_key: str | None
     description: str | None
+    idempotency_scope: str | None  # whose key (services/callers.py); None without a key
 
 
 def _dialect_insert(session: AsyncSession) -> Callable[..., Any]:
@@ -60,7 +61,7 @@ class TransferRepository(Repository[Transfer]):
         self, rows: Sequence[NewTransfer], created_at: datetime
     ) -> list[int] | None:
         """Insert `rows` and return their ids in row order; None, inserting nothing, if the
-        idempotency key of any row is already taken.
+        idempotency key of any row is already taken in its scope.
 
         One INSERT … ON CONFLICT DO NOTHING RETURNING id, sent by SQLAlchemy's
         "insertmanyvalues" as multi-row VALUES pages (1,000 rows each) of a statement
@@ -76,7 +77,9 @@ class TransferRepository(Repository[Transfer]):
         table = Transfer.__table__
         statement = (
             _dialect_insert(self.session)(table)
-            .on_conflict_do_nothing(index_elements=[table.c.idempotency_key])
+            .on_conflict_do_nothing(
+                index_elements=[table.c.idempotency_scope, table.c.idempotency_key]
+            )
             .returning(table.c.id)
         )
         params = [{**row._asdict(), "created_at": created_at} for row in rows]
@@ -86,14 +89,22 @@ class TransferRepository(Repository[Transfer]):
             return None
         return ids
 
-    async def by_idempotency_keys(self, keys: Collection[str]) -> dict[str, Transfer]:
-        """Existing transfers for any of `keys`, by key."""
+    async def by_idempotency_keys(
+        self, keys: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], Transfer]:
+        """Existing transfers for any of `keys`, (scope, key) pairs, by pair."""
         if not keys:
             return {}
         rows = await self.session.scalars(
-            select(Transfer).where(Transfer.idempotency_key.in_(set(keys)))
+            select(Transfer).where(
+                tuple_(Transfer.idempotency_scope, Transfer.idempotency_key).in_(set(keys))
+            )
         )
-        return {row.idempotency_key: row for row in rows if row.idempotency_key is not None}
+        return {
+            (row.idempotency_scope, row.idempotency_key): row
+            for row in rows
+            if row.idempotency_scope is not None and row.idempotency_key is not None
+        }
 
     async def history(
         self, account_id: int, *, limit: int, before_id: int | None = None

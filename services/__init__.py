@@ -3,25 +3,49 @@
 from services import UserService, AccountService, TransferService, LedgerAuditor
 """
 
+from services.access import AccessService
 from services.accounts import AccountService
 from services.auditor import LedgerAuditor
+from services.back_office import BackOffice
 from services.batcher import BatcherClosed, TransferBatcher
-from services.dashboard import Counterparty, CurrencySummary, Dashboard, DashboardService
+from services.callers import ANONYMOUS, SYSTEM, Caller, Role
+from services.dashboard import DashboardService
+from services.job_handler import JobHandler
 from services.jobs import ClaimedJob, JobQueue, JobRecord, JobStats, RetryPolicy
-from services.notifications import NotificationRecord, TransferNotifier, ledger_handlers
+from services.notifications import TransferNotifier, ledger_handlers
 from services.outbox import TRANSFER_COMPLETED
-from services.results import AccountRecord, AuditReport, HistoryPage, TransferRecord, UserRecord
+from services.results import (
+    AccountRecord,
+    AuditReport,
+    Authenticated,
+    Counterparty,
+    CurrencySummary,
+    Dashboard,
+    HistoryPage,
+    NotificationRecord,
+    Registration,
+    Result,
+    TransferRecord,
+    UserRecord,
+)
+from services.schema import ensure_migrated
 from services.transfer_core import Outcome, TransferRequest
 from services.transfers import TransferService
 from services.users import UserService
-from services.worker import JobHandler, Worker, WorkerEvent, WorkerStats
+from services.worker import Worker, WorkerEvent, WorkerStats
 
 __all__ = [
+    "ANONYMOUS",
+    "SYSTEM",
     "TRANSFER_COMPLETED",
+    "AccessService",
     "AccountRecord",
     "AccountService",
     "AuditReport",
+    "Authenticated",
+    "BackOffice",
     "BatcherClosed",
+    "Caller",
     "ClaimedJob",
     "Counterparty",
     "CurrencySummary",
@@ -35,7 +59,10 @@ __all__ = [
     "LedgerAuditor",
     "NotificationRecord",
     "Outcome",
+    "Registration",
+    "Result",
     "RetryPolicy",
+    "Role",
     "TransferBatcher",
     "TransferNotifier",
     "TransferRecord",
@@ -46,5 +73,6 @@ __all__ = [
     "Worker",
     "WorkerEvent",
     "WorkerStats",
+    "ensure_migrated",
     "ledger_handlers",
 ]

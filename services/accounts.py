@@ -7,57 +7,86 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models import Account
 from repositories import AccountRepository, TransferRepository, UserRepository
 from services import validation
+from services.callers import SYSTEM, Caller
 from services.errors import AccountNotFound, UserNotFound
 from services.results import AccountRecord, HistoryPage, TransferRecord
 from services.transactions import Sessions, run_in_transaction
-from services.transfer_core import TransferRequest, execute_transfer
+from services.transfer_core import TransferRequest, execute_transfer, on_behalf_of
 
 
 class AccountService:
-    """Accounts and the money that enters or leaves the ledger through them."""
+    """Accounts and the money that enters or leaves the ledger through them, for one
+    caller (default: the trusted in-process SYSTEM; see services/callers.py)."""
 
-    def __init__(self, sessions: Sessions) -> None:
+    def __init__(self, sessions: Sessions, *, caller: Caller = SYSTEM) -> None:
         self._sessions = sessions
+        self._caller = caller
 
-    async def open(self, owner_id: int, currency: str) -> AccountRecord:
-        """Open an empty account for an existing user."""
+    async def open(
+        self,
+        owner_id: int,
+        currency: str,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 (raises OperationTimeout)
+    ) -> AccountRecord:
+        """Open an empty account for an existing user (a user: only for themselves)."""
         validation.identifier(owner_id, "owner id")
         code = validation.currency(currency)
+        self._caller.require_authenticated()
 
         async def work(session: AsyncSession) -> AccountRecord:
-            if await UserRepository(session).get(owner_id) is None:
+            if (
+                not self._caller.may_read_user(owner_id)
+                or await UserRepository(session).get(owner_id) is None
+            ):
                 raise UserNotFound(owner_id)
             account = await AccountRepository(session).add(
                 Account(owner_id=owner_id, currency=code, balance=0)
             )
             return AccountRecord.of(account)
 
-        return await run_in_transaction(self._sessions, work)
+        return await run_in_transaction(self._sessions, work, timeout=timeout)
 
-    async def get(self, account_id: int) -> AccountRecord:
-        """The account with this id, or AccountNotFound."""
+    async def get(
+        self,
+        account_id: int,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 (raises OperationTimeout)
+    ) -> AccountRecord:
+        """The account with this id, or AccountNotFound (also for another user's account)."""
         validation.identifier(account_id, "account id")
+        self._caller.require_authenticated()
 
         async def work(session: AsyncSession) -> AccountRecord:
             account = await AccountRepository(session).get(account_id)
-            if account is None:
+            if account is None or not self._caller.may_read_user(account.owner_id):
                 raise AccountNotFound(account_id)
             return AccountRecord.of(account)
 
-        return await run_in_transaction(self._sessions, work, read_only=True)
+        return await run_in_transaction(self._sessions, work, read_only=True, timeout=timeout)
 
-    async def for_owner(self, owner_id: int) -> list[AccountRecord]:
-        """Every account of a user, oldest first; UserNotFound if there is no such user."""
+    async def for_owner(
+        self,
+        owner_id: int,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 (raises OperationTimeout)
+    ) -> list[AccountRecord]:
+        """Every account of a user, oldest first; UserNotFound if there is no such user
+        (or it is another user than the calling one)."""
         validation.identifier(owner_id, "owner id")
+        self._caller.require_authenticated()
 
         async def work(session: AsyncSession) -> list[AccountRecord]:
-            if await UserRepository(session).get(owner_id) is None:
+            if (
+                not self._caller.may_read_user(owner_id)
+                or await UserRepository(session).get(owner_id) is None
+            ):
                 raise UserNotFound(owner_id)
             return [
                 AccountRecord.of(a) for a in await AccountRepository(session).for_owner(owner_id)
             ]
 
-        return await run_in_transaction(self._sessions, work, read_only=True)
+        return await run_in_transaction(self._sessions, work, read_only=True, timeout=timeout)
 
     async def balance(self, account_id: int) -> int:
         """The balance in minor units."""
@@ -69,14 +98,14 @@ class AccountService:
         amount: int,
         idempotency_key: str | None = None,
         description: str | None = None,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 (raises OperationTimeout)
     ) -> TransferRecord:
-        """Money entering the ledger: a transfer with no source."""
-        # Checked here too so that a bad id is reported as the caller named it.
-        validation.identifier(account_id, "account id")
-        request = TransferRequest.of(
-            None, account_id, amount, idempotency_key=idempotency_key, description=description
+        """Money entering the ledger: a transfer with no source. Operators only
+        (NotAllowed otherwise); into any account."""
+        return await self._external(
+            account_id, amount, idempotency_key, description, incoming=True, timeout=timeout
         )
-        return await execute_transfer(self._sessions, request)
 
     async def withdraw(
         self,
@@ -84,25 +113,54 @@ class AccountService:
         amount: int,
         idempotency_key: str | None = None,
         description: str | None = None,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 (raises OperationTimeout)
     ) -> TransferRecord:
-        """Money leaving the ledger: a transfer with no destination. InsufficientFunds if short."""
-        validation.identifier(account_id, "account id")
-        request = TransferRequest.of(
-            account_id, None, amount, idempotency_key=idempotency_key, description=description
+        """Money leaving the ledger: a transfer with no destination. InsufficientFunds if
+        short; AccountNotFound for an account the caller does not own."""
+        return await self._external(
+            account_id, amount, idempotency_key, description, incoming=False, timeout=timeout
         )
-        return await execute_transfer(self._sessions, request)
+
+    async def _external(
+        self,
+        account_id: int,
+        amount: int,
+        idempotency_key: str | None,
+        description: str | None,
+        *,
+        incoming: bool,
+        timeout: float | None,  # noqa: ASYNC109 (raises OperationTimeout)
+    ) -> TransferRecord:
+        """A movement whose other end is outside the ledger, made by the caller."""
+        # Checked here too so that a bad id is reported as the caller named it.
+        validation.identifier(account_id, "account id")
+        source, destination = (None, account_id) if incoming else (account_id, None)
+        request = TransferRequest.of(
+            source, destination, amount, idempotency_key=idempotency_key, description=description
+        )
+        return await execute_transfer(
+            self._sessions, on_behalf_of(self._caller, request), timeout=timeout
+        )
 
     async def history(
-        self, account_id: int, limit: int = 50, before: int | None = None
+        self,
+        account_id: int,
+        limit: int = 50,
+        before: int | None = None,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 (raises OperationTimeout)
     ) -> HistoryPage:
         """Transfers in and out of the account, newest first; page on with `before`."""
         validation.identifier(account_id, "account id")
         page_size = validation.page_limit(limit)
         if before is not None:
             validation.identifier(before, "before")
+        self._caller.require_authenticated()
 
         async def work(session: AsyncSession) -> HistoryPage:
-            if await AccountRepository(session).get(account_id) is None:
+            account = await AccountRepository(session).get(account_id)
+            if account is None or not self._caller.may_read_user(account.owner_id):
                 raise AccountNotFound(account_id)
             # One row more than asked tells whether another page exists without a COUNT.
             rows = await TransferRepository(session).history(
@@ -112,4 +170,4 @@ class AccountService:
             next_before = items[-1].id if len(rows) > page_size else None
             return HistoryPage(account_id=account_id, items=items, next_before=next_before)
 
-        return await run_in_transaction(self._sessions, work, read_only=True)
+        return await run_in_transaction(self._sessions, work, read_only=True, timeout=timeout)

@@ -12,14 +12,22 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
-from services.errors import LedgerError
+from services.callers import SYSTEM, Caller
+from services.errors import InvalidInput, LedgerError
 from services.results import TransferRecord
 from services.transactions import Sessions, deadline
-from services.transfer_core import Outcome, TransferRequest, account_transfer, execute_transfers
+from services.transfer_core import (
+    Outcome,
+    TransferRequest,
+    account_transfer,
+    execute_transfers,
+    on_behalf_of,
+)
 
 
 class BatcherClosed(LedgerError):
@@ -29,9 +37,7 @@ class BatcherClosed(LedgerError):
 @dataclass(slots=True)
 class _Pending:
     request: TransferRequest
-    future: asyncio.Future[TransferRecord] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
+    future: asyncio.Future[TransferRecord]
 
 
 class TransferBatcher:
@@ -47,10 +53,18 @@ class TransferBatcher:
     block stops taking requests and drains every request already accepted.
     """
 
-    def __init__(self, sessions: Sessions, *, max_batch: int = 256) -> None:
+    def __init__(
+        self,
+        sessions: Sessions,
+        *,
+        max_batch: int = 256,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
         if max_batch < 1:
-            raise ValueError("max_batch must be at least 1")
+            raise InvalidInput(f"max_batch must be at least 1, got {max_batch!r}")
         self._sessions = sessions
+        # Told the size of every batch as it starts (e.g. for a metrics histogram).
+        self._on_batch = on_batch
         self._max_batch = max_batch
         self._queue: deque[_Pending] = deque()
         self._wakeup = asyncio.Event()
@@ -98,21 +112,33 @@ class TransferBatcher:
         idempotency_key: str | None = None,
         description: str | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 (raises OperationTimeout)
+        caller: Caller = SYSTEM,
     ) -> TransferRecord:
         """Exactly `TransferService.transfer`, committed in a batch with concurrent calls.
+
+        One batcher serves every caller of a process (the HTTP API's users share one), so
+        the caller comes with each request rather than with the batcher.
 
         A `timeout` that expires before the request's batch starts drops the request; one
         that expires later leaves its outcome standing (see the class docstring). Either
         way the caller gets OperationTimeout.
         """
-        request = account_transfer(source_id, destination_id, amount, idempotency_key, description)
+        request = on_behalf_of(
+            caller,
+            account_transfer(source_id, destination_id, amount, idempotency_key, description),
+        )
         if self._closing or self._writer is None or self._writer.done():
             raise BatcherClosed("the transfer batcher is not running")
+        pending = _Pending(request, asyncio.get_running_loop().create_future())
+        if timeout is None:  # the common case, without the cost of a context manager
+            return await self._enqueue(pending)
         async with deadline(timeout):
-            pending = _Pending(request)
-            self._queue.append(pending)
-            self._wakeup.set()
-            return await pending.future
+            return await self._enqueue(pending)
+
+    def _enqueue(self, pending: _Pending) -> asyncio.Future[TransferRecord]:
+        self._queue.append(pending)
+        self._wakeup.set()
+        return pending.future
 
     async def _write_loop(self) -> None:
         try:
@@ -143,6 +169,8 @@ class TransferBatcher:
             return
         self.batches += 1
         self.largest_batch = max(self.largest_batch, len(batch))
+        if self._on_batch is not None:
+            self._on_batch(len(batch))
         # Shielded: once a batch has started, its transaction runs to its end even if the
         # writer is cancelled, and its callers are answered when it does.
         work = asyncio.create_task(execute_transfers(self._sessions, [p.request for p in batch]))

@@ -27,3 +27,13 @@ MINOR_UNITS: Final[dict[str, int]] = {
 }  # fmt: skip
 
 KNOWN_CURRENCIES: Final[frozenset[str]] = frozenset(MINOR_UNITS)
+
+
+def format_amount(amount: int, currency: str) -> str:
+    """Minor units shown with the currency's exponent: 1050 EUR -> '10.50 EUR', 1050 JPY ->
+    '1050 JPY'. The one way money is written for people; JSON keeps the integer."""
+    places = MINOR_UNITS.get(currency, 2)
+    sign = "-" if amount < 0 else ""
+    whole, fraction = divmod(abs(amount), 10**places)
+    digits = f"{whole}.{fraction:0{places}d}" if places else f"{whole}"
+    return f"{sign}{digits} {currency}"

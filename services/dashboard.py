@@ -9,74 +9,35 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Collection
-from dataclasses import dataclass
 from typing import Final, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from repositories import (
-    AccountOwner,
     AccountRepository,
     ActivityRepository,
-    CurrencyTotals,
     NotificationRepository,
     UserRepository,
 )
 from services import validation
-from services.errors import InvalidInput, UserNotFound
-from services.notifications import NotificationRecord
-from services.results import AccountRecord, TransferRecord, UserRecord
+from services.callers import SYSTEM, Caller
+from services.errors import UserNotFound
+from services.results import (
+    AccountRecord,
+    Counterparty,
+    CurrencySummary,
+    Dashboard,
+    NotificationRecord,
+    TransferRecord,
+    UserRecord,
+)
 from services.transactions import Sessions, deadline, run_in_transaction
 
 T = TypeVar("T")
 
 DEFAULT_MAX_CONCURRENCY: Final = 4
+MAX_CONCURRENCY: Final = 100
 MAX_IDS: Final = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class CurrencySummary:
-    """One currency across the user's accounts. A transfer between two of the user's
-    own accounts counts as sent, as received and as two movements."""
-
-    currency: str
-    accounts: int
-    balance: int
-    received: int
-    sent: int
-    movements: int
-
-    @classmethod
-    def of(cls, totals: CurrencyTotals) -> CurrencySummary:
-        """Copy a row of per-currency totals."""
-        return cls(*totals)
-
-
-@dataclass(frozen=True, slots=True)
-class Counterparty:
-    """The account on the other side of a transfer and who holds it (not its balance)."""
-
-    account_id: int
-    currency: str
-    owner_id: int
-    owner_name: str
-
-    @classmethod
-    def of(cls, owner: AccountOwner) -> Counterparty:
-        """Copy an account-owner row."""
-        return cls(*owner)
-
-
-@dataclass(frozen=True, slots=True)
-class Dashboard:
-    """A user's page: who, which accounts, what happened lately, and totals per currency."""
-
-    user: UserRecord
-    accounts: tuple[AccountRecord, ...]
-    recent_transfers: tuple[TransferRecord, ...]
-    counterparties: tuple[Counterparty, ...]
-    summary: tuple[CurrencySummary, ...]
-    notifications: tuple[NotificationRecord, ...]
 
 
 class DashboardService:
@@ -87,12 +48,17 @@ class DashboardService:
     """
 
     def __init__(
-        self, sessions: Sessions, *, max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+        self,
+        sessions: Sessions,
+        *,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        caller: Caller = SYSTEM,
     ) -> None:
-        if isinstance(max_concurrency, bool) or not 1 <= max_concurrency <= 100:
-            raise InvalidInput("max_concurrency must be a whole number from 1 to 100")
         self._sessions = sessions
-        self._slots = asyncio.Semaphore(max_concurrency)
+        self._caller = caller
+        self._slots = asyncio.Semaphore(
+            validation.bounded(max_concurrency, "max_concurrency", 1, MAX_CONCURRENCY)
+        )
 
     async def _read(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         async with self._slots:
@@ -105,7 +71,8 @@ class DashboardService:
         recent: int = 10,
         timeout: float | None = None,  # noqa: ASYNC109 (raises OperationTimeout)
     ) -> Dashboard:
-        """The dashboard of `user_id`; UserNotFound if there is no such user.
+        """The dashboard of `user_id`; UserNotFound if there is no such user (or it is
+        another user than the calling one).
 
         Five queries run concurrently, then one more resolves the other side of the
         recent transfers (one IN query for all of them). The queries are separate
@@ -114,6 +81,8 @@ class DashboardService:
         """
         validation.identifier(user_id, "user id")
         limit = validation.page_limit(recent, maximum=100)
+        if not self._caller.may_read_user(user_id):
+            raise UserNotFound(user_id)
 
         async def user(session: AsyncSession) -> UserRecord | None:
             found = await UserRepository(session).get(user_id)
@@ -129,7 +98,7 @@ class DashboardService:
 
         async def summary(session: AsyncSession) -> tuple[CurrencySummary, ...]:
             rows = await ActivityRepository(session).totals_for_owner(user_id)
-            return tuple(CurrencySummary.of(r) for r in rows)
+            return tuple(CurrencySummary(*row) for row in rows)
 
         async def notifications(session: AsyncSession) -> tuple[NotificationRecord, ...]:
             rows = await NotificationRepository(session).recent_for_user(user_id, limit=limit)
@@ -174,19 +143,13 @@ class DashboardService:
         N lookups cost N transactions and N connections from the pool, however
         concurrently they run; one IN query costs one. Unknown ids are absent.
         """
-        if isinstance(account_ids, str | bytes) or not isinstance(account_ids, Collection):
-            raise InvalidInput(
-                f"account_ids must be a collection of ids, got {type(account_ids).__name__}"
-            )
-        ids = {validation.identifier(i, "account id") for i in account_ids}
-        if len(ids) > MAX_IDS:
-            raise InvalidInput(f"at most {MAX_IDS} account ids at a time, got {len(ids)}")
+        ids = validation.identifiers(account_ids, "account id", MAX_IDS)
         if not ids:
             return {}
 
         async def work(session: AsyncSession) -> dict[int, Counterparty]:
             rows = await ActivityRepository(session).owners(ids)
-            return {i: Counterparty.of(owner) for i, owner in rows.items()}
+            return {i: Counterparty(*row) for i, row in rows.items()}
 
         return await self._read(work)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from services.currencies import format_amount
+
 
 class LedgerError(Exception):
     """Base of every error the services raise on purpose."""
@@ -62,11 +64,19 @@ class CurrencyMismatch(LedgerError):
 class InsufficientFunds(LedgerError):
     """The source account holds less than the amount; nothing was changed."""
 
-    def __init__(self, account_id: int, balance: int, amount: int) -> None:
-        super().__init__(f"account {account_id} holds {balance}, less than the {amount} requested")
+    def __init__(
+        self, account_id: int, balance: int, amount: int, currency: str | None = None
+    ) -> None:
+        held, asked = (
+            (f"{balance}", f"{amount}")
+            if currency is None
+            else (format_amount(balance, currency), format_amount(amount, currency))
+        )
+        super().__init__(f"account {account_id} holds {held}, less than the {asked} requested")
         self.account_id = account_id
         self.balance = balance
         self.amount = amount
+        self.currency = currency
 
 
 class IdempotencyConflict(LedgerError):
@@ -108,3 +118,26 @@ class JobLeaseLost(LedgerError):
     def __init__(self, job_id: int) -> None:
         super().__init__(f"the lease on job {job_id} was taken over by another worker")
         self.job_id = job_id
+
+
+class SchemaNotMigrated(LedgerError):
+    """The database's schema is not at the revision this code expects (never migrated, behind,
+    or migrated by newer code); nothing was changed. Migrate it: `ledgerctl migrate`, or
+    `await db.migrations.upgrade(engine)` at start-up."""
+
+    def __init__(self, message: str, current: str | None = None, head: str | None = None) -> None:
+        super().__init__(message)
+        self.current = current
+        self.head = head
+
+
+class DatabaseUnavailable(LedgerError):
+    """The database server could not be reached (refused, unknown host, no answer)."""
+
+
+class NotAllowed(LedgerError):
+    """The caller's role does not allow this (e.g. a deposit by a user); nothing changed."""
+
+
+class InvalidToken(LedgerError):
+    """An API token that is missing, unknown or revoked."""

@@ -2,47 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import Notification
 from repositories import NotificationRepository, Receipt
-from services.currencies import MINOR_UNITS
-from services.errors import PermanentJobFailure
+from services import validation
+from services.currencies import format_amount
+from services.errors import InvalidInput, PermanentJobFailure
+from services.job_handler import JobHandler
 from services.jobs import ClaimedJob
 from services.outbox import TRANSFER_COMPLETED
-from services.worker import JobHandler
-
-
-@dataclass(frozen=True, slots=True)
-class NotificationRecord:
-    """A notification as stored."""
-
-    id: int
-    user_id: int
-    transfer_id: int
-    message: str
-    created_at: datetime
-
-    @classmethod
-    def of(cls, notification: Notification) -> NotificationRecord:
-        """Copy the loaded columns of a Notification."""
-        return cls(
-            id=notification.id,
-            user_id=notification.user_id,
-            transfer_id=notification.transfer_id,
-            message=notification.message,
-            created_at=notification.created_at,
-        )
-
-
-def format_amount(amount: int, currency: str) -> str:
-    """Minor units as a decimal amount: 1050 EUR -> '10.50 EUR'."""
-    places = MINOR_UNITS.get(currency, 2)
-    whole, fraction = divmod(amount, 10**places)
-    return f"{whole}.{fraction:0{places}d} {currency}" if places else f"{whole} {currency}"
 
 
 def describe_receipt(receipt: Receipt) -> str:
@@ -65,9 +33,10 @@ class TransferNotifier:
 
     async def __call__(self, job: ClaimedJob, session: AsyncSession) -> None:
         """Write the notification for `job.payload["transfer_id"]` in the job's transaction."""
-        transfer_id = job.payload.get("transfer_id")
-        if isinstance(transfer_id, bool) or not isinstance(transfer_id, int) or transfer_id < 1:
-            raise PermanentJobFailure(f"payload has no valid transfer_id: {job.payload!r}")
+        try:
+            transfer_id = validation.identifier(job.payload.get("transfer_id"), "transfer_id")
+        except InvalidInput as exc:
+            raise PermanentJobFailure(f"payload has no valid transfer_id: {exc}") from None
         repo = NotificationRepository(session)
         receipt = await repo.receipt(transfer_id)
         if receipt is None:

@@ -9,37 +9,16 @@ none for a withdrawal. Read in one read-only snapshot, so it can run beside a wo
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import JobStatus
 from repositories import OutboxAuditRepository
 from services.outbox import TRANSFER_COMPLETED
+from services.results import OutboxReport
 from services.transactions import Sessions, run_in_transaction
 
 MAX_PROBLEMS = 50
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxReport:
-    """What the outbox audit counted and found; `problems` keeps the first 50 findings."""
-
-    transfers: int
-    jobs: int
-    jobs_by_status: dict[str, int]
-    notifications: int
-    problems: tuple[str, ...]
-
-    @property
-    def ok(self) -> bool:
-        """True when every transfer has one job and every done job took effect once."""
-        return not self.problems
-
-    @property
-    def drained(self) -> bool:
-        """True when every job is done (none queued, running or dead)."""
-        return self.jobs_by_status.get(JobStatus.DONE, 0) == self.jobs
 
 
 class OutboxAuditor:

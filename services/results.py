@@ -1,38 +1,65 @@
 """Immutable results returned by the services.
 
-Services return these frozen dataclasses, never ORM objects: they are safe to keep after
-the session has closed, to share between tasks and to serialise, and they cannot
-trigger lazy loads (hidden IO) when a caller touches an attribute.
+The rule: what a service returns is a plain value (an int balance, a bool) or a frozen,
+slotted dataclass declared here and deriving from `Result`, or a tuple, list or dict of
+those; never an ORM object, never a repository's row (tests/services/test_results.py
+checks every service method's return type). Results are safe to keep after the session
+has closed, to share between tasks and to serialise, and they cannot trigger lazy loads
+(hidden IO) when a caller touches an attribute.
+
+A result copied from an ORM object uses the one generic `Result.of(source)`; one built
+from a query's row takes the row's values in the order of its fields, `Result(*row)`.
+Repositories declare no second copy of a result's shape: they return ORM objects, or
+plain tuples in the result's field order, and keep their own NamedTuples only for data
+that never leaves the services (locked balances, rows about to be inserted, audit sums).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal, Self
 
-from models import Account, Transfer, User
+from models import JobStatus
+from services.callers import Caller
 
 TransferKind = Literal["deposit", "withdrawal", "transfer"]
 
+_FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
+
+
+class Result:
+    """Base of every result: `of()` copies what the result declares, nothing else."""
+
+    __slots__ = ()
+
+    @classmethod
+    def of(cls, source: object) -> Self:
+        """Copy the attributes of `source` (an ORM object) named by this result's fields."""
+        names = _FIELD_NAMES.get(cls)
+        if names is None:
+            declared = fields(cls)  # type: ignore[arg-type]  # every subclass is a dataclass
+            # A field marked `copied: False` is the service's own (TransferRecord.replayed),
+            # not the source's: it keeps its default.
+            names = _FIELD_NAMES[cls] = tuple(
+                f.name for f in declared if f.init and f.metadata.get("copied", True)
+            )
+        return cls(**{name: getattr(source, name) for name in names})
+
 
 @dataclass(frozen=True, slots=True)
-class UserRecord:
-    """A registered user."""
+class UserRecord(Result):
+    """A registered user; `role` is "user" or "operator" (services/callers.py)."""
 
     id: int
     email: str
     name: str
     created_at: datetime
-
-    @classmethod
-    def of(cls, user: User) -> UserRecord:
-        """Copy the loaded columns of a User."""
-        return cls(id=user.id, email=user.email, name=user.name, created_at=user.created_at)
+    role: str = "user"
 
 
 @dataclass(frozen=True, slots=True)
-class AccountRecord:
+class AccountRecord(Result):
     """An account and its balance at the time it was read."""
 
     id: int
@@ -42,21 +69,9 @@ class AccountRecord:
     created_at: datetime
     updated_at: datetime
 
-    @classmethod
-    def of(cls, account: Account) -> AccountRecord:
-        """Copy the loaded columns of an Account."""
-        return cls(
-            id=account.id,
-            owner_id=account.owner_id,
-            currency=account.currency,
-            balance=account.balance,
-            created_at=account.created_at,
-            updated_at=account.updated_at,
-        )
-
 
 @dataclass(frozen=True, slots=True)
-class TransferRecord:
+class TransferRecord(Result):
     """A committed money movement."""
 
     id: int
@@ -67,6 +82,8 @@ class TransferRecord:
     idempotency_key: str | None
     description: str | None
     created_at: datetime
+    # True when an idempotency key made this call return an earlier transfer: nothing moved.
+    replayed: bool = field(default=False, metadata={"copied": False})
 
     @property
     def kind(self) -> TransferKind:
@@ -77,23 +94,9 @@ class TransferRecord:
             return "withdrawal"
         return "transfer"
 
-    @classmethod
-    def of(cls, transfer: Transfer) -> TransferRecord:
-        """Copy the loaded columns of a Transfer."""
-        return cls(
-            id=transfer.id,
-            source_account_id=transfer.source_account_id,
-            destination_account_id=transfer.destination_account_id,
-            amount=transfer.amount,
-            currency=transfer.currency,
-            idempotency_key=transfer.idempotency_key,
-            description=transfer.description,
-            created_at=transfer.created_at,
-        )
-
 
 @dataclass(frozen=True, slots=True)
-class HistoryPage:
+class HistoryPage(Result):
     """One page of an account's history, newest first.
 
     Pass `next_before` as `before` to get the next (older) page; it is None on the last one.
@@ -105,7 +108,7 @@ class HistoryPage:
 
 
 @dataclass(frozen=True, slots=True)
-class AuditReport:
+class AuditReport(Result):
     """The auditor's verdict: `ok` when `problems` is empty."""
 
     accounts_checked: int
@@ -118,3 +121,87 @@ class AuditReport:
     def ok(self) -> bool:
         """True when every check passed."""
         return not self.problems
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationRecord(Result):
+    """A notification as stored."""
+
+    id: int
+    user_id: int
+    transfer_id: int
+    message: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CurrencySummary(Result):
+    """One currency across the user's accounts. A transfer between two of the user's
+    own accounts counts as sent, as received and as two movements."""
+
+    currency: str
+    accounts: int
+    balance: int
+    received: int
+    sent: int
+    movements: int
+
+
+@dataclass(frozen=True, slots=True)
+class Counterparty(Result):
+    """The account on the other side of a transfer and who holds it (not its balance)."""
+
+    account_id: int
+    currency: str
+    owner_id: int
+    owner_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Dashboard(Result):
+    """A user's page: who, which accounts, what happened lately, and totals per currency."""
+
+    user: UserRecord
+    accounts: tuple[AccountRecord, ...]
+    recent_transfers: tuple[TransferRecord, ...]
+    counterparties: tuple[Counterparty, ...]
+    summary: tuple[CurrencySummary, ...]
+    notifications: tuple[NotificationRecord, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxReport(Result):
+    """What the outbox audit counted and found; `problems` keeps the first 50 findings."""
+
+    transfers: int
+    jobs: int
+    jobs_by_status: dict[str, int]
+    notifications: int
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when every transfer has one job and every done job took effect once."""
+        return not self.problems
+
+    @property
+    def drained(self) -> bool:
+        """True when every job is done (none queued, running or dead)."""
+        return self.jobs_by_status.get(JobStatus.DONE, 0) == self.jobs
+
+
+@dataclass(frozen=True, slots=True)
+class Registration(Result):
+    """A new user and their first API token, which is shown only this once."""
+
+    user: UserRecord
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticated(Result):
+    """Who a valid API token belongs to: the caller to hand the services, and the user."""
+
+    caller: Caller
+    user: UserRecord
+    token_id: int

@@ -6,15 +6,16 @@ import asyncio
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, Final, TypeVar
+from typing import Final, TypeVar
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from sqlalchemy.pool import QueuePool
 
 from db import read_only_options
-from services.errors import DatabaseBusy, InvalidInput, OperationTimeout, PoolExhausted
+from services import validation
+from services.db_errors import is_transient, translate
+from services.errors import OperationTimeout
 
 T = TypeVar("T")
 
@@ -24,24 +25,6 @@ Work = Callable[[AsyncSession], Awaitable[T]]
 DEFAULT_ATTEMPTS: Final = 5
 _BACKOFF_BASE_S: Final = 0.005
 _BACKOFF_CAP_S: Final = 0.25
-
-# PostgreSQL SQLSTATEs after which running the whole transaction again can succeed:
-# serialization_failure, deadlock_detected, lock_not_available (lock_timeout).
-_PG_TRANSIENT: Final = frozenset({"40001", "40P01", "55P03"})
-_SQLITE_TRANSIENT: Final = ("database is locked", "database table is locked", "database is busy")
-# query_canceled: on our connections, that is statement_timeout (DB_STATEMENT_TIMEOUT_MS).
-_PG_STATEMENT_TIMEOUT: Final = "57014"
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Whether `exc` is a busy/locked/serialization failure worth retrying."""
-    if not isinstance(exc, DBAPIError):
-        return False
-    orig: Any = exc.orig
-    if getattr(orig, "sqlstate", None) in _PG_TRANSIENT:
-        return True
-    message = str(orig).lower()
-    return any(marker in message for marker in _SQLITE_TRANSIENT)
 
 
 def backoff_delay(attempt: int) -> float:
@@ -86,20 +69,14 @@ async def _run_with_retries(
                     dialect = session.get_bind().dialect.name
                     await session.connection(execution_options=read_only_options(dialect))
                 return await work(session)
-        except PoolTimeoutError as exc:
-            raise pool_exhausted(sessions) from exc
-        except DBAPIError as exc:
-            if getattr(exc.orig, "sqlstate", None) == _PG_STATEMENT_TIMEOUT:
-                raise OperationTimeout(
-                    "the database cancelled a statement that ran past DB_STATEMENT_TIMEOUT_MS"
-                ) from exc
-            if not is_transient(exc):
+        except (DBAPIError, PoolTimeoutError) as exc:
+            if is_transient(exc) and attempt < attempts:
+                await asyncio.sleep(backoff_delay(attempt))
+                continue
+            error = translate(exc, _engine(sessions), attempts=attempt)
+            if error is None:
                 raise
-            if attempt == attempts:
-                raise DatabaseBusy(
-                    f"the database stayed busy through {attempts} attempts: {exc.orig}"
-                ) from exc
-        await asyncio.sleep(backoff_delay(attempt))
+            raise error from exc
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -112,11 +89,10 @@ async def deadline(seconds: float | None) -> AsyncIterator[None]:
     connection goes back to the pool. A COMMIT that was already sent may still have
     taken effect, as with any timeout; idempotency keys make the retry safe.
     """
+    seconds = validation.timeout(seconds)
     if seconds is None:
         yield
         return
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
-        raise InvalidInput(f"timeout must be a positive number of seconds, got {seconds!r}")
     scope = asyncio.timeout(seconds)
     try:
         async with scope:
@@ -129,19 +105,6 @@ async def deadline(seconds: float | None) -> AsyncIterator[None]:
         ) from exc
 
 
-def pool_exhausted(sessions: Sessions) -> PoolExhausted:
-    """The error for a pool checkout that timed out, naming the settings that size the pool."""
+def _engine(sessions: Sessions) -> AsyncEngine | None:
     bind = sessions.kw.get("bind")
-    pool = bind.pool if isinstance(bind, AsyncEngine) else None
-    if isinstance(pool, QueuePool):
-        size, timeout = pool.size(), pool.timeout()
-        overflow = max(getattr(pool, "_max_overflow", 0), 0)
-        limits = (
-            f"all {size + overflow} connections (DB_POOL_SIZE={size} + "
-            f"DB_MAX_OVERFLOW={overflow}) stayed in use for DB_POOL_TIMEOUT={timeout:g}s"
-        )
-    else:
-        limits = "all DB_POOL_SIZE + DB_MAX_OVERFLOW connections stayed in use for DB_POOL_TIMEOUT"
-    return PoolExhausted(
-        f"connection pool exhausted: {limits}; lower the concurrency or raise these settings"
-    )
+    return bind if isinstance(bind, AsyncEngine) else None

@@ -8,41 +8,51 @@ fails on its own, exactly as if they had been applied one at a time.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Transfer, utcnow
 from repositories import AccountRepository, LockedAccount, NewTransfer, TransferRepository
 from services import outbox, validation
+from services.callers import SYSTEM_SCOPE, Caller
 from services.errors import (
     AccountNotFound,
     CurrencyMismatch,
     IdempotencyConflict,
     InsufficientFunds,
     InvalidAmount,
-    InvalidId,
-    InvalidInput,
     LedgerError,
-    SameAccount,
+    NotAllowed,
 )
 from services.results import TransferRecord
 from services.transactions import Sessions, run_in_transaction
 
 Outcome = TransferRecord | LedgerError
+ScopedKey = tuple[str, str]
+"""An idempotency key with the scope of the caller that chose it: (scope, key)."""
 
 
 @dataclass(frozen=True, slots=True)
 class TransferRequest:
     """A validated request to move money. A None source is a deposit, a None destination a
-    withdrawal. Build it with `TransferRequest.of(...)`, which checks every field."""
+    withdrawal. Build it with `TransferRequest.of(...)`, which checks every field.
+
+    `idempotency_scope` is whose key it is (see services/callers.py); `source_owner_id`,
+    when set, is the only user whose account may be the source: any other source is
+    AccountNotFound, decided under the same lock as the balance.
+    """
 
     source_id: int | None
     destination_id: int | None
     amount: int
     idempotency_key: str | None = None
     description: str | None = None
+    idempotency_scope: str = SYSTEM_SCOPE
+    source_owner_id: int | None = None
 
     @classmethod
     def of(
@@ -56,16 +66,7 @@ class TransferRequest:
     ) -> TransferRequest:
         """Validate every field, raising a typed `InvalidInput` subclass on the first bad one."""
         valid_amount = validation.amount(amount)
-        source = None if source_id is None else validation.identifier(source_id, "source id")
-        destination = (
-            None
-            if destination_id is None
-            else validation.identifier(destination_id, "destination id")
-        )
-        if source is None and destination is None:
-            raise InvalidInput("a transfer needs a source or a destination account")
-        if source is not None and source == destination:
-            raise SameAccount(f"cannot transfer from account {source} to itself")
+        source, destination = validation.transfer_ends(source_id, destination_id)
         return cls(
             source_id=source,
             destination_id=destination,
@@ -87,6 +88,13 @@ class TransferRequest:
         return (self.source_id, self.destination_id, self.amount) == other
 
     @property
+    def scoped_key(self) -> ScopedKey | None:
+        """(scope, key), or None without a key."""
+        if self.idempotency_key is None:
+            return None
+        return (self.idempotency_scope, self.idempotency_key)
+
+    @property
     def account_ids(self) -> tuple[int, ...]:
         """The accounts this request touches."""
         return tuple(i for i in (self.source_id, self.destination_id) if i is not None)
@@ -103,9 +111,22 @@ def account_transfer(
     request = TransferRequest.of(
         source_id, destination_id, amount, idempotency_key=idempotency_key, description=description
     )
-    if request.source_id is None or request.destination_id is None:
-        raise InvalidId("a transfer needs both accounts; use AccountService.deposit or .withdraw")
+    validation.both_ends(request.source_id, request.destination_id)
     return request
+
+
+def on_behalf_of(caller: Caller, request: TransferRequest) -> TransferRequest:
+    """`request` as made by `caller`: its key in the caller's scope, its source limited to
+    the caller's own accounts; NotAllowed (before any IO) for a deposit by a non-operator."""
+    if request.source_id is None and not caller.may_deposit:
+        raise NotAllowed(
+            "only an operator may deposit: money enters the ledger through the back office"
+        )
+    return dataclasses.replace(
+        request,
+        idempotency_scope=caller.idempotency_scope,
+        source_owner_id=caller.owner_filter(),
+    )
 
 
 @dataclass(slots=True)
@@ -121,7 +142,7 @@ class _Plan:
 def _decide(
     requests: Sequence[TransferRequest],
     locked: dict[int, LockedAccount],
-    existing: dict[str, Transfer],
+    existing: dict[ScopedKey, Transfer],
 ) -> _Plan:
     """Apply the transfer rules to each request in order, against in-memory balances."""
     plan = _Plan(
@@ -130,13 +151,15 @@ def _decide(
         repeats=[],
         balances={account.id: account.balance for account in locked.values()},
     )
-    batch_keys: dict[str, int] = {}  # keys taken earlier in this batch -> request index
+    batch_keys: dict[ScopedKey, int] = {}  # keys taken earlier in this batch -> request index
     for index, request in enumerate(requests):
-        key = request.idempotency_key
+        key = request.scoped_key
         if key is not None and key in existing:
             earlier = existing[key]
             plan.outcomes[index] = (
-                TransferRecord.of(earlier) if request.matches(earlier) else IdempotencyConflict(key)
+                replace(TransferRecord.of(earlier), replayed=True)
+                if request.matches(earlier)
+                else IdempotencyConflict(key[1])
             )
             continue
         if key is not None and key in batch_keys:
@@ -144,7 +167,7 @@ def _decide(
             if request.matches(requests[first]):
                 plan.repeats.append((index, first))
             else:
-                plan.outcomes[index] = IdempotencyConflict(key)
+                plan.outcomes[index] = IdempotencyConflict(key[1])
             continue
         problem = _check(request, locked, plan.balances)
         if problem is not None:
@@ -159,7 +182,8 @@ def _decide(
             destination_account_id=request.destination_id,
             amount=request.amount,
             currency=locked[request.account_ids[0]].currency,
-            idempotency_key=key,
+            idempotency_scope=None if key is None else key[0],
+            idempotency_key=request.idempotency_key,
             description=request.description,
         )
         plan.accepted.append((index, row))
@@ -182,10 +206,10 @@ async def apply_transfers(
     """
     accounts_repo = AccountRepository(session)
     transfers_repo = TransferRepository(session)
-    keys = {r.idempotency_key for r in requests if r.idempotency_key is not None}
+    keys = {r.scoped_key for r in requests if r.scoped_key is not None}
 
     locked = await accounts_repo.lock({i for r in requests for i in r.account_ids})
-    existing: dict[str, Transfer] = {}
+    existing: dict[ScopedKey, Transfer] = {}
     looked_up = False
     created_at = utcnow()
     while True:
@@ -216,12 +240,19 @@ async def apply_transfers(
             raise RuntimeError("the guarded balance update refused an account")
         await outbox.transfers_completed(session, ids)
         for (index, row), transfer_id in zip(plan.accepted, ids, strict=True):
-            plan.outcomes[index] = TransferRecord(
-                id=transfer_id, created_at=created_at, **row._asdict()
-            )
+            plan.outcomes[index] = _record(transfer_id, row, created_at)
     for index, first in plan.repeats:
-        plan.outcomes[index] = plan.outcomes[first]
+        first_outcome = plan.outcomes[first]
+        assert isinstance(first_outcome, TransferRecord), "a repeat follows an accepted request"
+        plan.outcomes[index] = replace(first_outcome, replayed=True)
     return [_decided(outcome) for outcome in plan.outcomes]
+
+
+def _record(transfer_id: int, row: NewTransfer, created_at: datetime) -> TransferRecord:
+    # The scope stays in the database: it is whose key it is, not part of the movement.
+    columns = row._asdict()
+    del columns["idempotency_scope"]
+    return TransferRecord(id=transfer_id, created_at=created_at, **columns)
 
 
 def _keyed_failure(requests: Sequence[TransferRequest], plan: _Plan) -> bool:
@@ -239,6 +270,14 @@ def _decided(outcome: Outcome | None) -> Outcome:
 def _check(
     request: TransferRequest, locked: dict[int, LockedAccount], balances: dict[int, int]
 ) -> LedgerError | None:
+    origin = None if request.source_id is None else locked.get(request.source_id)
+    if request.source_id is not None and (
+        origin is None
+        or (request.source_owner_id is not None and origin.owner_id != request.source_owner_id)
+    ):
+        # Someone else's account answers exactly like a missing one, and is answered
+        # first, so that no error about the other account tells it exists.
+        return AccountNotFound(request.source_id)
     for account_id in request.account_ids:
         if account_id not in locked:
             return AccountNotFound(account_id)
@@ -250,7 +289,12 @@ def _check(
                 f"account {destination.id} holds {destination.currency}"
             )
     if request.source_id is not None and balances[request.source_id] < request.amount:
-        return InsufficientFunds(request.source_id, balances[request.source_id], request.amount)
+        return InsufficientFunds(
+            request.source_id,
+            balances[request.source_id],
+            request.amount,
+            locked[request.source_id].currency,
+        )
     if (
         request.destination_id is not None
         and balances[request.destination_id] + request.amount > validation.MAX_AMOUNT

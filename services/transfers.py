@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
-from dataclasses import fields
+from typing import Final
 
+from services.callers import SYSTEM, Caller
 from services.errors import InvalidInput
 from services.results import TransferRecord
 from services.transactions import Sessions
@@ -14,14 +16,17 @@ from services.transfer_core import (
     account_transfer,
     execute_transfer,
     execute_transfers,
+    on_behalf_of,
 )
 
 
 class TransferService:
-    """Atomic, idempotent transfers between accounts of one currency."""
+    """Atomic, idempotent transfers between accounts of one currency, for one caller
+    (default: the trusted in-process SYSTEM; see services/callers.py)."""
 
-    def __init__(self, sessions: Sessions) -> None:
+    def __init__(self, sessions: Sessions, *, caller: Caller = SYSTEM) -> None:
         self._sessions = sessions
+        self._caller = caller
 
     async def transfer(
         self,
@@ -38,11 +43,14 @@ class TransferService:
         Both balance changes and the Transfer row commit together or not at all. With an
         `idempotency_key`, repeating the same request returns the original transfer and
         moves nothing; reusing the key for another request raises IdempotencyConflict.
+        Keys are the caller's own: another caller's identical key is another request.
         With `timeout` (seconds), a transfer that takes longer is cancelled, rolled back
         and raises OperationTimeout.
         """
         request = account_transfer(source_id, destination_id, amount, idempotency_key, description)
-        return await execute_transfer(self._sessions, request, timeout=timeout)
+        return await execute_transfer(
+            self._sessions, on_behalf_of(self._caller, request), timeout=timeout
+        )
 
     async def transfer_many(
         self,
@@ -60,8 +68,13 @@ class TransferService:
             raise InvalidInput(
                 f"requests must be a sequence of TransferRequest, got {type(requests).__name__}"
             )
-        checked = [_checked(request) for request in requests]
-        return await execute_transfers(self._sessions, checked, timeout=timeout)
+        mine = [on_behalf_of(self._caller, _checked(request)) for request in requests]
+        return await execute_transfers(self._sessions, mine, timeout=timeout)
+
+
+# What a caller supplies, by name, so a parameter added to of() is re-checked too; the
+# scope and the source's owner are the service's to set (on_behalf_of), never the caller's.
+_CALLER_FIELDS: Final = tuple(inspect.signature(TransferRequest.of).parameters)
 
 
 def _checked(request: object) -> TransferRequest:
@@ -70,6 +83,5 @@ def _checked(request: object) -> TransferRequest:
             f"each request must be a TransferRequest (build it with TransferRequest.of), "
             f"got {type(request).__name__}"
         )
-    # A request built with the dataclass constructor skipped of()'s checks: run them. Every
-    # field by name, so a field added to TransferRequest (and to of()) is passed on too.
-    return TransferRequest.of(**{f.name: getattr(request, f.name) for f in fields(request)})
+    # A request built with the dataclass constructor skipped of()'s checks: run them.
+    return TransferRequest.of(**{name: getattr(request, name) for name in _CALLER_FIELDS})

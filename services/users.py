@@ -8,16 +8,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models import User
 from repositories import UserRepository
 from services import validation
+from services.callers import SYSTEM, Caller
 from services.errors import DuplicateEmail, UserNotFound
 from services.results import UserRecord
 from services.transactions import Sessions, run_in_transaction
 
 
 class UserService:
-    """Register and look up users."""
+    """Register and look up users, for one caller (default: the trusted SYSTEM)."""
 
-    def __init__(self, sessions: Sessions) -> None:
+    def __init__(self, sessions: Sessions, *, caller: Caller = SYSTEM) -> None:
         self._sessions = sessions
+        self._caller = caller
 
     async def register(self, email: str, name: str) -> UserRecord:
         """Create a user. The email is trimmed and lower-cased; a taken one is DuplicateEmail."""
@@ -34,9 +36,16 @@ class UserService:
             # The unique index decides, so two concurrent registrations cannot both win.
             raise DuplicateEmail(normalised) from exc
 
-    async def get(self, user_id: int) -> UserRecord:
-        """The user with this id, or UserNotFound."""
+    async def get(
+        self,
+        user_id: int,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 (raises OperationTimeout)
+    ) -> UserRecord:
+        """The user with this id, or UserNotFound (also for another user than the caller)."""
         validation.identifier(user_id, "user id")
+        if not self._caller.may_read_user(user_id):
+            raise UserNotFound(user_id)
 
         async def work(session: AsyncSession) -> UserRecord:
             user = await UserRepository(session).get(user_id)
@@ -44,4 +53,4 @@ class UserService:
                 raise UserNotFound(user_id)
             return UserRecord.of(user)
 
-        return await run_in_transaction(self._sessions, work, read_only=True)
+        return await run_in_transaction(self._sessions, work, read_only=True, timeout=timeout)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Collection
 from typing import Final
 
 from models.transfer import DESCRIPTION_MAX_LENGTH, IDEMPOTENCY_KEY_MAX_LENGTH
@@ -15,11 +16,17 @@ from services.errors import (
     InvalidId,
     InvalidInput,
     InvalidText,
+    SameAccount,
 )
 
 # Balances are signed 64-bit integers on both engines.
 MAX_AMOUNT: Final = 2**63 - 1
 MAX_ID: Final = 2**63 - 1
+# A deadline longer than a day is a mistake, not a deadline (None means no deadline);
+# past float range asyncio.timeout() would raise OverflowError instead.
+MAX_TIMEOUT_S: Final = 86_400.0
+# How much of a refused value an error message quotes.
+SHOWN_MAX_LENGTH: Final = 60
 
 # Never stored: control characters (NUL included, which PostgreSQL refuses in text) and
 # lone surrogates, which are not Unicode characters and cannot be encoded as UTF-8, so
@@ -31,6 +38,27 @@ _NEVER_IN_TEXT: Final = frozenset({"Cc", "Cs"})
 _NEVER_IN_EMAIL: Final = _NEVER_IN_TEXT | {"Cf", "Co", "Cn"}
 
 
+def shown(value: object) -> str:
+    """`value` as an error message may quote it: short, and never raising.
+
+    repr() of an int past 4,300 digits raises ValueError, a long string would flood the
+    message, and a caller's own type may have a __repr__ that raises.
+    """
+    if isinstance(value, int) and int.bit_length(value) > 64:
+        kind = "a negative int" if value < 0 else "an int"
+        return f"{kind} of {int.bit_length(value)} bits"
+    if isinstance(value, str):
+        # Cut before repr(): a megabyte string costs nothing to refuse.
+        value = str.__getitem__(value, slice(0, SHOWN_MAX_LENGTH))
+    try:
+        text = repr(value)
+    except Exception:
+        return f"a {type(value).__name__}"
+    if len(text) > SHOWN_MAX_LENGTH:
+        return f"{text[: SHOWN_MAX_LENGTH - 3]}..."
+    return text
+
+
 def amount(value: object) -> int:
     """A positive int of minor units. `bool` is an int in Python, and refused here."""
     if isinstance(value, bool) or not isinstance(value, int):
@@ -38,23 +66,33 @@ def amount(value: object) -> int:
             f"amount must be a whole number of minor units (an int), got {type(value).__name__}"
         )
     if value <= 0:
-        raise InvalidAmount(f"amount must be positive, got {value}")
+        raise InvalidAmount(f"amount must be positive, got {shown(value)}")
     if value > MAX_AMOUNT:
-        raise InvalidAmount(f"amount {value} does not fit a 64-bit balance")
+        raise InvalidAmount(f"amount {shown(value)} does not fit a 64-bit balance")
     return value
 
 
 def identifier(value: object, what: str) -> int:
     """A positive int id."""
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_ID:
-        raise InvalidId(f"{what} must be a positive whole number, got {value!r}")
+        raise InvalidId(f"{what} must be a positive whole number, got {shown(value)}")
     return value
+
+
+def identifiers(values: object, what: str, maximum: int) -> set[int]:
+    """A collection of at most `maximum` distinct positive int ids."""
+    if isinstance(values, str | bytes) or not isinstance(values, Collection):
+        raise InvalidId(f"{what}s must be a collection of ids, got {type(values).__name__}")
+    ids = {identifier(value, what) for value in values}
+    if len(ids) > maximum:
+        raise InvalidInput(f"at most {maximum} {what}s at a time, got {len(ids)}")
+    return ids
 
 
 def currency(value: object) -> str:
     """A known ISO-4217 code, exactly as written (three upper-case letters)."""
     if not isinstance(value, str) or value not in KNOWN_CURRENCIES:
-        raise InvalidCurrency(f"{value!r} is not a known ISO-4217 currency code (e.g. 'EUR')")
+        raise InvalidCurrency(f"{shown(value)} is not a known ISO-4217 currency code (e.g. 'EUR')")
     return value
 
 
@@ -71,7 +109,7 @@ def email(value: object) -> str:
         raise InvalidEmail(f"email must be at most {EMAIL_MAX_LENGTH} characters")
     local, at, domain = normalised.rpartition("@")
     if not at or not local or not domain or "." not in domain.strip("."):
-        raise InvalidEmail(f"{value!r} is not an email address of the form name@domain")
+        raise InvalidEmail(f"{shown(value)} is not an email address of the form name@domain")
     return normalised
 
 
@@ -117,8 +155,52 @@ def idempotency_key(value: object) -> str | None:
     return text(value, "idempotency_key", IDEMPOTENCY_KEY_MAX_LENGTH, required=False)
 
 
+def bounded(value: object, what: str, minimum: int, maximum: int) -> int:
+    """A whole number from `minimum` to `maximum` (a count, a size, a limit)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise InvalidInput(
+            f"{what} must be a whole number from {minimum} to {maximum}, got {shown(value)}"
+        )
+    return value
+
+
 def page_limit(value: object, maximum: int = 500) -> int:
     """A page size between 1 and `maximum`."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
-        raise InvalidInput(f"limit must be a whole number from 1 to {maximum}, got {value!r}")
-    return value
+    return bounded(value, "limit", 1, maximum)
+
+
+def timeout(value: object) -> float | None:
+    """A deadline in seconds: None (no deadline), or a positive number up to a day.
+
+    Compared before any conversion: an int too large for a float would make
+    asyncio.timeout() raise OverflowError.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidInput(f"timeout must be a number of seconds, got {type(value).__name__}")
+    if not 0 < value <= MAX_TIMEOUT_S:  # NaN fails this too
+        raise InvalidInput(
+            f"timeout must be more than 0 and at most {MAX_TIMEOUT_S:g} seconds "
+            f"(None for no deadline), got {shown(value)}"
+        )
+    return float(value)
+
+
+def transfer_ends(source_id: object, destination_id: object) -> tuple[int | None, int | None]:
+    """The accounts of a money movement: a None source is a deposit, a None destination a
+    withdrawal; at least one is needed, and not the same one twice."""
+    source = None if source_id is None else identifier(source_id, "source id")
+    destination = None if destination_id is None else identifier(destination_id, "destination id")
+    if source is None and destination is None:
+        raise InvalidInput("a transfer needs a source or a destination account")
+    if source is not None and source == destination:
+        raise SameAccount(f"cannot transfer from account {source} to itself")
+    return source, destination
+
+
+def both_ends(source: int | None, destination: int | None) -> tuple[int, int]:
+    """An account-to-account transfer: both ends are required."""
+    if source is None or destination is None:
+        raise InvalidId("a transfer needs both accounts; use AccountService.deposit or .withdraw")
+    return source, destination

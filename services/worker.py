@@ -19,7 +19,7 @@ import os
 import random
 import secrets
 import socket
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
@@ -29,14 +29,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models import JobStatus
 from repositories import JobLease
 from services.errors import InvalidInput, JobLeaseLost, PermanentJobFailure
+from services.job_handler import JobHandler
 from services.jobs import ClaimedJob, JobQueue
 from services.transactions import run_in_transaction
 
 log = logging.getLogger(__name__)
-
-# A handler does the job's work in the session it is given, inside the job's transaction
-# (it must not commit). It may run more than once (retries), so it must be idempotent.
-JobHandler = Callable[[ClaimedJob, AsyncSession], Coroutine[Any, Any, None]]
 
 MAX_CONCURRENCY: Final = 1000
 

@@ -6,7 +6,8 @@ each test starts from empty tables.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 from sqlalchemy import delete, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+import db.settings
 from db import DatabaseSettings, create_engine, create_session_factory, migrations
 from models import Base
 from tests.support.backends import BACKENDS, NewDatabase
@@ -23,22 +25,38 @@ from tests.support.databases import (
     postgres_unreachable_reason,
     sqlite_database,
 )
+from tests.support.pgbouncer import PGBOUNCER, PgBouncerServer, pooled_settings, through_pooler
+
+# The pgbouncer backend's fixture and its opt-in (deselection) hook.
+pytest_plugins = ("tests.support.pgbouncer_plugin",)
 
 _postgres_checked: list[str | None] = []
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _sqlite_adapter() -> Iterator[None]:
+    """`DB_SQLITE_ONE_HOP=false pytest`: every engine not told otherwise gets the stock adapter."""
+    chosen = DatabaseSettings.from_env({"DB_SQLITE_ONE_HOP": os.getenv("DB_SQLITE_ONE_HOP", "")})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(db.settings, "SQLITE_ONE_HOP_DEFAULT", chosen.sqlite_one_hop)
+        yield
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
-    """The engine under test: 'sqlite' or 'postgresql'."""
+    """The engine under test: 'sqlite', 'postgresql', or 'pgbouncer' (PostgreSQL via PgBouncer)."""
     return str(request.param)
 
 
 @pytest.fixture(scope="session")
 async def new_database(
-    backend: str, tmp_path_factory: pytest.TempPathFactory
+    backend: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> AsyncIterator[NewDatabase]:
     """A factory of empty databases on the current backend, all removed at the end."""
-    if backend == "postgresql":
+    pooler: PgBouncerServer | None = None
+    if backend == PGBOUNCER:
+        pooler = request.getfixturevalue("pgbouncer_server")
+    if backend in ("postgresql", PGBOUNCER):
         if not _postgres_checked:
             _postgres_checked.append(await postgres_unreachable_reason())
         reason = _postgres_checked[0]
@@ -46,13 +64,15 @@ async def new_database(
             if IN_CI:
                 pytest.fail(f"CI requires PostgreSQL: {reason}", pytrace=False)
             pytest.skip(reason)
+    pooled_base = None if pooler is None else await pooler.require()
     folder: Path = tmp_path_factory.mktemp(f"db-{backend}")
     async with AsyncExitStack() as stack:
 
         async def make() -> str:
             if backend == "sqlite":
                 return sqlite_database(folder)
-            return await stack.enter_async_context(postgres_database())
+            url = await stack.enter_async_context(postgres_database())
+            return url if pooled_base is None else through_pooler(url, pooled_base)
 
         yield make
 
@@ -64,9 +84,10 @@ async def database_url(new_database: NewDatabase) -> str:
 
 
 @pytest.fixture(scope="session")
-async def settings(database_url: str) -> DatabaseSettings:
+async def settings(backend: str, database_url: str) -> DatabaseSettings:
     """Settings for the shared test database."""
-    return DatabaseSettings(url=database_url, pool_size=5, max_overflow=15, pool_timeout=30)
+    settings = DatabaseSettings(url=database_url, pool_size=5, max_overflow=15, pool_timeout=30)
+    return pooled_settings(settings) if backend == PGBOUNCER else settings
 
 
 @pytest.fixture(scope="session")

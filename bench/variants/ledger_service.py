@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import ClassVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -11,6 +12,7 @@ from bench.ops import Kind, Meter, Op
 from bench.sql import HISTORY_PAGE, history_checksum
 from bench.variants.base import AsyncOperation, AsyncVariant
 from db import DatabaseSettings, create_engine, create_session_factory
+from db.settings import POOLER_TRANSACTION
 from services import AccountService, TransferBatcher, TransferService
 from services.errors import InsufficientFunds
 
@@ -29,11 +31,14 @@ class LedgerServices(AsyncVariant):
     # The project's SQLite adapter (db/sqlite_one_hop.py): one thread hop per statement.
     one_hop: ClassVar[bool] = True
 
-    async def open(self) -> None:
-        settings = DatabaseSettings(
+    def settings(self) -> DatabaseSettings:
+        """The engine's settings: the target, with a pool of `pool` and no overflow."""
+        return DatabaseSettings(
             url=self.target.url, pool_size=self.pool, max_overflow=0, sqlite_one_hop=self.one_hop
         )
-        self._engine = create_engine(settings)
+
+    async def open(self) -> None:
+        self._engine = create_engine(self.settings())
         self._sessions = create_session_factory(self._engine)
         self._transfers = TransferService(self._sessions)
         self._accounts = AccountService(self._sessions)
@@ -106,3 +111,32 @@ class LedgerBatcher(LedgerServices):
         except InsufficientFunds:
             return 0
         return 1
+
+
+class _ThroughPgBouncer(LedgerServices):
+    """The same variant through PgBouncer in transaction mode (DB_PG_POOLER=transaction);
+    the direct connection is only DB_LISTEN_URL, which these variants never use."""
+
+    def settings(self) -> DatabaseSettings:
+        if self.target.pooler_url is None:
+            raise ValueError(f"{self.key} needs a target with a pooler_url")
+        return replace(
+            super().settings(),
+            url=self.target.pooler_url,
+            pg_pooler=POOLER_TRANSACTION,
+            listen_url=self.target.url,
+        )
+
+
+class LedgerServicesPgBouncer(_ThroughPgBouncer):
+    """TransferService through PgBouncer."""
+
+    key = "service-pgbouncer"
+    label = "TransferService via PgBouncer"
+
+
+class LedgerBatcherPgBouncer(_ThroughPgBouncer, LedgerBatcher):
+    """TransferBatcher through PgBouncer."""
+
+    key = "batcher-pgbouncer"
+    label = "TransferBatcher via PgBouncer"

@@ -13,7 +13,7 @@ from bench.sql import SLOW_LOOKUP_SECONDS, history_checksum
 from bench.variants import core_statements as core
 from bench.variants.base import AsyncOperation, AsyncVariant, Refused, retry_async
 from db import DatabaseSettings, create_engine, read_only_options
-from services.transactions import is_transient
+from services.db_errors import is_transient
 
 Work = Callable[[Op], Awaitable[int]]
 

@@ -19,7 +19,7 @@ from bench.variants import core_statements as core
 from bench.variants.base import BlockingOperation, BlockingVariant, Refused, retry_blocking
 from bench.variants.sqlite_work import PRAGMAS
 from db import SQLITE_BEGIN_OPTION
-from services.transactions import is_transient
+from services.db_errors import is_transient
 
 Work = Callable[[Op], int]
 

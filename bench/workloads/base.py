@@ -60,6 +60,8 @@ class Workload(ABC):
     axis: Axis = "clients"
     unit: str = "ops/s"
     requires: tuple[str, ...] = ()
+    # Has rows through PgBouncer when the run has one (BenchConfig.pgbouncer_url).
+    uses_pgbouncer: bool = False
 
     @abstractmethod
     def cases(self, config: BenchConfig) -> list[Case]:

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from bench.config import BenchConfig
 from bench.variants.base import Variant
-from bench.variants.ledger_service import LedgerBatcher, LedgerServices
+from bench.variants.ledger_service import (
+    LedgerBatcher,
+    LedgerBatcherPgBouncer,
+    LedgerServices,
+    LedgerServicesPgBouncer,
+)
 from bench.variants.naive_orm import NaiveOrm
 from bench.variants.sqlalchemy_async import SqlalchemyAsyncCore
 from bench.workloads.base import Case
@@ -13,16 +18,19 @@ from bench.workloads.ledger import TransferWorkload
 
 class PostgresTransfers(TransferWorkload):
     """Reference: blocking psycopg, one client. Concurrent rows: each of `pg_clients` clients,
-    sharing a pool of `pg_pool`."""
+    sharing a pool of `pg_pool`. pgbench (PostgreSQL's C client) runs the same transfer at
+    every client level, one connection per client, when it is installed."""
 
     name = "pg-transfers"
     title = "Transfers on PostgreSQL"
     backend = "postgresql"
     requires = ("asyncpg", "psycopg")
+    uses_pgbouncer = True
 
     def cases(self, config: BenchConfig) -> list[Case]:
         # Imported here: the drivers are an optional extra, checked through `requires`.
         from bench.variants.asyncpg_raw import AsyncpgRaw
+        from bench.variants.pgbench import Pgbench, pgbench_path
         from bench.variants.psycopg_blocking import PsycopgBlocking
 
         variants: tuple[type[Variant], ...] = (
@@ -33,6 +41,11 @@ class PostgresTransfers(TransferWorkload):
             LedgerBatcher,
             NaiveOrm,
         )
+        if pgbench_path() is not None:
+            variants = (PsycopgBlocking, Pgbench, *variants[1:])
+        if config.pgbouncer_url is not None:
+            # Next to their direct rows: the difference is the pooler's hop.
+            variants += (LedgerServicesPgBouncer, LedgerBatcherPgBouncer)
         cases = [Case(v, 1, 1, reference=v is PsycopgBlocking) for v in variants]
         for clients in config.pg_clients:
             cases += [Case(v, clients, config.pg_pool) for v in variants]

@@ -18,15 +18,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bench.checks import audit_transfers
 from bench.hops import HopCounter
 from bench.latency import Latency, percentile
+from bench.ledger_data import OPENING_BALANCE, reset, seed
 from bench.ops import Kind, Meter, Op
 from bench.report import millis
 from bench.targets import Target
 from bench.variants.base import AsyncOperation, AsyncVariant, BlockingOperation, BlockingVariant
+from bench.variants.pgbench import Pgbench
 from bench.workloads.jobs import check_jobs
+from db import DatabaseSettings, create_engine, migrations
 from models import Account
-from tests.support.backends import NewDatabase, postgres_only
+from tests.support.backends import NewDatabase, postgres_direct_only, postgres_only
 from tests.support.ledger import open_account
 from tests.support.paths import PROJECT_ROOT
+from tests.support.pgbouncer import pgbouncer_executable
 
 # `--quick` shrunk further: the very code path of the real run, every SQLite workload, two
 # repetitions (so the rotated order and the paired ratios are exercised), few accounts so
@@ -227,6 +231,37 @@ async def test_a_tiny_postgres_transfer_run_has_latency_at_every_client_level(
         assert 0 < row["latency_ms"]["p50"] <= row["latency_ms"]["p99"], row["key"]
 
 
+@postgres_only
+async def test_pgbench_commits_a_transfer_only_when_its_guarded_debit_was_allowed(
+    new_database: NewDatabase,
+) -> None:
+    url = await new_database()
+    engine = create_engine(DatabaseSettings(url=url))
+    try:
+        await migrations.upgrade(engine)
+        ledger = await seed(engine, 2)
+        poor, rich = ledger.account_ids
+        # Every cent of `poor` moved to `rich`: each transfer out of `poor` is refused
+        # until one from `rich` has paid into it.
+        await reset(engine, ledger, [Op(poor, rich, OPENING_BALANCE // 20)] * 20)
+        variant = Pgbench(Target(url), 1)
+        await variant.open()
+        try:
+            tally = await variant.run(Kind.TRANSFER, [Op(0)] * 60, 3)
+        finally:
+            await variant.close()
+        assert tally.error_count == 0
+        assert len(tally.latencies_ns) == tally.completed == 60
+        assert 0 < tally.value < 60
+        assert tally.meter.commits == tally.value
+        assert tally.elapsed_s is not None
+        assert tally.elapsed_s > 0
+        check = await audit_transfers(engine, committed=tally.value + 20)
+        assert check.ok, check.problems
+    finally:
+        await engine.dispose()
+
+
 def test_a_tiny_sqlite_job_drain_did_every_job_exactly_once_with_1_and_4_workers(
     tiny_run: tuple[subprocess.CompletedProcess[str], dict[str, Any]],
 ) -> None:
@@ -406,3 +441,27 @@ def test_from_json_without_an_output_to_write_is_a_one_line_error(tmp_path: Path
     assert done.returncode == 1
     (line,) = done.stderr.strip().splitlines()
     assert "give --plot or --markdown" in line
+
+
+@postgres_direct_only
+async def test_a_tiny_postgres_transfer_run_has_correct_rows_through_pgbouncer(
+    new_database: NewDatabase, tmp_path: Path
+) -> None:
+    pgbouncer_executable()  # the benchmark starts its own PgBouncer
+    admin_url = await new_database()
+    done = run_bench(
+        *("--workloads", "pg-transfers", "--reps", "1", "--accounts", "10"),
+        *("--pg-transfer-ops", "20", "--pg-clients", "3", "--pg-pool", "3"),
+        *("--postgres-url", admin_url, "--json", str(tmp_path / "pg.json")),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    (workload,) = json.loads((tmp_path / "pg.json").read_text(encoding="utf-8"))["workloads"]
+    pooled = [row for row in workload["rows"] if row["variant"].endswith("-pgbouncer")]
+    assert {(row["variant"], row["clients"]) for row in pooled} == {
+        (variant, clients)
+        for variant in ("service-pgbouncer", "batcher-pgbouncer")
+        for clients in (1, 3)
+    }
+    for row in pooled:
+        (run,) = row["runs"]
+        assert (run["completed"], run["errors"], run["check"]["ok"]) == (20, {}, True), row["key"]

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from db import SQLITE_BEGIN_OPTION, DatabaseSettings, create_engine, pool_status
+from db import SQLITE_BEGIN_OPTION, DatabaseSettings, create_engine, engine_settings, pool_status
 from tests.support.backends import postgres_only, sqlite_only
 from tests.support.paths import PROJECT_ROOT
 
@@ -154,3 +154,14 @@ async def test_the_pool_hands_out_the_most_recently_returned_connection(
     async with engine.connect() as again:
         assert (await again.get_raw_connection()).driver_connection is first_driver
     assert first_driver is not second_driver
+
+
+async def test_an_engine_knows_the_settings_it_was_built_from(
+    engine: AsyncEngine, settings: DatabaseSettings, tmp_path: Path
+) -> None:
+    assert engine_settings(engine) is settings
+    foreign = create_async_engine(f"sqlite+aiosqlite:///{tmp_path}/foreign.db")
+    try:
+        assert engine_settings(foreign) is None
+    finally:
+        await foreign.dispose()

@@ -1,6 +1,9 @@
-"""The migrations are the schema: up, no drift, down, and up again."""
+"""The migrations are the schema: up, no drift, down, and up again (also with a revision
+added after today's head: the `migration_scripts` fixture)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -14,7 +17,9 @@ async def _tables(engine: AsyncEngine) -> set[str]:
         return set(await connection.run_sync(lambda c: inspect(c).get_table_names()))
 
 
-async def test_upgrade_check_downgrade_upgrade_round_trip(new_database: NewDatabase) -> None:
+async def test_upgrade_check_downgrade_upgrade_round_trip(
+    new_database: NewDatabase, migration_scripts: Path
+) -> None:
     engine = create_engine(DatabaseSettings(url=await new_database()))
     try:
         assert await migrations.current_revision(engine) is None

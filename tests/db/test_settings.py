@@ -75,3 +75,44 @@ def test_display_url_hides_the_password() -> None:
     settings = DatabaseSettings(url="postgresql+asyncpg://ledger:s3cret@db:5432/ledger")
     assert "s3cret" not in settings.display_url
     assert "***" in settings.display_url
+
+
+POOLED = "postgresql+asyncpg://u@pgbouncer:6432/ledger"
+DIRECT = "postgresql+asyncpg://u@db:5432/ledger"
+
+
+def test_the_transaction_pooler_setting_and_the_listen_url_are_read_from_the_environment() -> None:
+    settings = DatabaseSettings.from_env(
+        {"DATABASE_URL": POOLED, "DB_PG_POOLER": "transaction", "DB_LISTEN_URL": DIRECT}
+    )
+    assert (settings.pg_pooler, settings.listen_url) == ("transaction", DIRECT)
+    assert settings.pooled_by_transaction
+
+
+def test_without_db_pg_pooler_the_engine_talks_to_postgresql_directly() -> None:
+    settings = DatabaseSettings.from_env({"DATABASE_URL": DIRECT, "DB_PG_POOLER": ""})
+    assert settings.pg_pooler is None
+    assert not settings.pooled_by_transaction
+
+
+@pytest.mark.parametrize("value", ["session", "statement", "pgbouncer", "yes"])
+def test_an_unknown_pooler_mode_is_refused(value: str) -> None:
+    with pytest.raises(
+        SettingsError, match=f"DB_PG_POOLER must be 'transaction' or unset, got '{value}'"
+    ):
+        DatabaseSettings.from_env(
+            {"DATABASE_URL": POOLED, "DB_PG_POOLER": value, "DB_LISTEN_URL": DIRECT}
+        )
+
+
+def test_a_transaction_pooler_in_front_of_sqlite_is_refused() -> None:
+    with pytest.raises(
+        SettingsError, match="is for PostgreSQL behind PgBouncer; DATABASE_URL is sqlite"
+    ):
+        DatabaseSettings(url="sqlite+aiosqlite:///l.db", pg_pooler="transaction", listen_url=DIRECT)
+
+
+@pytest.mark.parametrize("listen_url", [None, POOLED, f" {POOLED}"])
+def test_a_transaction_pooler_needs_a_separate_direct_listen_url(listen_url: str | None) -> None:
+    with pytest.raises(SettingsError, match="needs DB_LISTEN_URL: a direct connection"):
+        DatabaseSettings(url=POOLED, pg_pooler="transaction", listen_url=listen_url)

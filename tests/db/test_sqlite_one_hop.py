@@ -2,16 +2,34 @@
 
 from __future__ import annotations
 
+import os
+import sqlite3
+import tomllib
 from pathlib import Path
+from types import CodeType
 from typing import Any
 
 import aiosqlite.core
 import pytest
 from sqlalchemy import text
+from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_cursor
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from db import DatabaseSettings, create_engine, create_session_factory, migrations
+from db import DatabaseSettings, create_engine, create_session_factory, migrations, sqlite_one_hop
+from db.sqlite_one_hop import (
+    TESTED_VERSIONS,
+    OneHopCursor,
+    OneHopDBAPI,
+    OneHopUnavailable,
+    installed_versions,
+    refusal,
+)
 from services import AccountService, LedgerAuditor, TransferService, UserService
+from services.db_errors import is_transient
+from tests.support.backends import sqlite_only
+from tests.support.paths import PROJECT_ROOT
 
 
 @pytest.fixture
@@ -59,9 +77,9 @@ async def test_a_transfer_crosses_to_the_sqlite_thread_once_per_statement_and_co
         per_transfer = await _transfers_crossings(engine, crossings)
     finally:
         await engine.dispose()
-    # BEGIN IMMEDIATE, lock accounts, insert transfer, insert its outbox job, move
-    # balances, COMMIT.
-    assert per_transfer == 6
+    # BEGIN IMMEDIATE with the lock of the accounts, insert transfer, insert its outbox
+    # job, move balances, COMMIT.
+    assert per_transfer == 5
     assert "rollback" not in crossings  # nothing to undo after COMMIT: no crossing for it
 
 
@@ -92,6 +110,56 @@ async def test_a_connection_returned_inside_a_transaction_is_rolled_back(tmp_pat
     assert emails == ["a@b.c"]
 
 
+async def test_a_transactions_begin_crosses_with_its_first_statement(
+    tmp_path: Path, crossings: list[str]
+) -> None:
+    engine = await _ledger_engine(tmp_path, one_hop=True)
+    try:
+        async with engine.connect() as connection:
+            crossings.clear()
+            async with connection.begin():
+                await connection.execute(
+                    text("INSERT INTO users (email, name) VALUES ('b@b.b', 'b')")
+                )
+            assert crossings == ["partial", "commit"]
+            async with connection.begin():
+                pass  # nothing was sent, so there is nothing to end
+            assert crossings == ["partial", "commit"]
+            async with connection.begin():
+                await connection.execute(
+                    text("INSERT INTO users (email, name) VALUES ('c@c.c', 'c')")
+                )
+                await connection.rollback()
+        async with engine.connect() as connection:
+            emails = (await connection.execute(text("SELECT email FROM users"))).scalars().all()
+    finally:
+        await engine.dispose()
+    assert emails == ["b@b.b"]
+
+
+async def test_a_begin_that_finds_the_write_lock_busy_fails_the_first_statement(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/l.db"
+    holder = await _ledger_engine(tmp_path, one_hop=True)
+    waiter = create_engine(DatabaseSettings(url=url, busy_timeout_ms=50))
+    try:
+        async with holder.begin() as held:
+            await held.execute(text("INSERT INTO users (email, name) VALUES ('h@h.h', 'h')"))
+            async with waiter.connect() as connection:
+                with pytest.raises(OperationalError, match="database is locked") as refused:
+                    async with connection.begin():
+                        await connection.execute(text("SELECT count(*) FROM users"))
+                assert is_transient(refused.value)
+        # The same pooled connection begins again once the lock is free.
+        async with waiter.begin() as connection:
+            count = await connection.scalar(text("SELECT count(*) FROM users"))
+    finally:
+        await waiter.dispose()
+        await holder.dispose()
+    assert count == 1
+
+
 async def test_rowcount_and_lastrowid_come_back_through_one_crossing(tmp_path: Path) -> None:
     engine = await _ledger_engine(tmp_path, one_hop=True)
     try:
@@ -107,5 +175,121 @@ async def test_rowcount_and_lastrowid_come_back_through_one_crossing(tmp_path: P
                 [{"e": f"m{i}@m.m"} for i in range(3)],
             )
             assert many.rowcount == 3
+    finally:
+        await engine.dispose()
+
+
+def _reads_driver_cursor(member: object) -> bool:
+    """Whether a class member's code (or a property's accessors) touches `_cursor`."""
+    functions = [member.fget, member.fset] if isinstance(member, property) else [member]
+    codes = [f.__code__ for f in functions if hasattr(f, "__code__")]
+    while codes:
+        code = codes.pop()
+        if "_cursor" in code.co_names:
+            return True
+        codes.extend(c for c in code.co_consts if isinstance(c, CodeType))
+    return False
+
+
+def test_every_base_cursor_method_that_needs_a_driver_cursor_is_overridden() -> None:
+    needing = {
+        name
+        for base in AsyncAdapt_aiosqlite_cursor.__mro__[:-1]
+        for name, member in vars(base).items()
+        if _reads_driver_cursor(member)
+    }
+    assert needing  # the check sees the base class's code at all
+    assert needing - set(vars(OneHopCursor)) == set()
+
+
+async def test_nextset_and_setinputsizes_behave_as_on_a_sqlite3_cursor(tmp_path: Path) -> None:
+    engine = await _ledger_engine(tmp_path, one_hop=True)
+
+    def use_cursor(connection: Connection) -> tuple[Any, ...]:
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.setinputsizes([None])
+            cursor.execute("SELECT 1 UNION ALL SELECT 2 ORDER BY 1")
+            first = cursor.fetchone()
+            more = cursor.nextset()  # one result set per statement: its rest is discarded
+            return first, more, cursor.fetchall()
+        finally:
+            cursor.close()
+
+    try:
+        async with engine.connect() as connection:
+            assert await connection.run_sync(use_cursor) == ((1,), None, [])
+    finally:
+        await engine.dispose()
+
+
+def test_the_installed_libraries_are_in_the_tested_range() -> None:
+    assert refusal(installed_versions()) is None
+
+
+@pytest.mark.parametrize(
+    "versions",
+    [
+        {"sqlalchemy": "2.2.0", "aiosqlite": "0.22.1"},
+        {"sqlalchemy": "2.0.46", "aiosqlite": "0.22.1"},
+        {"sqlalchemy": "2.1.9", "aiosqlite": "0.23.0"},
+        {"sqlalchemy": "2.1.9", "aiosqlite": "unknown"},
+        {"sqlalchemy": "2.1.9"},
+    ],
+    ids=["newer sqlalchemy", "older sqlalchemy", "newer aiosqlite", "unparsable", "missing"],
+)
+def test_versions_outside_the_tested_range_are_refused(versions: dict[str, str]) -> None:
+    assert refusal(versions) is not None
+
+
+async def test_untested_versions_fall_back_to_the_stock_adapter_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        sqlite_one_hop,
+        "installed_versions",
+        lambda: {"sqlalchemy": "2.2.0", "aiosqlite": aiosqlite.__version__},
+    )
+    settings = DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path}/l.db", sqlite_one_hop=True)
+    with pytest.warns(OneHopUnavailable, match="sqlalchemy 2.2.0"):
+        engine = create_engine(settings)
+    try:
+        assert not isinstance(engine.dialect.dbapi, OneHopDBAPI)
+        async with engine.connect() as connection:
+            assert (await connection.execute(text("SELECT 1"))).scalar_one() == 1
+    finally:
+        await engine.dispose()
+
+
+def test_the_tested_range_is_the_one_pyproject_pins() -> None:
+    pins = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    for name, (lowest, first_untested) in TESTED_VERSIONS.items():
+        spec = f">={lowest[0]}.{lowest[1]},<{first_untested[0]}.{first_untested[1]}"
+        assert any(pin.lower().startswith(name) and pin.endswith(spec) for pin in pins), name
+
+
+@sqlite_only
+def test_the_suite_runs_on_the_adapter_db_sqlite_one_hop_chooses(engine: AsyncEngine) -> None:
+    wanted = DatabaseSettings.from_env({"DB_SQLITE_ONE_HOP": os.getenv("DB_SQLITE_ONE_HOP", "")})
+    assert isinstance(engine.dialect.dbapi, OneHopDBAPI) == wanted.sqlite_one_hop
+
+
+async def test_a_base_method_reaching_for_a_driver_cursor_fails_with_a_dbapi_error(
+    tmp_path: Path,
+) -> None:
+    engine = await _ledger_engine(tmp_path, one_hop=True)
+
+    def reach(connection: Connection) -> None:
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            # What an unknown base method of a later SQLAlchemy would do first.
+            cursor._cursor.fetchone  # noqa: B018
+        finally:
+            cursor.close()
+
+    try:
+        async with engine.connect() as connection:
+            with pytest.raises(sqlite3.NotSupportedError, match="one-hop"):
+                await connection.run_sync(reach)
     finally:
         await engine.dispose()

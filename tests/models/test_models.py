@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import DateTime, select, update
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError, InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
 from models import Account, User
+from models.base import UTCDateTime
 from tests.support.ledger import open_account
 
 
@@ -67,3 +69,16 @@ async def test_the_database_refuses_a_negative_balance_whatever_the_code_does(
             await session.execute(
                 update(Account).where(Account.id == account.id).values(balance=-1)
             )
+
+
+def test_a_sqlite_timestamp_binds_to_the_same_text_whether_or_not_it_was_just_bound() -> None:
+    dialect = sqlite.dialect()
+    remembered = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+    plain = DateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert remembered is not None
+    assert plain is not None
+    first = datetime(2026, 12, 1, 22, 0, 0, 5, tzinfo=UTC)
+    other = datetime(2026, 12, 1, 23, 0, 0, tzinfo=timezone(timedelta(hours=1)))  # 22:00 UTC
+    values = [first, first, other, first, None, None, other]
+    expected = [plain(v.astimezone(UTC).replace(tzinfo=None)) if v else None for v in values]
+    assert [remembered(v) for v in values] == expected

@@ -7,7 +7,7 @@ same balances, same number of transfers and users, and a clean audit.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -294,7 +294,8 @@ async def test_sql_fragments_are_stored_verbatim_and_touch_no_table(
     transfers = TransferService(sessions)
     record = await transfers.transfer(a.id, b.id, 5, idempotency_key=fragment, description=fragment)
     assert (record.idempotency_key, record.description) == (fragment, fragment)
-    assert await transfers.transfer(a.id, b.id, 5, idempotency_key=fragment) == record
+    retry = await transfers.transfer(a.id, b.id, 5, idempotency_key=fragment)
+    assert retry == replace(record, replayed=True)
     history = await AccountService(sessions).history(b.id)
     assert [(t.idempotency_key, t.description) for t in history.items] == [(fragment, fragment)]
     async with sessions() as session:
@@ -336,7 +337,13 @@ async def test_text_at_its_length_limit_is_accepted_and_one_more_character_is_no
             )
             return await UserService(sessions).register(email, name)
         account = await open_account(sessions)
-        return await AccountService(sessions).deposit(account.id, 1, **{what: sized(length)})
+        text = sized(length)
+        return await AccountService(sessions).deposit(
+            account.id,
+            1,
+            idempotency_key=text if what == "idempotency_key" else None,
+            description=text if what == "description" else None,
+        )
 
     expected = InvalidEmail if what == "email" else InvalidText
     with pytest.raises(expected, match=str(limit)):

@@ -172,7 +172,7 @@ async def test_a_read_only_sqlite_file_refuses_writes_and_still_answers_reads(
     write = await ledgerctl_process("--database-url", url, "deposit", "1", "5", prefix=prefix)
     assert "read-only" in assert_fails_cleanly(write)
     read = await ledgerctl_process("--database-url", url, "balance", "1", prefix=prefix)
-    assert (read.code, read.stdout.strip()) == (0, "account 1: 1000 EUR")
+    assert (read.code, read.stdout.strip()) == (0, "account 1: 10.00 EUR")
     path.chmod(0o644)
     assert await read_back(url) == state
 

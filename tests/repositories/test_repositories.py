@@ -104,8 +104,8 @@ async def test_history_is_newest_first_and_keyset_paginated(
         b = await accounts.add(Account(owner_id=user.id, currency="EUR", balance=0))
         repo = TransferRepository(session)
         ids = await repo.insert_unless_key_taken(
-            [NewTransfer(None, a.id, i + 1, "EUR", None, None) for i in range(5)]
-            + [NewTransfer(b.id, None, 9, "EUR", None, None)],
+            [NewTransfer(None, a.id, i + 1, "EUR", None, None, None) for i in range(5)]
+            + [NewTransfer(b.id, None, 9, "EUR", None, None, None)],
             utcnow(),
         )
         assert ids is not None
@@ -122,7 +122,8 @@ async def test_insert_many_returns_ids_in_row_order(
         (user,) = await _users(session, 1)
         a = await AccountRepository(session).add(Account(owner_id=user.id, currency="EUR"))
         repo = TransferRepository(session)
-        rows = [NewTransfer(None, a.id, amount, "EUR", None, None) for amount in (5, 1, 4, 2, 3)]
+        amounts = (5, 1, 4, 2, 3)
+        rows = [NewTransfer(None, a.id, amount, "EUR", None, None, None) for amount in amounts]
         ids = await repo.insert_unless_key_taken(rows, utcnow())
         assert ids is not None
         stored = await repo.get_many(ids)
@@ -137,12 +138,12 @@ async def test_insert_inserts_nothing_when_one_idempotency_key_is_taken(
         a = await AccountRepository(session).add(Account(owner_id=user.id, currency="EUR"))
         repo = TransferRepository(session)
         assert await repo.insert_unless_key_taken(
-            [NewTransfer(None, a.id, 1, "EUR", "taken", None)], utcnow()
+            [NewTransfer(None, a.id, 1, "EUR", "taken", None, "system")], utcnow()
         )
         rows = [
-            NewTransfer(None, a.id, 2, "EUR", "fresh", None),
-            NewTransfer(None, a.id, 3, "EUR", None, None),
-            NewTransfer(None, a.id, 4, "EUR", "taken", None),
+            NewTransfer(None, a.id, 2, "EUR", "fresh", None, "system"),
+            NewTransfer(None, a.id, 3, "EUR", None, None, None),
+            NewTransfer(None, a.id, 4, "EUR", "taken", None, "system"),
         ]
         assert await repo.insert_unless_key_taken(rows, utcnow()) is None
         assert await repo.count() == 1
@@ -156,8 +157,8 @@ async def test_idempotency_lookup_returns_transfers_by_key(
         a = await AccountRepository(session).add(Account(owner_id=user.id, currency="EUR"))
         repo = TransferRepository(session)
         (t_id,) = await repo.insert_unless_key_taken(
-            [NewTransfer(None, a.id, 1, "EUR", "k", None)], utcnow()
+            [NewTransfer(None, a.id, 1, "EUR", "k", None, "system")], utcnow()
         ) or [0]
-        found = await repo.by_idempotency_keys(["k", "other"])
-        assert list(found) == ["k"]
-        assert found["k"].id == t_id
+        found = await repo.by_idempotency_keys([("system", "k"), ("system", "other")])
+        assert list(found) == [("system", "k")]
+        assert found[("system", "k")].id == t_id

@@ -6,6 +6,7 @@ import asyncio
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from services import (
     BatcherClosed,
     LedgerAuditor,
     TransferBatcher,
+    TransferRecord,
     TransferService,
 )
 from services.errors import (
@@ -25,10 +27,14 @@ from services.errors import (
     IdempotencyConflict,
     InsufficientFunds,
     InvalidAmount,
+    InvalidInput,
     OperationTimeout,
     SameAccount,
 )
 from tests.support.ledger import open_account, snapshot
+from tests.support.pgbouncer import through_pgbouncer
+
+pytestmark = through_pgbouncer
 
 
 async def _yield_until(condition: Any, limit: int = 10_000) -> None:
@@ -69,7 +75,8 @@ async def test_concurrent_calls_form_one_batch_with_sequential_outcomes(
         )
     assert batcher.largest_batch == 6
     first, insufficient, repeat, conflict, unknown, back = results
-    assert repeat == first
+    assert isinstance(first, TransferRecord)
+    assert repeat == replace(first, replayed=True)
     assert isinstance(insufficient, InsufficientFunds)
     assert isinstance(conflict, IdempotencyConflict)
     assert isinstance(unknown, AccountNotFound)
@@ -212,3 +219,11 @@ async def test_a_timeout_before_the_batch_starts_drops_the_request(
         await first
     assert batcher.batches == 1
     assert await AccountService(sessions).balance(b.id) == 1
+
+
+@pytest.mark.parametrize("max_batch", [0, -1])
+async def test_a_batch_size_below_one_is_invalid_input(
+    sessions: async_sessionmaker[AsyncSession], max_batch: int
+) -> None:
+    with pytest.raises(InvalidInput, match="max_batch"):
+        TransferBatcher(sessions, max_batch=max_batch)

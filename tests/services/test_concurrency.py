@@ -10,6 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services import AccountService, LedgerAuditor, TransferService
 from services.errors import InsufficientFunds
 from tests.support.ledger import open_account
+from tests.support.pgbouncer import through_pgbouncer
+
+pytestmark = through_pgbouncer
 
 
 async def test_opposing_concurrent_transfers_conserve_money_without_deadlock_or_lock_errors(

@@ -20,7 +20,7 @@ from services import (
     TransferService,
     UserService,
 )
-from services.errors import InvalidInput, OperationTimeout, UserNotFound
+from services.errors import InvalidId, InvalidInput, OperationTimeout, UserNotFound
 from services.transactions import run_in_transaction
 from tests.support.jobs import StatementLog
 
@@ -150,10 +150,18 @@ async def test_the_owners_of_many_accounts_come_from_one_in_query(
     assert log.statements == []
 
 
-@pytest.mark.parametrize("account_ids", [None, 5, 1.5, object()])
-async def test_account_owners_of_something_that_is_not_a_collection_is_invalid_input(
+@pytest.mark.parametrize("bound", [0, 101, 2.5, True, "4"])
+def test_max_concurrency_must_be_a_whole_number_from_1_to_100(
+    sessions: async_sessionmaker[AsyncSession], bound: object
+) -> None:
+    with pytest.raises(InvalidInput, match="max_concurrency"):
+        DashboardService(sessions, max_concurrency=bound)  # type: ignore[arg-type]
+
+
+# None was a TypeError from iterating it (found by the fuzz suite).
+@pytest.mark.parametrize("account_ids", [None, 7, 1.5, "12", object()])
+async def test_account_owners_refuses_what_is_not_a_collection_of_ids(
     sessions: async_sessionmaker[AsyncSession], account_ids: Any
 ) -> None:
-    # Found by the fuzz suite: None was a TypeError from iterating it.
-    with pytest.raises(InvalidInput, match="collection of ids"):
+    with pytest.raises(InvalidId, match="collection of ids"):
         await DashboardService(sessions).account_owners(account_ids)

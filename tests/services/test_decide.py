@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from models import Transfer
 from repositories import LockedAccount
+from services.callers import SYSTEM_SCOPE
 from services.errors import (
     AccountNotFound,
     CurrencyMismatch,
@@ -43,6 +45,7 @@ def committed(request: TransferRequest, transfer_id: int = 77) -> Transfer:
         amount=request.amount,
         currency="EUR",
         idempotency_key=request.idempotency_key,
+        idempotency_scope=None if request.idempotency_key is None else request.idempotency_scope,
         description=None,
         created_at=WHEN,
     )
@@ -117,15 +120,15 @@ def test_requests_see_the_balances_left_by_earlier_ones() -> None:
 def test_a_key_already_committed_for_the_same_movement_returns_the_original() -> None:
     request = move(EUR_A, EUR_B, 10, "paid")
     earlier = committed(request)
-    plan = _decide([request], accounts(a=0), {"paid": earlier})
-    assert plan.outcomes == [TransferRecord.of(earlier)]
+    plan = _decide([request], accounts(a=0), {(SYSTEM_SCOPE, "paid"): earlier})
+    assert plan.outcomes == [replace(TransferRecord.of(earlier), replayed=True)]
     assert plan.accepted == []
     assert plan.balances[EUR_A] == 0
 
 
 def test_a_key_already_committed_for_another_movement_is_a_conflict() -> None:
     earlier = committed(move(EUR_A, EUR_B, 10, "paid"))
-    plan = _decide([move(EUR_A, EUR_B, 11, "paid")], accounts(), {"paid": earlier})
+    plan = _decide([move(EUR_A, EUR_B, 11, "paid")], accounts(), {(SYSTEM_SCOPE, "paid"): earlier})
     conflict = plan.outcomes[0]
     assert isinstance(conflict, IdempotencyConflict)
     assert conflict.key == "paid"

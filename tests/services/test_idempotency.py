@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -21,7 +22,8 @@ async def test_repeating_a_request_with_its_key_returns_the_original_and_moves_n
     first = await transfers.transfer(a.id, b.id, 300, idempotency_key="k-1")
     after_first = await snapshot(sessions)
     again = await transfers.transfer(a.id, b.id, 300, idempotency_key="k-1")
-    assert again == first
+    assert not first.replayed
+    assert again == replace(first, replayed=True)
     assert await snapshot(sessions) == after_first
 
 
@@ -33,7 +35,8 @@ async def test_a_retry_returns_the_original_even_when_it_could_no_longer_succeed
     transfers = TransferService(sessions)
     first = await transfers.transfer(a.id, b.id, 300, idempotency_key="all-of-it")
     # The source is empty now; a fresh request would be InsufficientFunds, a retry is not.
-    assert await transfers.transfer(a.id, b.id, 300, idempotency_key="all-of-it") == first
+    retry = await transfers.transfer(a.id, b.id, 300, idempotency_key="all-of-it")
+    assert retry == replace(first, replayed=True)
 
 
 @pytest.mark.parametrize("change", ["amount", "destination", "direction"])

@@ -14,6 +14,9 @@ from models import Job, JobStatus
 from services import JobQueue, RetryPolicy
 from services.errors import InvalidInput
 from tests.support.jobs import FakeClock, StatementLog
+from tests.support.pgbouncer import through_pgbouncer
+
+pytestmark = through_pgbouncer
 
 
 async def _enqueue(queue: JobQueue, count: int, kind: str = "test.kind") -> list[int]:

@@ -8,11 +8,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from models import Notification
 from services import AccountService, JobQueue, TransferNotifier, TransferService
+from services.currencies import format_amount
 from services.errors import PermanentJobFailure
 from services.jobs import ClaimedJob
-from services.notifications import format_amount
 from services.transactions import run_in_transaction
 from tests.support.ledger import open_account
+from tests.support.pgbouncer import through_pgbouncer
+
+pytestmark = through_pgbouncer
 
 
 async def _claim_all(sessions: async_sessionmaker[AsyncSession]) -> list[ClaimedJob]:
@@ -62,7 +65,9 @@ async def test_a_withdrawal_notifies_no_one(sessions: async_sessionmaker[AsyncSe
     ]
 
 
-@pytest.mark.parametrize("payload", [{}, {"transfer_id": "7"}, {"transfer_id": 0}])
+@pytest.mark.parametrize(
+    "payload", [{}, {"transfer_id": "7"}, {"transfer_id": 0}, {"transfer_id": 2**64}]
+)
 async def test_a_malformed_payload_is_a_permanent_failure(
     sessions: async_sessionmaker[AsyncSession], payload: dict[str, object]
 ) -> None:
@@ -88,6 +93,7 @@ async def test_a_job_about_a_missing_transfer_is_a_permanent_failure(
         (7, "EUR", "0.07 EUR"),
         (500, "JPY", "500 JPY"),
         (1, "KWD", "0.001 KWD"),
+        (-1050, "EUR", "-10.50 EUR"),
     ],
 )
 def test_amounts_are_shown_in_the_currency_s_major_unit(

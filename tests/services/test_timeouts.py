@@ -17,6 +17,9 @@ from models import User
 from services.errors import InvalidInput, OperationTimeout, PoolExhausted
 from services.transactions import deadline, run_in_transaction
 from tests.support.backends import postgres_only, sqlite_only
+from tests.support.pgbouncer import through_pgbouncer
+
+pytestmark = through_pgbouncer
 
 # Far longer than any test may take: if cancellation did not stop it, the test would hang.
 SQLITE_SLOW_COUNT = (

@@ -18,6 +18,9 @@ from services.errors import (
     SameAccount,
 )
 from tests.support.ledger import open_account, snapshot
+from tests.support.pgbouncer import through_pgbouncer
+
+pytestmark = through_pgbouncer
 
 
 async def test_a_transfer_moves_money_and_records_one_row(
@@ -132,3 +135,13 @@ async def test_sql_in_a_description_is_stored_as_plain_text(
     record = await TransferService(sessions).transfer(a.id, b.id, 1, description=text)
     assert (await AccountService(sessions).history(a.id)).items[0].description == text
     assert record.description == text
+
+
+async def test_insufficient_funds_names_the_money_in_the_account_s_currency(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    a = await open_account(sessions, balance=100)
+    b = await open_account(sessions)
+    with pytest.raises(InsufficientFunds, match=r"holds 1\.00 EUR, less than the 1\.50 EUR") as e:
+        await TransferService(sessions).transfer(a.id, b.id, 150)
+    assert (e.value.balance, e.value.amount, e.value.currency) == (100, 150, "EUR")

@@ -31,6 +31,9 @@ from services import (
 from services.transactions import run_in_transaction
 from tests.support.jobs import FakeClock
 from tests.support.ledger import open_account
+from tests.support.pgbouncer import through_pgbouncer
+
+pytestmark = through_pgbouncer
 
 
 class Events:

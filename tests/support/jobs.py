@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from db.engine import starts_transaction
 from models import utcnow
 
 
@@ -26,7 +27,8 @@ class FakeClock:
 
 
 class StatementLog:
-    """Records the SQL statements an engine sends while attached (BEGIN excluded)."""
+    """Records the SQL statements an engine sends while attached (BEGIN and the limits set
+    with it behind a transaction pooler excluded)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine.sync_engine
@@ -34,7 +36,7 @@ class StatementLog:
 
     def _record(self, *args: Any) -> None:
         statement = str(args[2]).strip()
-        if not statement.upper().startswith("BEGIN"):
+        if not starts_transaction(statement):
             self.statements.append(statement)
 
     def __enter__(self) -> StatementLog:

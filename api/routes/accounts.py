@@ -1,0 +1,112 @@
+"""/accounts: open, list, read, history, deposits (operators) and withdrawals."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+
+from api.deps import Auth, IdempotencyKey, State, accounts
+from api.routes.money import MONEY_RESPONSES, answer
+from api.schemas import AccountIn, AccountOut, HistoryOut, Id, MoneyIn, TransferOut
+from services import AccountService
+from services.validation import MAX_ID
+
+router = APIRouter(tags=["accounts"])
+Accounts = Annotated[AccountService, Depends(accounts)]
+AccountId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
+@router.post("/accounts", status_code=201, response_model=AccountOut)
+async def open_account(body: AccountIn, auth: Auth, service: Accounts, state: State) -> AccountOut:
+    """Open an empty account of the calling user."""
+    assert auth.user.id is not None
+    account = await service.open(
+        auth.user.id, body.currency, timeout=state.settings.request_timeout
+    )
+    return AccountOut.model_validate(account)
+
+
+@router.get("/accounts", response_model=list[AccountOut])
+async def list_accounts(auth: Auth, service: Accounts, state: State) -> list[AccountOut]:
+    """The calling user's accounts, oldest first."""
+    found = await service.for_owner(auth.user.id, timeout=state.settings.request_timeout)
+    return [AccountOut.model_validate(a) for a in found]
+
+
+@router.get("/accounts/{account_id}", response_model=AccountOut)
+async def get_account(account_id: AccountId, service: Accounts, state: State) -> AccountOut:
+    """One account (another user's reads as not found, unless the caller is an operator)."""
+    account = await service.get(account_id, timeout=state.settings.request_timeout)
+    return AccountOut.model_validate(account)
+
+
+@router.get("/accounts/{account_id}/transfers", response_model=HistoryOut)
+async def history(
+    request: Request,
+    account_id: AccountId,
+    service: Accounts,
+    state: State,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    before: Annotated[Id | None, Query(description="a transfer id: the page older than it")] = None,
+) -> HistoryOut:
+    """The account's transfers, newest first, in keyset pages: follow `next`."""
+    page = await service.history(
+        account_id, limit=limit, before=before, timeout=state.settings.request_timeout
+    )
+    following = None
+    if page.next_before is not None:
+        # Relative, so it is right behind any proxy that rewrites the host.
+        following = f"{request.url.path}?{urlencode({'limit': limit, 'before': page.next_before})}"
+    return HistoryOut(items=[TransferOut.model_validate(t) for t in page.items], next=following)
+
+
+@router.post(
+    "/accounts/{account_id}/deposits",
+    status_code=201,
+    response_model=TransferOut,
+    responses=MONEY_RESPONSES,
+)
+async def deposit(
+    account_id: AccountId,
+    body: MoneyIn,
+    key: IdempotencyKey,
+    response: Response,
+    service: Accounts,
+    state: State,
+) -> TransferOut:
+    """Money entering the ledger (operators only: a back-office confirmation)."""
+    record = await service.deposit(
+        account_id,
+        body.amount,
+        idempotency_key=key,
+        description=body.description,
+        timeout=state.settings.request_timeout,
+    )
+    return answer(record, response, key, body.description)
+
+
+@router.post(
+    "/accounts/{account_id}/withdrawals",
+    status_code=201,
+    response_model=TransferOut,
+    responses=MONEY_RESPONSES,
+)
+async def withdraw(
+    account_id: AccountId,
+    body: MoneyIn,
+    key: IdempotencyKey,
+    response: Response,
+    service: Accounts,
+    state: State,
+) -> TransferOut:
+    """Money leaving the ledger from one of the caller's accounts."""
+    record = await service.withdraw(
+        account_id,
+        body.amount,
+        idempotency_key=key,
+        description=body.description,
+        timeout=state.settings.request_timeout,
+    )
+    return answer(record, response, key, body.description)

@@ -1,0 +1,29 @@
+"""What the lifespan builds once per process and every request reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from api.metrics import ApiMetrics
+from api.settings import ApiSettings
+from services import TransferBatcher
+
+
+@dataclass(frozen=True, slots=True)
+class AppState:
+    """The engine, the session factory, the batcher (None when turned off), the metrics."""
+
+    settings: ApiSettings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    batcher: TransferBatcher | None
+    metrics: ApiMetrics
+
+
+def app_state(request: Request) -> AppState:
+    """The state the lifespan stored on the app."""
+    state: AppState = request.app.state.ledger
+    return state

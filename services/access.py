@@ -1,0 +1,117 @@
+"""Use cases for API access: register with a token, authenticate a token, revoke it.
+
+A token is 32 random bytes (URL-safe base64, 43 characters), shown once. Only its
+SHA-256 is stored: the table cannot be used to log in, and since a token carries 256
+bits of randomness, a fast unsalted hash is enough (there is nothing to brute-force, as
+there is with a password). The lookup is by hash through a unique index; the stored
+hash is then compared with `hmac.compare_digest`, so no comparison in Python leaks
+timing. (The index lookup works on the hash, which an attacker cannot steer.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from typing import Final
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models import ApiToken, User, utcnow
+from repositories import TokenRepository, UserRepository
+from services import validation
+from services.callers import ANONYMOUS, Caller, Role
+from services.errors import DuplicateEmail, InvalidToken, NotAllowed
+from services.results import Authenticated, Registration, UserRecord
+from services.transactions import Sessions, run_in_transaction
+
+TOKEN_BYTES: Final = 32
+# URL-safe base64 of 32 bytes is 43 characters; anything much longer is not one of ours.
+_TOKEN_MAX_LENGTH: Final = 64
+
+
+def token_hash(token: str) -> str:
+    """The stored form of a token: hex SHA-256."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class AccessService:
+    """Registration, tokens and authentication, for one caller (default: anonymous,
+    which may register plain users; only the trusted SYSTEM may create operators)."""
+
+    def __init__(self, sessions: Sessions, *, caller: Caller = ANONYMOUS) -> None:
+        self._sessions = sessions
+        self._caller = caller
+
+    async def register(
+        self,
+        email: str,
+        name: str,
+        *,
+        role: Role = Role.USER,
+        timeout: float | None = None,  # noqa: ASYNC109 (raises OperationTimeout)
+    ) -> Registration:
+        """Create a user and a token for them in one transaction."""
+        normalised = validation.email(email)
+        display_name = validation.name(name)
+        if role is not Role.USER and not self._caller.is_trusted:
+            raise NotAllowed("operators are created by `ledgerctl operator add`, not over the API")
+        token = secrets.token_urlsafe(TOKEN_BYTES)
+
+        async def work(session: AsyncSession) -> UserRecord:
+            user = await UserRepository(session).add(
+                User(email=normalised, name=display_name, role=role.value)
+            )
+            await TokenRepository(session).add(
+                ApiToken(user_id=user.id, token_hash=token_hash(token))
+            )
+            return UserRecord.of(user)
+
+        try:
+            user = await run_in_transaction(self._sessions, work, timeout=timeout)
+        except IntegrityError as exc:
+            raise DuplicateEmail(normalised) from exc
+        return Registration(user=user, token=token)
+
+    async def authenticate(
+        self,
+        token: str,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 (raises OperationTimeout)
+    ) -> Authenticated:
+        """The caller a live token stands for; InvalidToken for any other string."""
+        if not isinstance(token, str) or not 0 < len(token) <= _TOKEN_MAX_LENGTH:
+            raise InvalidToken("the API token is missing or malformed")
+        wanted = token_hash(token)
+
+        async def work(session: AsyncSession) -> Authenticated | None:
+            found = await TokenRepository(session).live_by_hash(wanted)
+            if found is None or not hmac.compare_digest(found[0].token_hash, wanted):
+                return None
+            row, user = found
+            return Authenticated(
+                caller=Caller.for_role(user.id, user.role),
+                user=UserRecord.of(user),
+                token_id=row.id,
+            )
+
+        result = await run_in_transaction(self._sessions, work, read_only=True, timeout=timeout)
+        if result is None:
+            raise InvalidToken("the API token is not valid (unknown or revoked)")
+        return result
+
+    async def revoke(
+        self,
+        token: str,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 (raises OperationTimeout)
+    ) -> None:
+        """Revoke `token` (the caller's own: it is presented, so it is theirs)."""
+        current = await self.authenticate(token, timeout=timeout)
+
+        async def work(session: AsyncSession) -> bool:
+            return await TokenRepository(session).revoke(current.token_id, utcnow())
+
+        if not await run_in_transaction(self._sessions, work, timeout=timeout):
+            raise InvalidToken("the API token is not valid (unknown or revoked)")

@@ -1,0 +1,139 @@
+"""Imports point one way: cli, api -> services -> repositories -> models, with db beneath.
+
+Read from the source with `ast` (nothing is imported), so an import inside a function
+counts too, and a failure names the file, the line and the import.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from tests.support.paths import PROJECT_ROOT
+
+# The project's packages under the rule, and the project packages each may import besides
+# itself. Downward jumps are fine (cli may read a model); upward ones never are.
+MAY_IMPORT: Final[dict[str, frozenset[str]]] = {
+    "cli": frozenset({"api", "services", "repositories", "models", "db", "bench"}),
+    "api": frozenset({"services", "repositories", "models", "db"}),
+    "services": frozenset({"repositories", "models", "db"}),
+    "repositories": frozenset({"models", "db"}),
+    "models": frozenset({"db"}),
+    "db": frozenset(),
+}
+# The repository's tools and tests: above every layer, so no layer may import them.
+TOOLS: Final = frozenset({"bench", "reliability", "tests"})
+# Imported only inside the function that needs it: `bench` costs every other `ledgerctl`
+# command ~250 ms of start-up.
+ONLY_LAZILY: Final = {("cli", "bench")}
+# Within services, the modules that run other code sit on top: the worker runs job
+# handlers and the batcher runs transfers, so a handler or a use case must not import them.
+RUNNERS: Final = frozenset({"services.worker", "services.batcher"})
+
+
+@dataclass(frozen=True, slots=True)
+class Import:
+    """One import statement's target, where it is, and whether it runs at import time."""
+
+    module: str
+    target: str
+    line: int
+    lazy: bool
+
+
+def imports(module: str, source: str) -> Iterator[Import]:
+    """Every module `source` (the text of `module`) imports, with absolute names."""
+    tree = ast.parse(source)
+    # The package a relative import starts from: the module's own for an __init__.
+    package = module.split(".")[:-1]
+
+    def visit(node: ast.AST, lazy: bool) -> Iterator[Import]:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.Import):
+                for alias in child.names:
+                    yield Import(module, alias.name, child.lineno, lazy)
+            elif isinstance(child, ast.ImportFrom):
+                base = child.module or ""
+                if child.level:
+                    parent = package[: len(package) - child.level + 1]
+                    base = ".".join([*parent, base] if base else parent)
+                yield Import(module, base, child.lineno, lazy)
+            else:
+                inner = lazy or isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef)
+                yield from visit(child, inner)
+
+    yield from visit(tree, False)
+
+
+def violation(found: Import) -> str | None:
+    """Why `found` breaks the layer order, or None if it does not."""
+    importer = found.module.split(".")[0]
+    target = found.target.split(".")[0]
+    if importer == target:
+        if (
+            importer == "services"
+            and found.target in RUNNERS
+            and found.module not in {found.target, "services.__init__"}
+        ):
+            return f"a service imports {found.target}, which runs services (RUNNERS)"
+        return None
+    if target not in MAY_IMPORT and target not in TOOLS:
+        return None  # the standard library or a dependency
+    if target not in MAY_IMPORT[importer]:
+        return f"{importer} may not import {target}"
+    if (importer, target) in ONLY_LAZILY and not found.lazy:
+        return f"{importer} imports {target} at import time; import it where it is used"
+    return None
+
+
+def project_modules() -> Iterator[tuple[str, Path]]:
+    """(dotted name, path) of every module of the layered packages."""
+    for package in MAY_IMPORT:
+        for path in sorted((PROJECT_ROOT / package).rglob("*.py")):
+            relative = path.relative_to(PROJECT_ROOT).with_suffix("")
+            yield ".".join(relative.parts), path
+
+
+def test_no_module_imports_a_layer_above_it() -> None:
+    problems = [
+        f"{path.relative_to(PROJECT_ROOT)}:{found.line}: imports {found.target}: {reason}"
+        for module, path in project_modules()
+        for found in imports(module, path.read_text(encoding="utf-8"))
+        if (reason := violation(found)) is not None
+    ]
+    assert problems == [], "\n".join(problems)
+
+
+def test_the_check_names_an_upward_import() -> None:
+    source = "from cli.commands import emit\n"
+    (found,) = imports("services.accounts", source)
+    assert violation(found) == "services may not import cli"
+    assert (found.target, found.line) == ("cli.commands", 1)
+
+
+def test_the_check_finds_an_import_inside_a_function() -> None:
+    source = "def f() -> None:\n    from services import worker\n"
+    (found,) = imports("repositories.accounts", source)
+    assert (found.line, found.lazy) == (2, True)
+    assert violation(found) == "repositories may not import services"
+
+
+def test_the_check_refuses_a_handler_that_imports_the_worker() -> None:
+    (found,) = imports("services.notifications", "from services.worker import Worker\n")
+    assert violation(found) is not None
+
+
+def test_the_check_refuses_bench_at_import_time_in_the_cli() -> None:
+    (eager,) = imports("cli.main", "from bench import command\n")
+    (lazy,) = imports("cli.main", "def run() -> None:\n    import bench.command\n")
+    assert violation(eager) is not None
+    assert violation(lazy) is None
+
+
+def test_the_check_resolves_relative_imports() -> None:
+    sibling, upward = imports("services.accounts", "from .errors import X\nfrom ..cli import y\n")
+    assert sibling.target == "services.errors"
+    assert violation(upward) == "services may not import cli"
