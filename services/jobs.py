@@ -163,13 +163,17 @@ def _payload(value: object) -> dict[str, Any]:
 
 def _positive_seconds(value: object, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 10**7:
-        raise InvalidInput(f"{what} must be a positive number of seconds, got {value!r}")
+        raise InvalidInput(
+            f"{what} must be a positive number of seconds, got {validation.shown(value)}"
+        )
     return float(value)
 
 
 def _bounded_int(value: object, what: str, maximum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
-        raise InvalidInput(f"{what} must be a whole number from 1 to {maximum}, got {value!r}")
+        raise InvalidInput(
+            f"{what} must be a whole number from 1 to {maximum}, got {validation.shown(value)}"
+        )
     return value
 
 
