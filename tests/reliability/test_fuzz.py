@@ -26,12 +26,16 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from db import DatabaseSettings, create_engine, create_session_factory, migrations
-from models import Job
+from models import ApiToken, Job
 from services import (
+    SYSTEM,
+    AccessService,
     AccountService,
+    BackOffice,
     DashboardService,
     JobQueue,
     LedgerAuditor,
+    Role,
     TransferBatcher,
     TransferRequest,
     TransferService,
@@ -63,19 +67,22 @@ def fuzz_settings(examples: int) -> settings:
 
 @dataclass(frozen=True)
 class Ledger:
-    """The seeded ledger's ids: Ada's EUR account holds 1,000, `empty` nothing, USD 500."""
+    """The seeded ledger's ids: Ada's EUR account holds 1,000, `empty` nothing, USD 500;
+    `token` is a live API token of a third user."""
 
     ada: int
     bob: int
     eur: int
     empty: int
     usd: int
+    token: str
 
 
 @dataclass(frozen=True)
 class State:
     ledger: Snapshot
     jobs: int
+    live_tokens: int
 
 
 Call = Callable[..., Awaitable[object]]
@@ -104,6 +111,7 @@ amounts = st.one_of(st.integers(min_value=1, max_value=2_000), junk)
 keys = st.one_of(st.none(), st.text(min_size=1, max_size=12), junk)
 texts = st.one_of(st.none(), st.sampled_from(["rent", "Ünïcødé"]), junk)
 timeouts = st.one_of(st.sampled_from([None, 30, 30.0]), junk)
+roles = st.one_of(st.sampled_from(list(Role)), st.sampled_from(["user", "operator"]), junk)
 
 
 def requests(ledger: Ledger) -> st.SearchStrategy[Any]:
@@ -193,6 +201,42 @@ TARGETS = [
         lambda led: [st.one_of(st.lists(ids(led), max_size=3), junk)],
     ),
     Target(
+        "AccessService.register",
+        lambda h, _: (
+            lambda e, n, role, timeout: h.access.register(e, n, role=role, timeout=timeout)
+        ),
+        lambda _: [either("new@example.com", "ADA@example.com"), either("Ann"), roles, timeouts],
+    ),
+    Target(
+        # The trusted in-process caller may create operators: its role is not refused
+        # for who asks, so a junk role reaches further.
+        "AccessService(SYSTEM).register",
+        lambda h, _: (
+            lambda e, n, role, timeout: h.system_access.register(e, n, role=role, timeout=timeout)
+        ),
+        lambda _: [either("op@example.com"), either("Op"), roles, timeouts],
+    ),
+    Target(
+        "AccessService.authenticate",
+        lambda h, _: lambda token, timeout: h.access.authenticate(token, timeout=timeout),
+        lambda led: [either(led.token, "", "x" * 5000), timeouts],
+    ),
+    Target(
+        "AccessService.revoke",
+        lambda h, _: lambda token, timeout: h.access.revoke(token, timeout=timeout),
+        lambda led: [either(led.token), timeouts],
+    ),
+    Target(
+        "BackOffice.audit",
+        lambda h, _: lambda timeout: h.back_office.audit(timeout=timeout),
+        lambda _: [timeouts],
+    ),
+    Target(
+        "BackOffice.job_stats",
+        lambda h, _: lambda timeout: h.back_office.job_stats(timeout=timeout),
+        lambda _: [timeouts],
+    ),
+    Target(
         "JobQueue.enqueue",
         lambda h, _: (
             lambda kind, payload, attempts: h.jobs.enqueue(kind, payload, max_attempts=attempts)
@@ -232,6 +276,9 @@ class Harness:
         self.dashboard = DashboardService(self.sessions)
         self.jobs = JobQueue(self.sessions)
         self.batcher = TransferBatcher(self.sessions)
+        self.access = AccessService(self.sessions)
+        self.system_access = AccessService(self.sessions, caller=SYSTEM)
+        self.back_office = BackOffice(self.sessions)
         self.ledger = self.run(self.seed())
         self.current = self.run(self.state())
 
@@ -246,13 +293,16 @@ class Harness:
         empty = await self.accounts.open(bob.id, "EUR")
         usd = await self.accounts.open(bob.id, "USD")
         await self.accounts.deposit(usd.id, 500)
+        token = (await self.access.register("cy@example.com", "Cy")).token
         self.batcher.start()
-        return Ledger(ada.id, bob.id, eur.id, empty.id, usd.id)
+        return Ledger(ada.id, bob.id, eur.id, empty.id, usd.id, token)
 
     async def state(self) -> State:
         async with self.sessions() as session:
             jobs = int(await session.scalar(select(func.count()).select_from(Job)) or 0)
-        return State(await snapshot(self.sessions), jobs)
+            live = select(func.count()).select_from(ApiToken).where(ApiToken.revoked_at.is_(None))
+            tokens = int(await session.scalar(live) or 0)
+        return State(await snapshot(self.sessions), jobs, tokens)
 
     def check(
         self, name: str, call: Call, args: tuple[Any, ...], *, must_refuse: bool = False
