@@ -30,6 +30,8 @@ TESTS = (
     "tests/services/test_transfers.py",
     "tests/services/test_batch.py",
     "tests/services/test_idempotency.py",
+    "tests/services/test_idempotency_scopes.py",
+    "tests/services/test_authorization.py",
     "tests/services/test_accounts.py",
     "tests/repositories/test_guarded_update.py",
     "tests/repositories/test_repositories.py",
