@@ -6,7 +6,9 @@ around a tenth of a millisecond, a primary-key UPDATE a few microseconds). SQLAl
 stock adapter makes four crossings per statement: create a cursor, execute, fetch the
 rows, close the cursor. This one runs all four in a single function on the connection's
 thread, and holds a transaction's BEGIN back until its first statement, sent in the same
-crossing, so a transaction costs one crossing per statement plus one for COMMIT.
+crossing, so a transaction costs one crossing per statement plus one for COMMIT. A
+statement that asks for it (`DEFERRED`, a comment in its SQL) and returns nothing is held
+back too, and sent in the crossing of the next statement or of COMMIT.
 
 It builds on private parts of SQLAlchemy 2.1's asyncio adapter classes and of aiosqlite's
 queue of calls (as SQLAlchemy's own dialect does for its isolation-level setter), so it is
@@ -33,8 +35,17 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_dbapi,
 )
 from sqlalchemy.util import EMPTY_DICT
+from sqlalchemy.util.concurrency import await_
 
 _Result = tuple[Any, list[Any], int, int | None, bool]
+_Deferred = list[tuple[str, Any]]
+
+DEFERRED: Final = "/* ledger:deferred */"
+"""Marks a statement whose caller needs neither rows nor a row count from it (an INSERT
+without RETURNING): the one-hop adapter sends it with the next statement of its
+transaction, or with COMMIT, instead of crossing for it alone. Its errors surface there.
+Put it in the SQL, e.g. `insert(table).prefix_with(DEFERRED)`; to any other driver it is
+a comment."""
 
 # (lowest, first untested) major.minor of each library; keep in step with pyproject.toml.
 TESTED_VERSIONS: Final[Mapping[str, tuple[tuple[int, int], tuple[int, int]]]] = {
@@ -102,12 +113,15 @@ def _run_statement(
     parameters: Any,
     many: bool,
     begin: str | None,
+    deferred: _Deferred,
 ) -> _Result:
     # Runs on aiosqlite's thread: everything the caller will ask of the cursor, at once.
     cursor = connection.cursor()
     try:
         if begin is not None:
             cursor.execute(begin)
+        for held, held_parameters in deferred:
+            cursor.execute(held, held_parameters)
         if many:
             cursor.executemany(operation, parameters)
         elif parameters is None:
@@ -119,6 +133,20 @@ def _run_statement(
         return description, rows, cursor.rowcount, cursor.lastrowid, connection.in_transaction
     finally:
         cursor.close()
+
+
+def _commit_after(connection: sqlite3.Connection, begin: str | None, deferred: _Deferred) -> None:
+    # On aiosqlite's thread: the statements held back, then COMMIT, in one crossing. If one
+    # fails, the transaction stays open and the caller's rollback ends it.
+    cursor = connection.cursor()
+    try:
+        if begin is not None:
+            cursor.execute(begin)
+        for held, held_parameters in deferred:
+            cursor.execute(held, held_parameters)
+    finally:
+        cursor.close()
+    connection.commit()
 
 
 class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
@@ -187,6 +215,12 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
             # fails (the write lock stayed busy) then fails that statement, as it would
             # have failed the transaction had it been sent alone.
             adapter.pending_begin = operation
+            adapter.in_transaction = adapter.transaction_known_open = True
+            self._description, self._rowcount, self._lastrowid = None, -1, None
+            self._rows = deque()
+            return
+        if not many and adapter.transaction_known_open and DEFERRED in operation:
+            adapter.deferred.append((operation, parameters))
             adapter.in_transaction = True
             self._description, self._rowcount, self._lastrowid = None, -1, None
             self._rows = deque()
@@ -195,9 +229,13 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
             # Until the statement reports back, assume it may have opened a transaction.
             adapter.in_transaction = True
             begin, adapter.pending_begin = adapter.pending_begin, None
-            call = partial(_run_statement, connection._conn, operation, parameters, many, begin)
+            deferred, adapter.deferred = adapter.deferred, []
+            call = partial(
+                _run_statement, connection._conn, operation, parameters, many, begin, deferred
+            )
             result: _Result = await connection._execute(call)  # type: ignore[no-untyped-call]
         self._description, rows, self._rowcount, self._lastrowid, adapter.in_transaction = result
+        adapter.transaction_known_open = adapter.in_transaction
         self._rows = deque(rows)
 
 
@@ -210,21 +248,36 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
     yet sent (`pending_begin`) opened nothing: ending its transaction costs no crossing.
     """
 
-    __slots__ = ("in_transaction", "pending_begin")
+    __slots__ = ("deferred", "in_transaction", "pending_begin", "transaction_known_open")
     _cursor_cls = OneHopCursor  # type: ignore[assignment]
 
     def __init__(self, dbapi: Any, connection: Any) -> None:
         super().__init__(dbapi, connection)
         self.in_transaction = True
         self.pending_begin: str | None = None
+        # A statement is held back only inside a transaction, which COMMIT or ROLLBACK
+        # ends: outside one (autocommit) nothing would send it.
+        self.deferred: _Deferred = []
+        self.transaction_known_open = False
 
     def commit(self) -> None:
-        if self.pending_begin is None:
+        if self.deferred:
+            begin, self.pending_begin = self.pending_begin, None
+            deferred, self.deferred = self.deferred, []
+            connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
+            call = partial(_commit_after, connection._conn, begin, deferred)
+            try:
+                await_(connection._execute(call))  # type: ignore[no-untyped-call]
+            except Exception as error:
+                self._handle_exception(error)
+        elif self.pending_begin is None:
             super().commit()
         self.pending_begin = None
-        self.in_transaction = False
+        self.in_transaction = self.transaction_known_open = False
 
     def rollback(self) -> None:
+        self.deferred = []
+        self.transaction_known_open = False
         if self.pending_begin is not None:
             self.pending_begin = None
             self.in_transaction = False

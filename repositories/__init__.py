@@ -3,7 +3,7 @@
 from repositories.accounts import AccountRepository, LockedAccount
 from repositories.activity import ActivityRepository
 from repositories.base import Repository
-from repositories.jobs import JobLease, JobRepository, NewJob, StatusCounts
+from repositories.jobs import JobLease, JobRepository, NewJob, PerIdJobs, StatusCounts
 from repositories.notifications import NotificationRepository, Receipt
 from repositories.outbox_audit import OutboxAuditRepository, OutboxJob
 from repositories.tokens import TokenRepository
@@ -23,6 +23,7 @@ __all__ = [
     "NotificationRepository",
     "OutboxAuditRepository",
     "OutboxJob",
+    "PerIdJobs",
     "Receipt",
     "Repository",
     "StatusCounts",

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime
 from typing import NamedTuple, cast
 
 from sqlalchemy import BigInteger, String, Table, any_, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.sqlite_one_hop import DEFERRED
 from models import Account, utcnow
 from repositories.base import Repository
 
@@ -72,6 +74,27 @@ class AccountRepository(Repository[Account]):
             result = await self.session.execute(_APPLY_DELTAS_SQLITE, {"deltas": pairs, "now": now})
         return int(result.rowcount)  # type: ignore[attr-defined]
 
+    async def apply_decided_deltas(self, deltas: Mapping[int, int], now: datetime) -> None:
+        """Add `delta` to each account's balance, for a caller that holds the accounts
+        locked and decided every delta against their balances, so that a refusal is a
+        bug, not an outcome: it fails the transaction.
+
+        On SQLite the UPDATE is sent DEFERRED (db/sqlite_one_hop.py: with the
+        transaction's next statement or its COMMIT, not in a crossing of its own), so its
+        row count is never read; the balance CHECK constraint (balance >= 0) refuses a
+        change below zero by failing the statement, and with it the commit. The accounts
+        cannot have gone: the caller read them under the database's write lock. On
+        PostgreSQL, `apply_deltas` with its count checked.
+        """
+        if not deltas:
+            return
+        if _is_postgres(self.session):
+            if await self.apply_deltas(deltas) != len(deltas):
+                raise RuntimeError("the guarded balance update refused an account")
+            return
+        pairs = json.dumps(list(deltas.items()))
+        await self.session.execute(_ADD_DELTAS_SQLITE, {"deltas": pairs, "now": now})
+
 
 def _is_postgres(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "postgresql"
@@ -115,6 +138,16 @@ _APPLY_DELTAS_SQLITE = (
         _accounts.c.id == _sqlite_deltas.c.id,
         _accounts.c.balance + _sqlite_deltas.c.delta >= 0,
     )
+    .values(balance=_accounts.c.balance + _sqlite_deltas.c.delta, updated_at=bindparam("now"))
+)
+
+# apply_decided_deltas on SQLite: the same UPDATE without the guard in its WHERE clause,
+# which the CHECK constraint replaces by failing the statement; DEFERRED, as nothing is
+# read back.
+_ADD_DELTAS_SQLITE = (
+    update(_accounts)
+    .prefix_with(DEFERRED)
+    .where(_accounts.c.id == _sqlite_deltas.c.id)
     .values(balance=_accounts.c.balance + _sqlite_deltas.c.delta, updated_at=bindparam("now"))
 )
 

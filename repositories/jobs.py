@@ -8,14 +8,18 @@ from datetime import datetime
 from typing import Any, Final, NamedTuple, cast
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
+    FromClause,
     Integer,
+    String,
     Table,
     and_,
     bindparam,
     case,
     func,
     insert,
+    literal,
     literal_column,
     or_,
     select,
@@ -23,10 +27,12 @@ from sqlalchemy import (
     tuple_,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import aliased
 
+from db.sqlite_one_hop import DEFERRED
 from db.wakeups import JOBS_CHANNEL
-from models import Job, JobStatus
+from models import Job, JobStatus, UTCDateTime
 from repositories.base import Repository
 
 _INSERT_UNNEST: Final = text(
@@ -52,6 +58,14 @@ class NewJob(NamedTuple):
     run_at: datetime
     max_attempts: int
     payload_json: str | None = None  # the payload as JSON text, when the caller has it
+
+
+class PerIdJobs(NamedTuple):
+    """Jobs of one kind, one per id of something just written, payload `{key: id}`."""
+
+    kind: str
+    key: str
+    max_attempts: int
 
 
 class JobLease(NamedTuple):
@@ -177,6 +191,30 @@ class JobRepository(Repository[Job]):
             },
         )
         return sorted(row[0] for row in result)
+
+    async def add_per_id(self, jobs: PerIdJobs, ids: Sequence[int], *, now: datetime) -> None:
+        """Insert one queued job per id, its payload `{jobs.key: id}`, due `now`, in id order.
+
+        One INSERT … SELECT whose ids arrive as one parameter (a JSON array read by
+        json_each on SQLite, an array unnested on PostgreSQL, where it also sends NOTIFY
+        on the jobs channel) and whose payloads the database builds: no payload to
+        serialise per row. The caller wakes this process's workers (`wake_after_commit`).
+        """
+        if not ids:
+            return
+        params: dict[str, Any] = {
+            "kind": jobs.kind,
+            "key": jobs.key,
+            "max_attempts": jobs.max_attempts,
+            "now": now,
+        }
+        if self.session.get_bind().dialect.name == "postgresql":
+            # With NOTIFY on the jobs channel, as add_many sends it (delivered at commit).
+            params |= {"ids": list(ids), "channel": JOBS_CHANNEL}
+            await self.session.execute(_ADD_PER_ID_PG, params)
+        else:
+            params["ids"] = json.dumps(list(ids))
+            await self.session.execute(_ADD_PER_ID_SQLITE, params)
 
     async def claim(
         self, owner: str, *, now: datetime, limit: int, lease_until: datetime
@@ -366,3 +404,59 @@ _EXTEND_HELD: Final = _update_held_statement(
     lease_expires_at=bindparam("lease_until", type_=_TIME),
     updated_at=bindparam("now", type_=_TIME),
 )
+
+
+_JOB_COLUMNS: Final = (
+    "kind",
+    "payload",
+    "status",
+    "attempts",
+    "max_attempts",
+    "run_at",
+    "created_at",
+    "updated_at",
+)
+
+
+def _add_per_id(payload: ColumnElement[Any], ids: FromClause, order: ColumnElement[Any]) -> Any:
+    """INSERT … SELECT of one queued job per row of `ids`, built once per engine."""
+    now = bindparam("now", type_=UTCDateTime())
+    # DEFERRED: nothing is read back, so the one-hop SQLite adapter sends it with the
+    # transaction's next statement or its COMMIT rather than crossing for it alone.
+    return (
+        insert(cast(Table, Job.__table__))
+        .prefix_with(DEFERRED)
+        .from_select(
+            list(_JOB_COLUMNS),
+            select(
+                bindparam("kind", type_=String),
+                payload,
+                literal(JobStatus.QUEUED.value, type_=String),
+                literal(0, type_=Integer),
+                bindparam("max_attempts", type_=Integer),
+                now,
+                now,
+                now,
+            )
+            .select_from(ids)
+            .order_by(order),
+        )
+    )
+
+
+_sqlite_ids = func.json_each(bindparam("ids", type_=String)).table_valued("value", "key")
+_ADD_PER_ID_SQLITE = _add_per_id(
+    func.json_object(bindparam("key", type_=String), _sqlite_ids.c.value),
+    _sqlite_ids,
+    _sqlite_ids.c.key,
+)
+_pg_ids = (
+    func.unnest(bindparam("ids", type_=ARRAY(BigInteger)))
+    .table_valued("id", with_ordinality="position")
+    .render_derived(name="i")
+)
+_ADD_PER_ID_PG = _add_per_id(
+    func.json_build_object(bindparam("key", type_=String), _pg_ids.c.id),
+    _pg_ids,
+    _pg_ids.c.position,
+).returning(func.pg_notify(bindparam("channel", type_=String), literal("", type_=String)))

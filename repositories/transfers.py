@@ -2,18 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+import json
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple, cast
 
-from sqlalchemy import BigInteger, delete, or_, select, true, tuple_, union_all
+from sqlalchemy import (
+    BigInteger,
+    String,
+    Table,
+    bindparam,
+    delete,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+    true,
+    tuple_,
+    union_all,
+)
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.expression import cast
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.sql.expression import cast as sql_cast
 
-from models import Account, Transfer
+from db.wakeups import JOBS_CHANNEL
+from models import Account, Transfer, UTCDateTime
+from repositories.accounts import AccountRepository
 from repositories.base import Repository
 from repositories.exact_sums import joined, split_sum
+from repositories.jobs import JobRepository, PerIdJobs
 
 
 class AccountFlow(NamedTuple):
@@ -33,6 +51,14 @@ class LedgerTotals(NamedTuple):
     balances: int
 
 
+class Written(NamedTuple):
+    """What `insert_and_apply` wrote: the new transfer ids in row order, and how many
+    accounts the guarded balance update changed."""
+
+    ids: list[int]
+    accounts_changed: int
+
+
 class NewTransfer(NamedTuple):
     """The columns of a transfer about to be inserted."""
 
@@ -43,13 +69,6 @@ class NewTransfer(NamedTuple):
     idempotency_key: str | None
     description: str | None
     idempotency_scope: str | None  # whose key (services/callers.py); None without a key
-
-
-def _dialect_insert(session: AsyncSession) -> Callable[..., Any]:
-    """The INSERT construct with ON CONFLICT support of the session's engine."""
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert
-    return sqlite.insert
 
 
 class TransferRepository(Repository[Transfer]):
@@ -63,31 +82,77 @@ class TransferRepository(Repository[Transfer]):
         """Insert `rows` and return their ids in row order; None, inserting nothing, if the
         idempotency key of any row is already taken in its scope.
 
-        One INSERT … ON CONFLICT DO NOTHING RETURNING id, sent by SQLAlchemy's
-        "insertmanyvalues" as multi-row VALUES pages (1,000 rows each) of a statement
-        compiled once and cached. Not the ORM's add_all() + flush(): on SQLite the ORM
-        insists on RETURNING rows in parameter order, cannot get that guarantee, and falls
-        back to one INSERT, one driver round trip, per row; and not `.values([...])`, which
-        builds and compiles a new statement for every batch. A multi-row VALUES assigns
-        ascending ids in row order on both engines (rowid under the write lock; the
-        sequence, row by row), so sorting the returned ids restores row order.
+        One INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING id whose rows arrive as one
+        parameter whatever their count: a JSON array on SQLite (read by json_each), one
+        array per column on PostgreSQL (unnest). Its SQL text never changes, so it is
+        compiled once and, on PostgreSQL, prepared once per connection; and SQLAlchemy
+        processes one parameter set, not one per row (a multi-row VALUES built by
+        "insertmanyvalues" cost Python per row and column and changed its text, so its
+        PREPARE, with every batch size). The rows are selected in their order, which
+        assigns ascending ids in row order on both engines (rowid under the write lock;
+        the sequence, row by row), so sorting the returned ids restores row order.
         On PostgreSQL a key that a concurrent transaction is inserting makes the INSERT wait
         for that transaction: if it commits, the row is skipped, never a unique violation.
         """
-        table = Transfer.__table__
-        statement = (
-            _dialect_insert(self.session)(table)
-            .on_conflict_do_nothing(
-                index_elements=[table.c.idempotency_scope, table.c.idempotency_key]
-            )
-            .returning(table.c.id)
-        )
-        params = [{**row._asdict(), "created_at": created_at} for row in rows]
+        if not rows:
+            return []
+        if self.session.get_bind().dialect.name == "postgresql":
+            columns = list(zip(*rows, strict=True))
+            params: dict[str, Any] = dict(zip(_PG_ARRAYS, columns, strict=True))
+            statement = _INSERT_PG
+        else:
+            params = {"rows": json.dumps(rows)}
+            statement = _INSERT_SQLITE
+        params["created_at"] = created_at
         ids = sorted((await self.session.execute(statement, params)).scalars().all())
         if len(ids) < len(rows):
             await self.session.execute(delete(Transfer).where(Transfer.id.in_(ids)))
             return None
         return ids
+
+    async def insert_and_apply(
+        self,
+        rows: Sequence[NewTransfer],
+        deltas: Mapping[int, int],
+        jobs: PerIdJobs,
+        now: datetime,
+    ) -> Written | None:
+        """A batch's writes: insert `rows` (created `now`), add `deltas` to the balances
+        (`AccountRepository.apply_deltas`) and enqueue one of `jobs` per new transfer
+        (`JobRepository.add_per_id`). None, writing nothing, if the idempotency key of any
+        row is taken (`insert_unless_key_taken`).
+
+        On PostgreSQL the three are one statement (data-modifying CTEs), one round trip
+        instead of three; the balance update and the jobs insert run only if every row
+        was inserted. On SQLite, which has no DML in a CTE, three statements, the last two
+        sent with COMMIT (`apply_decided_deltas`: a refused delta fails the transaction, so
+        `accounts_changed` is every account of `deltas`).
+        """
+        if self.session.get_bind().dialect.name != "postgresql":
+            ids = await self.insert_unless_key_taken(rows, now)
+            if ids is None:
+                return None
+            # Both DEFERRED: on the one-hop adapter they cross with COMMIT.
+            await AccountRepository(self.session).apply_decided_deltas(deltas, now)
+            await JobRepository(self.session).add_per_id(jobs, ids, now=now)
+            return Written(ids, len(deltas))
+        params: dict[str, Any] = dict(zip(_PG_ARRAYS, zip(*rows, strict=True), strict=True))
+        params |= {
+            "created_at": now,
+            "rows": len(rows),
+            "account_ids": list(deltas),
+            "deltas": list(deltas.values()),
+            "kind": jobs.kind,
+            "key": jobs.key,
+            "max_attempts": jobs.max_attempts,
+            "channel": JOBS_CHANNEL,
+        }
+        inserted, changed, _ = (await self.session.execute(_WRITE_PG, params)).one()
+        ids = sorted(inserted)
+        if len(ids) < len(rows):
+            await self.session.execute(delete(Transfer).where(Transfer.id.in_(ids)))
+            return None
+        return Written(ids, int(changed))
 
     async def by_idempotency_keys(
         self, keys: Collection[tuple[str, str]]
@@ -131,11 +196,11 @@ class TransferRepository(Repository[Transfer]):
             select(
                 Transfer.destination_account_id.label("account_id"),
                 Transfer.amount.label("incoming"),
-                cast(0, BigInteger).label("outgoing"),
+                sql_cast(0, BigInteger).label("outgoing"),
             ).where(Transfer.destination_account_id.is_not(None)),
             select(
                 Transfer.source_account_id.label("account_id"),
-                cast(0, BigInteger).label("incoming"),
+                sql_cast(0, BigInteger).label("incoming"),
                 Transfer.amount.label("outgoing"),
             ).where(Transfer.source_account_id.is_not(None)),
         ).subquery()
@@ -184,3 +249,110 @@ class TransferRepository(Repository[Transfer]):
         query = select(deposits, withdrawals, balances).select_from(one_row)
         row = (await self.session.execute(query)).one()
         return LedgerTotals(joined(row[0], row[1]), joined(row[2], row[3]), joined(row[4], row[5]))
+
+
+# The insert of new transfers, one statement per engine built once (see
+# insert_unless_key_taken). The columns in NewTransfer's order, then created_at.
+_transfers = cast(Table, Transfer.__table__)
+_NEW_COLUMNS: Final = NewTransfer._fields
+_KEY_COLUMNS: Final = [_transfers.c.idempotency_scope, _transfers.c.idempotency_key]
+
+_new_rows = func.json_each(bindparam("rows", type_=String)).table_valued("value", "key")
+_INSERT_SQLITE = (
+    sqlite.insert(_transfers)
+    .from_select(
+        [*_NEW_COLUMNS, "created_at"],
+        select(
+            *(
+                func.json_extract(_new_rows.c.value, literal_column(f"'$[{i}]'"))
+                for i in range(len(_NEW_COLUMNS))
+            ),
+            bindparam("created_at", type_=UTCDateTime()),
+        )
+        # WHERE: without it SQLite would read ON CONFLICT as the start of a join clause.
+        .where(true())
+        .order_by(_new_rows.c.key),
+    )
+    .on_conflict_do_nothing(index_elements=_KEY_COLUMNS)
+    .returning(_transfers.c.id)
+)
+
+_PG_ARRAYS: Final = tuple(f"{name}s" for name in _NEW_COLUMNS)
+_PG_TYPES: Final = (BigInteger, BigInteger, BigInteger, String, String, String, String)
+_new_columns = (
+    func.unnest(
+        *(
+            bindparam(name, type_=ARRAY(type_))
+            for name, type_ in zip(_PG_ARRAYS, _PG_TYPES, strict=True)
+        )
+    )
+    .table_valued(*_NEW_COLUMNS, with_ordinality="position")
+    .render_derived(name="r")
+)
+_INSERT_PG = (
+    postgresql.insert(_transfers)
+    .from_select(
+        [*_NEW_COLUMNS, "created_at"],
+        select(
+            *(_new_columns.c[name] for name in _NEW_COLUMNS),
+            bindparam("created_at", type_=UTCDateTime()),
+        ).order_by(_new_columns.c.position),
+    )
+    .on_conflict_do_nothing(index_elements=_KEY_COLUMNS)
+    .returning(_transfers.c.id)
+)
+
+# insert_and_apply on PostgreSQL: _INSERT_PG's insert, the guarded balance update of
+# AccountRepository.apply_deltas and the jobs insert of JobRepository.add_per_id as one
+# statement. Every part sees the same snapshot; "complete" holds back the update and the
+# jobs unless every row was inserted (a taken key skips a row), so that a refused batch
+# leaves only its inserted rows, which the caller deletes. With the jobs goes their NOTIFY
+# on the jobs channel (db/wakeups.py), which the server delivers at commit.
+_WRITE_PG = text(
+    """WITH new AS (
+    INSERT INTO transfers (source_account_id, destination_account_id, amount, currency,
+                           idempotency_key, description, idempotency_scope, created_at)
+    SELECT r.source_account_id, r.destination_account_id, r.amount, r.currency,
+           r.idempotency_key, r.description, r.idempotency_scope,
+           CAST(:created_at AS TIMESTAMP WITH TIME ZONE)
+    FROM unnest(CAST(:source_account_ids AS BIGINT[]),
+                CAST(:destination_account_ids AS BIGINT[]),
+                CAST(:amounts AS BIGINT[]),
+                CAST(:currencys AS VARCHAR[]),
+                CAST(:idempotency_keys AS VARCHAR[]),
+                CAST(:descriptions AS VARCHAR[]),
+                CAST(:idempotency_scopes AS VARCHAR[]))
+         WITH ORDINALITY AS r(source_account_id, destination_account_id, amount, currency,
+                              idempotency_key, description, idempotency_scope, position)
+    ORDER BY r.position
+    ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING
+    RETURNING id
+),
+complete AS (
+    SELECT count(*) = CAST(:rows AS BIGINT) AS ok FROM new
+),
+moved AS (
+    UPDATE accounts
+    SET balance = accounts.balance + d.delta,
+        updated_at = CAST(:created_at AS TIMESTAMP WITH TIME ZONE)
+    FROM unnest(CAST(:account_ids AS BIGINT[]), CAST(:deltas AS BIGINT[])) AS d(id, delta),
+         complete
+    WHERE complete.ok AND accounts.id = d.id AND accounts.balance + d.delta >= 0
+    RETURNING accounts.id
+),
+queued AS (
+    INSERT INTO jobs (kind, payload, status, attempts, max_attempts, run_at, created_at,
+                      updated_at)
+    SELECT CAST(:kind AS VARCHAR), json_build_object(CAST(:key AS VARCHAR), new.id),
+           'queued', 0, CAST(:max_attempts AS INTEGER),
+           CAST(:created_at AS TIMESTAMP WITH TIME ZONE),
+           CAST(:created_at AS TIMESTAMP WITH TIME ZONE),
+           CAST(:created_at AS TIMESTAMP WITH TIME ZONE)
+    FROM new, complete
+    WHERE complete.ok
+    ORDER BY new.id
+)
+SELECT ARRAY(SELECT id FROM new), (SELECT count(*) FROM moved),
+       CASE WHEN (SELECT ok FROM complete) THEN pg_notify(CAST(:channel AS TEXT), '') END
+"""
+).bindparams(bindparam("created_at", type_=UTCDateTime()))

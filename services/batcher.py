@@ -26,7 +26,6 @@ from services.transfer_core import (
     TransferRequest,
     account_transfer,
     execute_transfers,
-    on_behalf_of,
 )
 
 
@@ -123,9 +122,8 @@ class TransferBatcher:
         that expires later leaves its outcome standing (see the class docstring). Either
         way the caller gets OperationTimeout.
         """
-        request = on_behalf_of(
-            caller,
-            account_transfer(source_id, destination_id, amount, idempotency_key, description),
+        request = account_transfer(
+            source_id, destination_id, amount, idempotency_key, description, caller=caller
         )
         if self._closing or self._writer is None or self._writer.done():
             raise BatcherClosed("the transfer batcher is not running")

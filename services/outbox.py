@@ -7,24 +7,22 @@ the job exists exactly when the change does.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.jobs import JobQueue
+from db.wakeups import wake_after_commit
+from repositories import PerIdJobs
 
 TRANSFER_COMPLETED: Final = "transfer.completed"
 OUTBOX_MAX_ATTEMPTS: Final = 5
 
+TRANSFERS_COMPLETED: Final = PerIdJobs(TRANSFER_COMPLETED, "transfer_id", OUTBOX_MAX_ATTEMPTS)
+"""One `transfer.completed` job per new transfer, written with the transfers (see
+`TransferRepository.insert_and_apply`, which on PostgreSQL also sends their NOTIFY)."""
 
-async def transfers_completed(session: AsyncSession, transfer_ids: Sequence[int]) -> None:
-    """Enqueue one `transfer.completed` job per new transfer, in one INSERT; idle workers
-    are woken when the transfers commit."""
-    if not transfer_ids:
-        return
-    await JobQueue.joining(session).enqueue_many(
-        [(TRANSFER_COMPLETED, {"transfer_id": transfer_id}) for transfer_id in transfer_ids],
-        max_attempts=OUTBOX_MAX_ATTEMPTS,
-        session=session,
-    )
+
+def enqueued(session: AsyncSession) -> None:
+    """Jobs were written in `session`'s transaction: wake this process's idle workers when
+    it commits, as `JobQueue.enqueue_many` does."""
+    wake_after_commit(session)

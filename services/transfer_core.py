@@ -106,13 +106,28 @@ def account_transfer(
     amount: object,
     idempotency_key: object = None,
     description: object = None,
+    *,
+    caller: Caller | None = None,
 ) -> TransferRequest:
-    """A validated account-to-account request: both ends are required."""
-    request = TransferRequest.of(
-        source_id, destination_id, amount, idempotency_key=idempotency_key, description=description
+    """A validated account-to-account request: both ends are required. With `caller`, the
+    request as `on_behalf_of(caller, ...)` makes it, built once rather than copied."""
+    valid_amount = validation.amount(amount)
+    source, destination = validation.transfer_ends(source_id, destination_id)
+    key = validation.idempotency_key(idempotency_key)
+    text = validation.description(description)
+    source, destination = validation.both_ends(source, destination)
+    if caller is None:
+        return TransferRequest(source, destination, valid_amount, key, text)
+    # An account transfer has a source, so the deposit rule of on_behalf_of cannot apply.
+    return TransferRequest(
+        source,
+        destination,
+        valid_amount,
+        key,
+        text,
+        caller.idempotency_scope,
+        caller.owner_filter(),
     )
-    validation.both_ends(request.source_id, request.destination_id)
-    return request
 
 
 def on_behalf_of(caller: Caller, request: TransferRequest) -> TransferRequest:
@@ -197,9 +212,10 @@ async def apply_transfers(
 ) -> list[Outcome]:
     """Apply `requests` in order inside the caller's transaction; one outcome per request.
 
-    Round trips, whatever the batch size: lock the accounts (one IN query), insert the new
-    transfers (one multi-row INSERT … RETURNING) and move every balance (one guarded
-    UPDATE … RETURNING). Balances are decided while holding the write lock, so there is
+    Round trips, whatever the batch size: lock the accounts (one query), then insert the
+    new transfers, move every balance (one guarded UPDATE) and enqueue their outbox jobs
+    (`TransferRepository.insert_and_apply`: one statement on PostgreSQL, three on
+    SQLite). Balances are decided while holding the write lock, so there is
     no read-modify-write race. Idempotency keys are not looked up in advance: the insert
     skips rows whose key is taken, and only then, or when a request with a key would
     fail, are the keys read (one more IN query) and the batch decided again.
@@ -219,28 +235,31 @@ async def apply_transfers(
             # fail now (e.g. the money has since moved on): check the keys before refusing.
             existing, looked_up = await transfers_repo.by_idempotency_keys(keys), True
             continue
+        if not plan.accepted:
+            break
+        deltas = {
+            account_id: balance - locked[account_id].balance
+            for account_id, balance in plan.balances.items()
+            if balance != locked[account_id].balance
+        }
         rows = [row for _, row in plan.accepted]
-        ids = await transfers_repo.insert_unless_key_taken(rows, created_at) if rows else []
-        if ids is not None:
+        written = await transfers_repo.insert_and_apply(
+            rows, deltas, outbox.TRANSFERS_COMPLETED, created_at
+        )
+        if written is not None:
+            if written.accounts_changed != len(deltas):
+                # Only possible if something wrote balances without holding the lock: fail
+                # the whole transaction rather than commit a state we did not decide on.
+                raise RuntimeError("the guarded balance update refused an account")
+            outbox.enqueued(session)
+            for (index, row), transfer_id in zip(plan.accepted, written.ids, strict=True):
+                plan.outcomes[index] = _record(transfer_id, row, created_at)
             break
         # A key is taken: a client's retry, or a concurrent request that committed it
         # first. Every pass finds at least one more taken key among the batch's finite
         # set, so this loop ends; normally it does not run at all.
         existing, looked_up = await transfers_repo.by_idempotency_keys(keys), True
 
-    if plan.accepted:
-        deltas = {
-            account_id: balance - locked[account_id].balance
-            for account_id, balance in plan.balances.items()
-            if balance != locked[account_id].balance
-        }
-        if await accounts_repo.apply_deltas(deltas) != len(deltas):
-            # Only possible if something wrote balances without holding the lock: fail the
-            # whole transaction rather than commit a state we did not decide on.
-            raise RuntimeError("the guarded balance update refused an account")
-        await outbox.transfers_completed(session, ids)
-        for (index, row), transfer_id in zip(plan.accepted, ids, strict=True):
-            plan.outcomes[index] = _record(transfer_id, row, created_at)
     for index, first in plan.repeats:
         first_outcome = plan.outcomes[first]
         assert isinstance(first_outcome, TransferRecord), "a repeat follows an accepted request"
@@ -250,9 +269,16 @@ async def apply_transfers(
 
 def _record(transfer_id: int, row: NewTransfer, created_at: datetime) -> TransferRecord:
     # The scope stays in the database: it is whose key it is, not part of the movement.
-    columns = row._asdict()
-    del columns["idempotency_scope"]
-    return TransferRecord(id=transfer_id, created_at=created_at, **columns)
+    return TransferRecord(
+        id=transfer_id,
+        source_account_id=row.source_account_id,
+        destination_account_id=row.destination_account_id,
+        amount=row.amount,
+        currency=row.currency,
+        idempotency_key=row.idempotency_key,
+        description=row.description,
+        created_at=created_at,
+    )
 
 
 def _keyed_failure(requests: Sequence[TransferRequest], plan: _Plan) -> bool:

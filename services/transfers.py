@@ -47,10 +47,10 @@ class TransferService:
         With `timeout` (seconds), a transfer that takes longer is cancelled, rolled back
         and raises OperationTimeout.
         """
-        request = account_transfer(source_id, destination_id, amount, idempotency_key, description)
-        return await execute_transfer(
-            self._sessions, on_behalf_of(self._caller, request), timeout=timeout
+        request = account_transfer(
+            source_id, destination_id, amount, idempotency_key, description, caller=self._caller
         )
+        return await execute_transfer(self._sessions, request, timeout=timeout)
 
     async def transfer_many(
         self,

@@ -14,11 +14,12 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_cursor
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db import DatabaseSettings, create_engine, create_session_factory, migrations, sqlite_one_hop
 from db.sqlite_one_hop import (
+    DEFERRED,
     TESTED_VERSIONS,
     OneHopCursor,
     OneHopDBAPI,
@@ -77,9 +78,9 @@ async def test_a_transfer_crosses_to_the_sqlite_thread_once_per_statement_and_co
         per_transfer = await _transfers_crossings(engine, crossings)
     finally:
         await engine.dispose()
-    # BEGIN IMMEDIATE with the lock of the accounts, insert transfer, insert its outbox
-    # job, move balances, COMMIT.
-    assert per_transfer == 5
+    # BEGIN IMMEDIATE with the lock of the accounts, insert the transfer, then the balance
+    # update and its outbox job (DEFERRED statements) with COMMIT.
+    assert per_transfer == 3
     assert "rollback" not in crossings  # nothing to undo after COMMIT: no crossing for it
 
 
@@ -135,6 +136,78 @@ async def test_a_transactions_begin_crosses_with_its_first_statement(
     finally:
         await engine.dispose()
     assert emails == ["b@b.b"]
+
+
+_DEFERRED_INSERT = f"INSERT {DEFERRED} INTO users (email, name) VALUES (:email, 'd')"
+
+
+async def test_a_deferred_statement_crosses_with_the_next_statement(
+    tmp_path: Path, crossings: list[str]
+) -> None:
+    engine = await _ledger_engine(tmp_path, one_hop=True)
+    try:
+        async with engine.connect() as connection:
+            crossings.clear()
+            async with connection.begin():
+                await connection.execute(text(_DEFERRED_INSERT), {"email": "d@d.d"})
+                assert crossings == []
+                count = await connection.scalar(text("SELECT count(*) FROM users"))
+            assert crossings == ["partial", "commit"]
+    finally:
+        await engine.dispose()
+    assert count == 1  # the next statement saw it: it ran first, in the same crossing
+
+
+async def test_a_deferred_statement_crosses_with_commit(
+    tmp_path: Path, crossings: list[str]
+) -> None:
+    engine = await _ledger_engine(tmp_path, one_hop=True)
+    try:
+        async with engine.connect() as connection:
+            crossings.clear()
+            async with connection.begin():
+                await connection.execute(text(_DEFERRED_INSERT), {"email": "c@c.c"})
+            assert crossings == ["partial"]  # BEGIN, the insert and COMMIT in one
+        async with engine.connect() as connection:
+            emails = (await connection.execute(text("SELECT email FROM users"))).scalars().all()
+    finally:
+        await engine.dispose()
+    assert emails == ["c@c.c"]
+
+
+async def _insert_then_deferred_duplicate(engine: AsyncEngine) -> None:
+    async with engine.begin() as connection:
+        await connection.execute(text("INSERT INTO users (email, name) VALUES ('new@x.y', 'n')"))
+        await connection.execute(text(_DEFERRED_INSERT), {"email": "taken@x.y"})
+
+
+async def test_a_deferred_statement_that_fails_fails_the_commit_and_rolls_back(
+    tmp_path: Path,
+) -> None:
+    engine = await _ledger_engine(tmp_path, one_hop=True)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text(_DEFERRED_INSERT), {"email": "taken@x.y"})
+        with pytest.raises(IntegrityError):
+            await _insert_then_deferred_duplicate(engine)
+        async with engine.connect() as connection:
+            emails = (await connection.execute(text("SELECT email FROM users"))).scalars().all()
+    finally:
+        await engine.dispose()
+    assert emails == ["taken@x.y"]
+
+
+async def test_a_deferred_statement_is_dropped_by_rollback(tmp_path: Path) -> None:
+    engine = await _ledger_engine(tmp_path, one_hop=True)
+    try:
+        async with engine.connect() as connection:
+            async with connection.begin():
+                await connection.execute(text(_DEFERRED_INSERT), {"email": "r@r.r"})
+                await connection.rollback()
+            count = await connection.scalar(text("SELECT count(*) FROM users"))
+    finally:
+        await engine.dispose()
+    assert count == 0
 
 
 async def test_a_begin_that_finds_the_write_lock_busy_fails_the_first_statement(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from models import Account, User, utcnow
@@ -92,6 +94,45 @@ async def test_apply_deltas_refuses_to_take_a_balance_below_zero(
         assert await repo.apply_deltas({a.id: -11, b.id: 11}) == 1
         locked = await repo.lock([a.id, b.id])
         assert [x.balance for x in locked.values()] == [10, 11]
+
+
+async def test_apply_decided_deltas_moves_balances_by_commit(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessions() as session, session.begin():
+        (user,) = await _users(session, 1)
+        repo = AccountRepository(session)
+        a = await repo.add(Account(owner_id=user.id, currency="EUR", balance=100))
+        b = await repo.add(Account(owner_id=user.id, currency="EUR", balance=5))
+        await repo.apply_decided_deltas({a.id: -40, b.id: 40}, utcnow())
+    async with sessions() as session:
+        locked = await AccountRepository(session).lock([a.id, b.id])
+        assert [x.balance for x in locked.values()] == [60, 45]
+
+
+async def _overdraw_decided(
+    sessions: async_sessionmaker[AsyncSession], source_id: int, destination_id: int
+) -> None:
+    async with sessions() as session, session.begin():
+        deltas = {source_id: -11, destination_id: 11}
+        await AccountRepository(session).apply_decided_deltas(deltas, utcnow())
+
+
+async def test_apply_decided_deltas_fails_the_transaction_rather_than_go_below_zero(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessions() as session, session.begin():
+        (user,) = await _users(session, 1)
+        repo = AccountRepository(session)
+        a = await repo.add(Account(owner_id=user.id, currency="EUR", balance=10))
+        b = await repo.add(Account(owner_id=user.id, currency="EUR", balance=0))
+    # SQLite: the balance CHECK constraint fails the deferred UPDATE, at COMMIT at the
+    # latest; PostgreSQL: the guarded UPDATE changes one account of two.
+    with pytest.raises((IntegrityError, RuntimeError)):
+        await _overdraw_decided(sessions, a.id, b.id)
+    async with sessions() as session:
+        locked = await AccountRepository(session).lock([a.id, b.id])
+        assert [x.balance for x in locked.values()] == [10, 0]
 
 
 async def test_history_is_newest_first_and_keyset_paginated(

@@ -9,11 +9,13 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from db.wakeups import JOBS_CHANNEL
 from models import utcnow
-from services import ClaimedJob, JobQueue, Worker, WorkerEvent
+from services import TRANSFER_COMPLETED, ClaimedJob, JobQueue, TransferService, Worker, WorkerEvent
 from tests.services.test_worker import Events, _running
-from tests.support.backends import postgres_only, sqlite_only
+from tests.support.backends import postgres_direct_only, postgres_only, sqlite_only
 from tests.support.jobs import StatementLog
+from tests.support.ledger import open_account
 from tests.support.pgbouncer import through_pgbouncer
 
 # Through PgBouncer the listener must still reach the server directly (DB_LISTEN_URL).
@@ -143,3 +145,52 @@ async def test_an_idle_worker_sends_at_most_one_query_per_max_poll_interval(
     # wake-ups the poll starts at 50 ms and would send several more.
     assert queue.claims - claims_before <= window / 1.0 + 1
     assert len(log.statements) <= window / 1.0 + 1
+
+
+async def test_an_idle_worker_claims_as_soon_as_a_transfer_commits(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    a = await open_account(sessions, balance=100)  # a deposit: one job queued already
+    b = await open_account(sessions)
+    queue = Watched(sessions)
+    stop, events = asyncio.Event(), Events()
+    worker = Worker(
+        queue,
+        {TRANSFER_COMPLETED: _noop},
+        poll_interval=NEVER,
+        max_poll_interval=NEVER,
+        listener=events,
+    )
+    before = (await queue.stats()).queued
+    async with _running(worker, stop) as run:
+        await _idle(worker, queue)
+        await events.wait_for(WorkerEvent.DONE, before)
+        # Polls never come round: only the transfer's wake-up can bring its job.
+        await TransferService(sessions).transfer(a.id, b.id, 10)
+        await events.wait_for(WorkerEvent.DONE, before + 1)
+        stop.set()
+        stats = await run
+    assert stats.done == before + 1
+
+
+@postgres_direct_only  # LISTEN needs a session of its own, not a pooled one
+async def test_a_transfer_notifies_the_jobs_channel_when_it_commits(
+    sessions: async_sessionmaker[AsyncSession], engine: AsyncEngine
+) -> None:
+    a = await open_account(sessions, balance=100)
+    b = await open_account(sessions)
+    heard = asyncio.Event()
+
+    def notified(*_: object) -> None:
+        heard.set()
+
+    async with engine.connect() as connection:
+        raw = (await connection.get_raw_connection()).driver_connection
+        assert raw is not None
+        await raw.add_listener(JOBS_CHANNEL, notified)
+        try:
+            await TransferService(sessions).transfer(a.id, b.id, 10)
+            async with asyncio.timeout(30):
+                await heard.wait()
+        finally:
+            await raw.remove_listener(JOBS_CHANNEL, notified)
