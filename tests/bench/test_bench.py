@@ -59,7 +59,15 @@ TINY = (
     "--job-ops",
     "20",
 )
-SQLITE_WORKLOADS = {"hops", "transfers", "point-reads", "dashboard", "jobs"}
+SQLITE_WORKLOADS = {
+    "hops",
+    "transfers",
+    "point-reads",
+    "dashboard",
+    "jobs",
+    "jobs-noop",
+    "jobs-pickup",
+}
 
 
 def run_bench(*args: str, prelude: str = "") -> subprocess.CompletedProcess[str]:
@@ -107,7 +115,14 @@ def test_a_tiny_sqlite_run_reports_every_workload_with_paired_ratios(
 ) -> None:
     done, data = tiny_run
     assert {w["name"] for w in data["workloads"]} == SQLITE_WORKLOADS
-    assert {s["name"] for s in data["skipped"]} == {"pg-transfers", "pg-latency", "pg-jobs"}
+    assert {s["name"] for s in data["skipped"]} == {
+        "pg-transfers",
+        "pg-latency",
+        "pg-jobs",
+        "pg-jobs-noop",
+        "pg-jobs-enqueue",
+        "pg-jobs-pickup",
+    }
     assert data["versions"]["sqlite"]
     assert data["calibration"]["hop_us"].keys() == {"aiosqlite", "to_thread"}
     for workload in data["workloads"]:
