@@ -34,6 +34,7 @@ from bench.postgres import server_version, throwaway_database, unreachable_reaso
 
 # Enough users that 256 connections do not all queue on the same few account rows.
 USERS = 64
+WARMUP_CONNECTIONS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,9 +113,10 @@ def plan(
 ) -> list[Serving]:
     """The servers of one repetition, variants rotated by `rep`.
 
-    Each (scenario, engine, variant) gets a fresh process, and each pool size of a pool
-    scenario too; with `share`, one process serves every scenario that needs the same
-    settings (the quick form: what is checked is the answers, not the speed).
+    Each (scenario, engine, variant) gets a fresh process, and so does each pool size of
+    a pool scenario and each level of a `fresh_per_step` one; with `share`, one process
+    serves every scenario that needs the same settings (the quick form, which checks
+    the answers, not the speed).
     """
     servings: list[Serving] = []
     for scenario in scenarios:
@@ -123,7 +125,8 @@ def plan(
                 continue
             turn = (rep - 1) % len(scenario.variants)
             for variant in scenario.variants[turn:] + scenario.variants[:turn]:
-                groups: list[tuple[int, ...]] = [(s,) for s in scenario.pools] or [scenario.levels]
+                singles = scenario.pools or (scenario.levels if scenario.fresh_per_step else ())
+                groups: list[tuple[int, ...]] = [(s,) for s in singles] or [scenario.levels]
                 for steps in groups:
                     env = tuple(sorted(_server_env(scenario, variant, steps[0]).items()))
                     job = Job(scenario, steps)
@@ -186,11 +189,12 @@ async def _one_run(
         return path
 
     if first and context.options.warmup > 0:
+        # Few connections: what a warm-up leaves in flight is gone before the timed run.
         await run_wrk(
             context.wrk,
             url,
             script(f"warm-{run_id}"),
-            connections=connections,
+            connections=min(connections, WARMUP_CONNECTIONS),
             seconds=context.options.warmup,
             cpu=context.wrk_cpu,
         )
@@ -201,7 +205,7 @@ async def _one_run(
         url,
         measured,
         connections=connections,
-        seconds=context.options.seconds,
+        seconds=context.options.seconds * scenario.slow_factor,
         cpu=context.wrk_cpu,
     )
     after = procstat.usage(pid)
