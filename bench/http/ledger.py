@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
+from typing import Final
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError
 
 from db import DatabaseSettings, create_engine, create_session_factory, migrations
 from models import Transfer
 from services import SYSTEM, AccessService, AccountService, LedgerAuditor
 
 OPENING_BALANCE = 10**12
+# The PostgreSQL server is shared (other test suites run on it): when it is out of
+# connections for a moment, the audit waits and tries again rather than losing the run.
+AUDIT_ATTEMPTS: Final = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +66,17 @@ class Audit:
 
 async def audit(url: str, key_prefix: str) -> Audit:
     """Audit the ledger; count the transfers whose Idempotency-Key starts with `key_prefix`."""
+    for attempt in range(1, AUDIT_ATTEMPTS + 1):
+        try:
+            return await _audit(url, key_prefix)
+        except DBAPIError as exc:
+            if attempt == AUDIT_ATTEMPTS or "too many clients" not in str(exc):
+                raise
+            await asyncio.sleep(1)  # waiting for another suite to free connections
+    raise AssertionError("unreachable")
+
+
+async def _audit(url: str, key_prefix: str) -> Audit:
     engine = create_engine(DatabaseSettings(url=url))
     try:
         sessions = create_session_factory(engine)

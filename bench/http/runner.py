@@ -20,6 +20,8 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any, TextIO
 
+from sqlalchemy.exc import DBAPIError
+
 from bench.environment import describe
 from bench.errors import BenchError
 from bench.http import procstat
@@ -300,7 +302,14 @@ async def execute(options: HttpOptions, out: TextIO) -> HttpRun:
             )
             for rep in range(1, options.reps + 1):
                 for serving in plan(options.scenarios, set(ledgers), rep, share=options.share):
-                    run = await _serve_jobs(context, serving, ledgers[serving.engine], rep)
+                    try:
+                        run = await _serve_jobs(context, serving, ledgers[serving.engine], rep)
+                    except (BenchError, DBAPIError) as exc:
+                        # One server that would not start or answer: the others still run.
+                        where = f"{serving.engine} {serving.variant} rep {rep}"
+                        print(f"  {where}: FAILED: {str(exc).splitlines()[0]}", file=out)
+                        failures.append(f"{where}: {str(exc).splitlines()[0]}")
+                        continue
                     points += run.points
                     failures += run.failures
     return HttpRun(points, failures)
