@@ -13,6 +13,8 @@ from bench.http.results import Key, Median
 from bench.http.scenarios import VARIANTS, Scenario
 
 _PLOTTED = ("transfers", "waits-elsewhere")
+# One colour per variant, the same in every panel.
+_COLOURS = {"service": "#1f77b4", "batcher": "#ff7f0e", "sync": "#2ca02c", "memory": "#d62728"}
 
 
 def write_plot(scenarios: Sequence[Scenario], found: dict[Key, Median], path: Path) -> None:
@@ -36,8 +38,9 @@ def write_plot(scenarios: Sequence[Scenario], found: dict[Key, Median], path: Pa
                 continue
             medians = [found[(scenario.name, engine, variant, s)] for s in steps]
             label = VARIANTS[variant].label
-            rate.plot(steps, [m.rate for m in medians], marker="o", label=label)
-            tail.plot(steps, [m.p99 * 1e3 for m in medians], marker="o", label=label)
+            colour = _COLOURS.get(variant)
+            rate.plot(steps, [m.rate for m in medians], marker="o", label=label, color=colour)
+            tail.plot(steps, [m.p99 * 1e3 for m in medians], marker="o", label=label, color=colour)
         rate.set_title(f"{scenario.title[:40]}\n{engine}", fontsize=9)
         for axis in (rate, tail):
             axis.set_xscale("log")
