@@ -52,6 +52,13 @@ SOAK_ARGS ?=
 soak: $(STAMP)
 	$(BIN)/python -m reliability --seconds $(SOAK_SECONDS) $(SOAK_ARGS)
 
+# Mutation testing of the transfer core (services/transfer_core.py, repositories/accounts.py)
+# against its SQLite tests, in a throw-away copy of the repository; not part of `make test`.
+MUTATION_TIMEOUT ?= 60
+.PHONY: mutation
+mutation: $(STAMP)
+	$(BIN)/python -m reliability.mutation --timeout $(MUTATION_TIMEOUT)
+
 # The template's promise to people who grow their app in it: in a temporary copy, add a
 # Merchant model, autogenerate its migration, add a repository, a service and a test, then
 # `make lint` and their tests on both engines (tests/support/scripted_extension.py).

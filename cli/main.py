@@ -151,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.defer_arguments(_add_bench_arguments)
     worker = add("worker", commands.worker, "run background jobs until SIGINT or SIGTERM")
     worker.add_argument(
-        "--concurrency", type=whole_number, default=4, help="jobs at once (default 4)"
+        "--concurrency", type=whole_number, default=4, help="batches of jobs at once (default 4)"
     )
     worker.add_argument("--poll-interval", type=float, default=1.0, help="seconds (default 1)")
     worker.add_argument("--lease-seconds", type=float, default=30.0, help="(default 30)")
@@ -197,10 +197,12 @@ def _add_request_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace) -> DatabaseSettings:
-    settings = DatabaseSettings.from_env()
+    # --database-url stands in for DATABASE_URL before the settings are checked, so that the
+    # DB_* settings are judged against the URL in use (DB_PG_POOLER needs PostgreSQL).
+    environ = dict(os.environ)
     if args.database_url:
-        settings = settings.with_url(args.database_url)
-    return settings
+        environ["DATABASE_URL"] = args.database_url
+    return DatabaseSettings.from_env(environ)
 
 
 async def _run(args: argparse.Namespace, settings: DatabaseSettings) -> int:

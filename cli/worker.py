@@ -66,6 +66,7 @@ async def run_worker(
         lease_seconds=options.lease_seconds,
         shutdown_timeout=options.shutdown_timeout,
         job_timeout=options.job_timeout,
+        listen_url=app.settings.listen_url,
     )
     line = ProgressLine(out)
     line.finish(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import os
 import sqlite3
 import uuid
 import weakref
@@ -108,12 +109,9 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
 
     _check_asyncpg_query(url)
     if settings.pooled_by_transaction:
-        engine = create_async_engine(
-            url, connect_args=_transaction_pooler_connect_args(settings), **common
-        )
-        _limit_each_transaction(engine, settings)
+        connect_args = _transaction_pooler_connect_args(settings)
     else:
-        connect_args: dict[str, Any] = {
+        connect_args = {
             # Server-side limits travel in the startup packet: no extra round trip per
             # checkout.
             "server_settings": {
@@ -123,7 +121,16 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
             },
             "timeout": settings.pool_timeout,
         }
-        engine = create_async_engine(url, connect_args=connect_args, **common)
+    if "ssl" not in url.query and not os.environ.get("PGSSLMODE"):
+        # asyncpg's default, sslmode=prefer, starts every connection and every cancel request
+        # with an SSLRequest; a task cancelled right after that socket connects leaves the
+        # handshake's future holding ConnectionError('unexpected connection_lost() call'),
+        # never retrieved, which asyncio logs as an error. "prefer" does not verify the
+        # server either, so TLS is asked for explicitly: ?ssl=require (or PGSSLMODE).
+        connect_args["ssl"] = False
+    engine = create_async_engine(url, connect_args=connect_args, **common)
+    if settings.pooled_by_transaction:
+        _limit_each_transaction(engine, settings)
     _ENGINE_SETTINGS[engine.sync_engine] = settings
     return engine
 

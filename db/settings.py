@@ -52,6 +52,8 @@ class DatabaseSettings:
     lock_timeout_ms: int = 10_000
     sqlite_one_hop: bool = field(default_factory=lambda: SQLITE_ONE_HOP_DEFAULT)
     pg_pooler: str | None = None
+    # Where job workers LISTEN for wake-ups (PostgreSQL); None: the DATABASE_URL. A pooler
+    # in transaction mode cannot carry a LISTEN, so there it must point at the server.
     listen_url: str | None = None
 
     def __post_init__(self) -> None:
@@ -95,6 +97,8 @@ class DatabaseSettings:
         if self.pool_timeout <= 0:
             raise SettingsError(f"DB_POOL_TIMEOUT must be positive, got {self.pool_timeout}")
         self._check_pooler(parsed.get_backend_name())
+        if self.listen_url is not None:
+            _check_listen_url(self.listen_url, parsed.get_backend_name())
 
     def _check_pooler(self, backend: str) -> None:
         if self.pg_pooler is None:
@@ -148,6 +152,11 @@ class DatabaseSettings:
         ]
         return f"{shown}?{'&'.join(pairs)}" if pairs else shown
 
+    @property
+    def listener_url(self) -> str:
+        """The URL job workers LISTEN on: DB_LISTEN_URL, or else DATABASE_URL."""
+        return self.url if self.listen_url is None else self.listen_url
+
     def with_url(self, url: str) -> DatabaseSettings:
         """A copy pointing at another database, every other setting kept."""
         return replace(self, url=url)
@@ -175,6 +184,20 @@ class DatabaseSettings:
             pg_pooler=_optional(env, "DB_PG_POOLER"),
             listen_url=_optional(env, "DB_LISTEN_URL"),
         )
+
+
+def _check_listen_url(listen_url: str, backend: str) -> None:
+    try:
+        parsed = make_url(listen_url)
+    except (ArgumentError, ValueError):
+        # Never repeat the value: it may hold a password.
+        raise SettingsError("DB_LISTEN_URL is not a database URL") from None
+    if backend != "postgresql":
+        raise SettingsError("DB_LISTEN_URL applies to PostgreSQL only; DATABASE_URL is SQLite")
+    if (parsed.get_backend_name(), parsed.get_driver_name()) != ("postgresql", "asyncpg"):
+        raise SettingsError("DB_LISTEN_URL must be a postgresql+asyncpg:// URL")
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise SettingsError(f"DB_LISTEN_URL has port {parsed.port}; a port is 1 to 65535")
 
 
 def _same_database(first: str, second: str) -> bool:

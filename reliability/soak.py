@@ -25,6 +25,7 @@ New kinds of work plug in through OPERATIONS and the mix.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import itertools
 import logging
@@ -53,6 +54,7 @@ from services import (
     TransferService,
     UserService,
     Worker,
+    WorkerEvent,
     WorkerStats,
     ledger_handlers,
 )
@@ -79,6 +81,8 @@ DEFAULT_MIX: Final[Mapping[str, int]] = {
 # Interruptions land within this many seconds of the request's start: mostly inside it.
 _INTERRUPT_WITHIN_S: Final = 0.005
 _SETTLE_ATTEMPTS: Final = 10
+# A bound, not a pause: how long a scheduled run waits for the worker's first finished job.
+_FIRST_JOB_WITHIN_S: Final = 30.0
 
 
 @dataclass(frozen=True)
@@ -92,10 +96,34 @@ class SoakConfig:
     seed: int | None = None
     verify_every: int = 200
     sample_every: float = 0.25
-    # Shorter runs report memory but do not judge it: a trend needs time to show.
+    # Shorter runs, and runs by operation count, report memory but do not judge it: a
+    # trend needs time to show.
     judge_memory_after: float = 10.0
     worker_concurrency: int = 4
     mix: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_MIX))
+    # Set, the run is this many operations instead of `seconds`: a shuffled schedule in
+    # which every kind of the mix comes up at least `each_at_least` times, so a short run
+    # covers the whole mix however slow the machine is (by time, a kind of weight 1 in 105
+    # may not come up at all in a few seconds under load).
+    operations: int | None = None
+    each_at_least: int = 1
+
+
+def schedule(config: SoakConfig, rng: random.Random) -> list[str]:
+    """`config.operations` kinds of operation: each of the mix `each_at_least` times, the
+    rest drawn by weight, in a shuffled order."""
+    assert config.operations is not None
+    kinds, weights = list(config.mix), list(config.mix.values())
+    guaranteed = [kind for kind in kinds for _ in range(config.each_at_least)]
+    if config.operations < len(guaranteed):
+        raise ValueError(
+            f"{config.operations} operations cannot hold each of {len(kinds)} kinds "
+            f"{config.each_at_least} times"
+        )
+    drawn = rng.choices(kinds, weights, k=config.operations - len(guaranteed))
+    order = guaranteed + drawn
+    rng.shuffle(order)
+    return order
 
 
 @dataclass(frozen=True)
@@ -244,7 +272,10 @@ class Soak:
             poll_interval=0.05,
             lease_seconds=10.0,
             shutdown_timeout=5.0,
+            listener=self._on_job_event,
         )
+        self.a_job_done = asyncio.Event()
+        self.interruptions: Counter[str] = Counter()
         self.tag = secrets.token_hex(4)
         self.numbers = itertools.count(1)
         self.account_ids: list[int] = []
@@ -256,6 +287,10 @@ class Soak:
         self.recent: deque[tuple[Sent, int]] = deque(maxlen=100)
         self.problems: list[str] = []
         self.rss: list[int] = []
+
+    def _on_job_event(self, event: WorkerEvent, _: ClaimedJob) -> None:
+        if event is WorkerEvent.DONE:
+            self.a_job_done.set()
 
     def problem(self, text: str) -> None:
         """Record a finding (the first 50 are kept)."""
@@ -307,7 +342,12 @@ class Soak:
 
     async def interrupted(self, sent: Sent, how: str, rng: random.Random) -> None:
         """Send `sent` in a task of its own that is interrupted `how`; then settle it."""
-        delay = rng.uniform(0, _INTERRUPT_WITHIN_S)
+        self.interruptions[how] += 1
+        # The first of each kind lands at the request's first suspension, so each way of
+        # interrupting happens in any run that tries it (a random delay may come after a
+        # fast request has finished); the rest land anywhere within the first few ms.
+        first = self.interruptions[how] == 1
+        delay = 0.0 if first else rng.uniform(0, _INTERRUPT_WITHIN_S)
 
         async def attempt() -> None:
             if how == "deadline":
@@ -359,11 +399,10 @@ class Soak:
                 Sent(None, account.id, self.config.opening_balance, f"soak-{self.tag}-open-{n}")
             )
 
-    async def client(self, rng: random.Random, stop_at: float) -> None:
-        loop = asyncio.get_running_loop()
-        kinds, weights = list(self.config.mix), list(self.config.mix.values())
-        while loop.time() < stop_at:
-            (kind,) = rng.choices(kinds, weights)
+    async def client(
+        self, rng: random.Random, next_kind: Callable[[random.Random], str | None]
+    ) -> None:
+        while (kind := next_kind(rng)) is not None:
             started = time.perf_counter()
             try:
                 await OPERATIONS[kind](self, rng)
@@ -379,30 +418,49 @@ class Soak:
             if len(self.unverified) >= self.config.verify_every:
                 await self.verify()
 
-    async def sample_memory(self, stop_at: float) -> None:
-        loop = asyncio.get_running_loop()
-        while loop.time() < stop_at:
+    async def sample_memory(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
             self.rss.append(rss_bytes())
-            await asyncio.sleep(self.config.sample_every)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.config.sample_every):
+                    await stop.wait()
         self.rss.append(rss_bytes())
 
+    def _kinds(self, started: float, seed: int) -> Callable[[random.Random], str | None]:
+        """What each client does next: by schedule, or drawn by weight until time is up."""
+        if self.config.operations is not None:
+            planned = iter(schedule(self.config, random.Random(seed)))
+            return lambda _: next(planned, None)
+        loop = asyncio.get_running_loop()
+        stop_at = started + self.config.seconds
+        kinds, weights = list(self.config.mix), list(self.config.mix.values())
+        return lambda rng: rng.choices(kinds, weights)[0] if loop.time() < stop_at else None
+
     async def run(self) -> SoakReport:
-        """Set up accounts, run the load for `config.seconds`, then judge."""
+        """Set up accounts, run the load (`config.operations`, or for `config.seconds`),
+        then judge."""
         await self.set_up()
         loop = asyncio.get_running_loop()
         seed = self.config.seed if self.config.seed is not None else random.randrange(2**32)
         started = loop.time()
-        stop_at = started + self.config.seconds
+        next_kind = self._kinds(started, seed)
         clients = [random.Random(seed + n) for n in range(self.config.concurrency)]
-        stop_worker = asyncio.Event()
+        stop_worker, stop_sampling = asyncio.Event(), asyncio.Event()
         worker = asyncio.create_task(self.worker.run(stop_worker), name="soak-worker")
+        sampler = asyncio.create_task(self.sample_memory(stop_sampling), name="soak-memory")
         with _pool_log_counted(self.errors), _loop_errors_counted(loop, self.errors):
             try:
-                await asyncio.gather(
-                    self.sample_memory(stop_at), *(self.client(rng, stop_at) for rng in clients)
-                )
+                await asyncio.gather(*(self.client(rng, next_kind) for rng in clients))
+                if self.config.operations is not None:
+                    # A short run may finish before the worker's first job does (it has the
+                    # set-up's deposits to notify): wait for one, so the run always shows
+                    # the worker working beside the load.
+                    async with asyncio.timeout(_FIRST_JOB_WITHIN_S):
+                        await self.a_job_done.wait()
             finally:
+                stop_sampling.set()
                 stop_worker.set()
+                await sampler
                 during = await worker
             elapsed = loop.time() - started
             await self.verify()
@@ -427,7 +485,9 @@ class Soak:
             self.problem(f"outbox: {finding}")
         if not outbox.drained:
             self.problem(f"jobs not done after draining: {outbox.jobs_by_status}")
-        if elapsed >= self.config.judge_memory_after:
+        # A run by operation count is the short form: however long a slow machine takes
+        # over it, it is not meant to show a trend.
+        if self.config.operations is None and elapsed >= self.config.judge_memory_after:
             memory = judge_memory(self.rss)
         else:
             memory = judge_memory(self.rss, min_samples=len(self.rss) + 1)

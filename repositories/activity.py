@@ -9,6 +9,7 @@ from sqlalchemy.sql.expression import cast, literal
 
 from models import Account, Transfer, User
 from repositories.base import Repository
+from repositories.exact_sums import joined, split_sum
 
 
 def _owned_account_ids(owner_id: int) -> Select[int]:
@@ -59,8 +60,8 @@ class ActivityRepository(Repository[Transfer]):
         flows = (
             select(
                 legs.c.currency,
-                func.sum(legs.c.received).label("received"),
-                func.sum(legs.c.sent).label("sent"),
+                *split_sum(self.session, legs.c.received, "received"),
+                *split_sum(self.session, legs.c.sent, "sent"),
                 func.count().label("legs"),
             )
             .group_by(legs.c.currency)
@@ -70,7 +71,7 @@ class ActivityRepository(Repository[Transfer]):
             select(
                 Account.currency,
                 func.count().label("accounts"),
-                func.sum(Account.balance).label("balance"),
+                *split_sum(self.session, Account.balance, "balance"),
             )
             .where(Account.owner_id == owner_id)
             .group_by(Account.currency)
@@ -80,17 +81,22 @@ class ActivityRepository(Repository[Transfer]):
             select(
                 balances.c.currency,
                 balances.c.accounts,
-                balances.c.balance,
-                func.coalesce(flows.c.received, 0),
-                func.coalesce(flows.c.sent, 0),
+                balances.c.balance_high,
+                balances.c.balance_low,
+                flows.c.received_high,
+                flows.c.received_low,
+                flows.c.sent_high,
+                flows.c.sent_low,
                 func.coalesce(flows.c.legs, 0),
             )
             .outerjoin(flows, flows.c.currency == balances.c.currency)
             .order_by(balances.c.currency)
         )
         rows = await self.session.execute(query)
-        # SUM over BIGINT is NUMERIC on PostgreSQL (a Decimal here): make it an int again.
-        return [(str(c), int(a), int(b), int(r), int(s), int(n)) for c, a, b, r, s, n in rows]
+        return [
+            (str(c), int(a), joined(bh, bl), joined(rh, rl), joined(sh, sl), int(n))
+            for c, a, bh, bl, rh, rl, sh, sl, n in rows
+        ]
 
     async def owners(self, account_ids: Collection[int]) -> dict[int, tuple[int, str, int, str]]:
         """Per account id: (account id, currency, owner id, owner name), in one `IN` query;

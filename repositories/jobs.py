@@ -2,26 +2,43 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final, NamedTuple, cast
 
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     Table,
     and_,
+    bindparam,
     case,
     func,
     insert,
     literal_column,
     or_,
     select,
+    text,
+    tuple_,
     update,
 )
 from sqlalchemy.orm import aliased
 
+from db.wakeups import JOBS_CHANNEL
 from models import Job, JobStatus
 from repositories.base import Repository
+
+_INSERT_UNNEST: Final = text(
+    "INSERT INTO jobs (kind, payload, status, attempts, max_attempts, run_at, created_at,"
+    " updated_at)"
+    " SELECT t.kind, CAST(t.payload AS json), 'queued', 0, t.max_attempts, t.run_at, :now, :now"
+    " FROM unnest(CAST(:kinds AS varchar[]), CAST(:payloads AS text[]),"
+    " CAST(:run_ats AS timestamptz[]), CAST(:max_attempts AS integer[]))"
+    " WITH ORDINALITY AS t(kind, payload, run_at, max_attempts, n)"
+    " ORDER BY t.n"
+    " RETURNING id, pg_notify(:channel, '')"
+)
 
 # Must match the predicate of the partial index ix_jobs_claimable (models/job.py).
 OPEN_STATUSES: Final = (JobStatus.QUEUED, JobStatus.RUNNING)
@@ -34,6 +51,7 @@ class NewJob(NamedTuple):
     payload: Mapping[str, Any]
     run_at: datetime
     max_attempts: int
+    payload_json: str | None = None  # the payload as JSON text, when the caller has it
 
 
 class JobLease(NamedTuple):
@@ -42,6 +60,53 @@ class JobLease(NamedTuple):
     job_id: int
     owner: str
     attempt: int
+
+
+def _claim_statement() -> Any:
+    candidate = aliased(Job)
+    now = bindparam("now", type_=Job.__table__.c.run_at.type)
+    open_statuses: list[ColumnElement[str]] = [
+        literal_column(f"'{s.value}'") for s in OPEN_STATUSES
+    ]
+    claimable = (
+        select(candidate.id)
+        .where(
+            # Literal, not bound: only a predicate the planner can see implies the
+            # partial index's WHERE (a parameter could be anything).
+            candidate.status.in_(open_statuses),
+            # A running job's run_at is when it was due, so always <= now.
+            candidate.run_at <= now,
+            or_(
+                and_(candidate.status == JobStatus.QUEUED, candidate.run_at <= now),
+                and_(candidate.status == JobStatus.RUNNING, candidate.lease_expires_at < now),
+            ),
+        )
+        .order_by(candidate.run_at, candidate.id)
+        .limit(bindparam("limit", type_=Integer))
+        .with_for_update(skip_locked=True)
+    )
+    return (
+        update(Job)
+        .where(Job.id.in_(claimable))
+        .values(
+            status=JobStatus.RUNNING,
+            lease_owner=bindparam("owner"),
+            lease_expires_at=bindparam("lease_until", type_=Job.__table__.c.run_at.type),
+            attempts=Job.attempts + 1,
+            updated_at=now,
+        )
+        .returning(
+            Job.id,
+            Job.kind,
+            Job.payload,
+            Job.attempts,
+            Job.max_attempts,
+            Job.lease_owner,
+            Job.lease_expires_at,
+            Job.run_at,
+        )
+        .execution_options(synchronize_session=False)
+    )
 
 
 class StatusCounts(NamedTuple):
@@ -57,17 +122,21 @@ class JobRepository(Repository[Job]):
 
     model = Job
 
-    async def add_many(self, jobs: Sequence[NewJob], *, now: datetime) -> None:
-        """Insert `jobs` as one multi-row INSERT (a page per 1,000 rows).
+    async def add_many(self, jobs: Sequence[NewJob], *, now: datetime) -> list[int]:
+        """Insert `jobs` in one statement; their ids, in order.
 
-        Sent by SQLAlchemy's "insertmanyvalues" (which RETURNING switches on for these
-        drivers): one statement compiled once and cached, its VALUES rows filled in per
-        call. `insert().values([...])` would build and compile a new statement for every
-        batch size; the ORM's add_all() would send one INSERT per row on SQLite.
+        PostgreSQL: INSERT ... SELECT FROM unnest() of one array per column, whatever the
+        count, and the same statement sends NOTIFY on the jobs channel (pg_notify in
+        RETURNING: no extra round trip; the server folds a transaction's identical
+        notifications into one and delivers it at commit). SQLite: SQLAlchemy's
+        "insertmanyvalues", one multi-row INSERT per 1,000 rows, compiled once and cached;
+        the ORM's add_all() would send one INSERT per row.
         """
         if not jobs:
-            return
+            return []
         table = cast(Table, Job.__table__)
+        if self.session.get_bind().dialect.name == "postgresql":
+            return await self._add_many_unnest(jobs, now)
         rows = [
             {
                 "kind": job.kind,
@@ -81,11 +150,37 @@ class JobRepository(Repository[Job]):
             }
             for job in jobs
         ]
-        await self.session.execute(insert(table).returning(table.c.id), rows)
+        # SQLAlchemy would send SQLite one INSERT per row to keep RETURNING in order. One
+        # statement's rows get increasing rowids in VALUES order (the writer is alone),
+        # so sorting the ids restores that order.
+        result = await self.session.execute(insert(table).returning(table.c.id), rows)
+        return sorted(row[0] for row in result)
+
+    async def _add_many_unnest(self, jobs: Sequence[NewJob], now: datetime) -> list[int]:
+        # One statement whatever the count: four arrays, unnested server-side, instead of
+        # eight parameters per row. ORDER BY the ordinality makes nextval() hand out ids
+        # in the given order, so the sorted ids line up with `jobs`.
+        result = await self.session.execute(
+            _INSERT_UNNEST,
+            {
+                "kinds": [job.kind for job in jobs],
+                "payloads": [
+                    job.payload_json
+                    if job.payload_json is not None
+                    else json.dumps(dict(job.payload), allow_nan=False)
+                    for job in jobs
+                ],
+                "run_ats": [job.run_at for job in jobs],
+                "max_attempts": [job.max_attempts for job in jobs],
+                "now": now,
+                "channel": JOBS_CHANNEL,
+            },
+        )
+        return sorted(row[0] for row in result)
 
     async def claim(
         self, owner: str, *, now: datetime, limit: int, lease_until: datetime
-    ) -> list[Job]:
+    ) -> list[tuple[int, str, dict[str, Any], int, int, str, datetime]]:
         """Lease up to `limit` claimable jobs to `owner` in one statement; oldest run_at first.
 
         Claimable: queued and due, or running under an expired lease. The inner SELECT
@@ -93,49 +188,18 @@ class JobRepository(Repository[Job]):
         without sorting the backlog. On PostgreSQL it locks its rows FOR UPDATE SKIP
         LOCKED, so concurrent claimers take disjoint batches without waiting on each
         other. SQLite's compiler drops that clause; there the caller's BEGIN IMMEDIATE
-        makes the whole claim one writer's.
+        makes the whole claim one writer's. The statement is built once (every value a
+        parameter) and returns plain rows, in the field order of services.results.ClaimedJob
+        (id, kind, payload, attempt, max_attempts, owner, lease_expires_at): a worker claims
+        many times a second.
         """
-        candidate = aliased(Job)
-        open_statuses: list[ColumnElement[str]] = [
-            literal_column(f"'{s.value}'") for s in OPEN_STATUSES
-        ]
-        claimable = (
-            select(candidate.id)
-            .where(
-                # Literal, not bound: only a predicate the planner can see implies the
-                # partial index's WHERE (a parameter could be anything).
-                candidate.status.in_(open_statuses),
-                # A running job's run_at is when it was due, so always <= now.
-                candidate.run_at <= now,
-                or_(
-                    and_(candidate.status == JobStatus.QUEUED, candidate.run_at <= now),
-                    and_(
-                        candidate.status == JobStatus.RUNNING,
-                        candidate.lease_expires_at < now,
-                    ),
-                ),
-            )
-            .order_by(candidate.run_at, candidate.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
+        result = await self.session.execute(
+            _CLAIM, {"owner": owner, "now": now, "limit": limit, "lease_until": lease_until}
         )
-        statement = (
-            update(Job)
-            .where(Job.id.in_(claimable))
-            .values(
-                status=JobStatus.RUNNING,
-                lease_owner=owner,
-                lease_expires_at=lease_until,
-                attempts=Job.attempts + 1,
-                updated_at=now,
-            )
-            .returning(Job)
-            .execution_options(synchronize_session=False, populate_existing=True)
-        )
-        claimed = list((await self.session.scalars(statement)).all())
-        # RETURNING comes back in no particular order.
-        claimed.sort(key=lambda job: (job.run_at, job.id))
-        return claimed
+        rows = [tuple(row) for row in result]
+        # RETURNING comes back in no particular order; run_at, last, only sorts them.
+        rows.sort(key=lambda row: (row[7], row[0]))
+        return [row[:7] for row in rows]
 
     def _held(self, lease: JobLease) -> ColumnElement[bool]:
         return and_(
@@ -167,6 +231,35 @@ class JobRepository(Repository[Job]):
                 "updated_at": now,
             },
         )
+
+    async def finish_many(
+        self, owner: str, leases: Sequence[tuple[int, int]], *, now: datetime
+    ) -> set[int]:
+        """Mark done, in one statement, each job whose (id, attempt) lease `owner` still
+        holds; the ids it did mark."""
+        if not leases:
+            return set()
+        rows = await self.session.execute(
+            _FINISH_HELD, {"owner": owner, "leases": list(leases), "now": now}
+        )
+        return {row[0] for row in rows}
+
+    async def extend_many(
+        self,
+        owner: str,
+        leases: Sequence[tuple[int, int]],
+        *,
+        now: datetime,
+        lease_until: datetime,
+    ) -> set[int]:
+        """Move the expiry of every lease `owner` still holds to `lease_until`; their ids."""
+        if not leases:
+            return set()
+        rows = await self.session.execute(
+            _EXTEND_HELD,
+            {"owner": owner, "leases": list(leases), "now": now, "lease_until": lease_until},
+        )
+        return {row[0] for row in rows}
 
     async def reschedule(
         self, lease: JobLease, *, now: datetime, run_at: datetime, error: str
@@ -241,3 +334,35 @@ class JobRepository(Repository[Job]):
             .limit(limit)
         )
         return (await self.session.scalars(query)).all()
+
+
+_CLAIM: Final = _claim_statement()
+
+
+def _update_held_statement(**values: Any) -> Any:
+    # Built once, like the claim: the leases are one expanding parameter.
+    return (
+        update(Job)
+        .where(
+            Job.status == JobStatus.RUNNING,
+            Job.lease_owner == bindparam("owner"),
+            tuple_(Job.id, Job.attempts).in_(bindparam("leases", expanding=True)),
+        )
+        .values(**values)
+        .returning(Job.id)
+        .execution_options(synchronize_session=False)
+    )
+
+
+_TIME: Final = Job.__table__.c.run_at.type
+_FINISH_HELD: Final = _update_held_statement(
+    status=JobStatus.DONE,
+    lease_owner=None,
+    lease_expires_at=None,
+    finished_at=bindparam("now", type_=_TIME),
+    updated_at=bindparam("now", type_=_TIME),
+)
+_EXTEND_HELD: Final = _update_held_statement(
+    lease_expires_at=bindparam("lease_until", type_=_TIME),
+    updated_at=bindparam("now", type_=_TIME),
+)

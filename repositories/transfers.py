@@ -6,13 +6,14 @@ from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import BigInteger, delete, func, or_, select, tuple_, union_all
+from sqlalchemy import BigInteger, delete, or_, select, true, tuple_, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import cast
 
 from models import Account, Transfer
 from repositories.base import Repository
+from repositories.exact_sums import joined, split_sum
 
 
 class AccountFlow(NamedTuple):
@@ -141,8 +142,8 @@ class TransferRepository(Repository[Transfer]):
         sums = (
             select(
                 legs.c.account_id,
-                func.sum(legs.c.incoming).label("incoming"),
-                func.sum(legs.c.outgoing).label("outgoing"),
+                *split_sum(self.session, legs.c.incoming, "incoming"),
+                *split_sum(self.session, legs.c.outgoing, "outgoing"),
             )
             .group_by(legs.c.account_id)
             .subquery()
@@ -151,28 +152,35 @@ class TransferRepository(Repository[Transfer]):
             select(
                 Account.id,
                 Account.balance,
-                func.coalesce(sums.c.incoming, 0),
-                func.coalesce(sums.c.outgoing, 0),
+                sums.c.incoming_high,
+                sums.c.incoming_low,
+                sums.c.outgoing_high,
+                sums.c.outgoing_low,
             )
             .outerjoin(sums, sums.c.account_id == Account.id)
             .order_by(Account.id)
         )
         rows = await self.session.execute(query)
-        # SUM over BIGINT is NUMERIC on PostgreSQL (a Decimal here): make it an int again.
-        return [AccountFlow(int(a), int(b), int(i), int(o)) for a, b, i, o in rows]
+        return [
+            AccountFlow(int(a), int(b), joined(ih, il), joined(oh, ol))
+            for a, b, ih, il, oh, ol in rows
+        ]
 
     async def totals(self) -> LedgerTotals:
         """Deposits, withdrawals and the sum of all balances, read in one statement."""
         deposits = (
-            select(func.coalesce(func.sum(Transfer.amount), 0))
+            select(*split_sum(self.session, Transfer.amount, "deposits"))
             .where(Transfer.source_account_id.is_(None))
-            .scalar_subquery()
+            .subquery()
         )
         withdrawals = (
-            select(func.coalesce(func.sum(Transfer.amount), 0))
+            select(*split_sum(self.session, Transfer.amount, "withdrawals"))
             .where(Transfer.destination_account_id.is_(None))
-            .scalar_subquery()
+            .subquery()
         )
-        balances = select(func.coalesce(func.sum(Account.balance), 0)).scalar_subquery()
-        row = (await self.session.execute(select(deposits, withdrawals, balances))).one()
-        return LedgerTotals(int(row[0]), int(row[1]), int(row[2]))
+        balances = select(*split_sum(self.session, Account.balance, "balances")).subquery()
+        # Each subquery is one aggregate row, so joining them on TRUE gives one row.
+        one_row = deposits.join(withdrawals, true()).join(balances, true())
+        query = select(deposits, withdrawals, balances).select_from(one_row)
+        row = (await self.session.execute(query)).one()
+        return LedgerTotals(joined(row[0], row[1]), joined(row[2], row[3]), joined(row[4], row[5]))

@@ -11,28 +11,32 @@ from services.batcher import BatcherClosed, TransferBatcher
 from services.callers import ANONYMOUS, SYSTEM, Caller, Role
 from services.dashboard import DashboardService
 from services.job_handler import JobHandler
-from services.jobs import ClaimedJob, JobQueue, JobRecord, JobStats, RetryPolicy
+from services.jobs import JobQueue, RetryPolicy
 from services.notifications import TransferNotifier, ledger_handlers
 from services.outbox import TRANSFER_COMPLETED
 from services.results import (
     AccountRecord,
     AuditReport,
     Authenticated,
+    ClaimedJob,
     Counterparty,
     CurrencySummary,
     Dashboard,
     HistoryPage,
+    JobRecord,
+    JobStats,
     NotificationRecord,
     Registration,
     Result,
     TransferRecord,
     UserRecord,
+    WorkerStats,
 )
 from services.schema import ensure_migrated
 from services.transfer_core import Outcome, TransferRequest
 from services.transfers import TransferService
 from services.users import UserService
-from services.worker import Worker, WorkerEvent, WorkerStats
+from services.worker import Worker, WorkerEvent
 
 __all__ = [
     "ANONYMOUS",

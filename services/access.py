@@ -22,7 +22,7 @@ from models import ApiToken, User, utcnow
 from repositories import TokenRepository, UserRepository
 from services import validation
 from services.callers import ANONYMOUS, Caller, Role
-from services.errors import DuplicateEmail, InvalidToken, NotAllowed
+from services.errors import DuplicateEmail, InvalidInput, InvalidToken, NotAllowed
 from services.results import Authenticated, Registration, UserRecord
 from services.transactions import Sessions, run_in_transaction
 
@@ -55,6 +55,8 @@ class AccessService:
         """Create a user and a token for them in one transaction."""
         normalised = validation.email(email)
         display_name = validation.name(name)
+        if not isinstance(role, Role):
+            raise InvalidInput(f"role must be a Role, got {type(role).__name__}")
         if role is not Role.USER and not self._caller.is_trusted:
             raise NotAllowed("operators are created by `ledgerctl operator add`, not over the API")
         token = secrets.token_urlsafe(TOKEN_BYTES)

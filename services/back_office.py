@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from services.auditor import LedgerAuditor
 from services.callers import SYSTEM, Caller
-from services.jobs import JobQueue, JobStats
-from services.results import AuditReport
+from services.jobs import JobQueue
+from services.results import AuditReport, JobStats
 from services.transactions import Sessions, deadline
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.jobs import ClaimedJob
+from services.results import ClaimedJob
 
 # A handler does the job's work in the session it is given, inside the job's transaction
 # (it must not commit). It may run more than once (retries), so it must be idempotent.

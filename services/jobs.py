@@ -8,20 +8,22 @@ state. Delivery is at least once: handlers must be idempotent.
 
 from __future__ import annotations
 
-import json
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from models import Job, JobStatus, utcnow
-from models.job import KIND_MAX_LENGTH, LEASE_OWNER_MAX_LENGTH
-from repositories import JobLease, JobRepository
+from db import engine_settings
+from db.wakeups import wake_after_commit
+from models import JobStatus, utcnow
+from models.job import LEASE_OWNER_MAX_LENGTH
+from repositories import JobRepository, NewJob
 from services import validation
 from services.errors import InvalidInput
+from services.results import ClaimedJob, JobRecord, JobStats
 from services.transactions import Sessions, run_in_transaction
 
 Clock = Callable[[], datetime]
@@ -29,100 +31,6 @@ Clock = Callable[[], datetime]
 ERROR_MAX_LENGTH: Final = 2000
 MAX_ATTEMPTS_LIMIT: Final = 1000
 CLAIM_LIMIT: Final = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class JobRecord:
-    """A job as stored."""
-
-    id: int
-    kind: str
-    payload: dict[str, Any]
-    status: str
-    attempts: int
-    max_attempts: int
-    run_at: datetime
-    lease_owner: str | None
-    lease_expires_at: datetime | None
-    last_error: str | None
-    created_at: datetime
-    updated_at: datetime
-    finished_at: datetime | None
-
-    @classmethod
-    def of(cls, job: Job) -> JobRecord:
-        """Copy the loaded columns of a Job."""
-        return cls(
-            id=job.id,
-            kind=job.kind,
-            payload=dict(job.payload),
-            status=job.status,
-            attempts=job.attempts,
-            max_attempts=job.max_attempts,
-            run_at=job.run_at,
-            lease_owner=job.lease_owner,
-            lease_expires_at=job.lease_expires_at,
-            last_error=job.last_error,
-            created_at=job.created_at,
-            updated_at=job.updated_at,
-            finished_at=job.finished_at,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimedJob:
-    """A job leased to one worker: what its handler needs, and the lease that proves it."""
-
-    id: int
-    kind: str
-    payload: dict[str, Any]
-    attempt: int
-    max_attempts: int
-    owner: str
-    lease_expires_at: datetime
-
-    @property
-    def lease(self) -> JobLease:
-        """The lease: (job, owner, attempt). A later claim, even by the same owner, differs."""
-        return JobLease(self.id, self.owner, self.attempt)
-
-    @property
-    def last_attempt(self) -> bool:
-        """Whether a failure now makes the job dead."""
-        return self.attempt >= self.max_attempts
-
-    @classmethod
-    def of(cls, job: Job) -> ClaimedJob:
-        """Copy a freshly claimed Job."""
-        assert job.lease_owner is not None
-        assert job.lease_expires_at is not None
-        return cls(
-            id=job.id,
-            kind=job.kind,
-            payload=dict(job.payload),
-            attempt=job.attempts,
-            max_attempts=job.max_attempts,
-            owner=job.lease_owner,
-            lease_expires_at=job.lease_expires_at,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class JobStats:
-    """How many jobs are in each state. `due` of the queued can run now; `expired_leases`
-    of the running belong to workers that stopped renewing them and will be reclaimed."""
-
-    queued: int
-    running: int
-    done: int
-    dead: int
-    due: int
-    expired_leases: int
-
-    @property
-    def total(self) -> int:
-        """All jobs."""
-        return self.queued + self.running + self.done + self.dead
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,27 +58,26 @@ def describe_error(error: BaseException | str) -> str:
     return text if len(text) <= ERROR_MAX_LENGTH else text[: ERROR_MAX_LENGTH - 1] + "…"
 
 
-def _payload(value: object) -> dict[str, Any]:
-    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
-        raise InvalidInput("a job payload must be a mapping with string keys")
-    try:
-        # Round-trip now, so a payload that cannot be stored fails here and not at commit.
-        loaded: dict[str, Any] = json.loads(json.dumps(dict(value), allow_nan=False))
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"a job payload must be JSON: {exc}") from None
-    return loaded
+async def _one_statement(session: AsyncSession) -> None:
+    """Mark the transaction as one statement. On PostgreSQL that statement is atomic by
+    itself: run it in autocommit and it costs one round trip instead of three (BEGIN,
+    it, COMMIT), which is most of a claim. SQLite's BEGIN IMMEDIATE costs no round trip
+    to a server and stays. Behind a transaction pooler the statement and lock timeouts
+    are set at each BEGIN (SET LOCAL), which autocommit would skip: it stays too."""
+    bind = session.bind
+    if bind is None or bind.dialect.name != "postgresql":
+        return
+    settings = engine_settings(bind if isinstance(bind, AsyncEngine) else bind.engine)
+    if settings is not None and settings.pooled_by_transaction:
+        return
+    await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 
-def _positive_seconds(value: object, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 10**7:
-        raise InvalidInput(f"{what} must be a positive number of seconds, got {value!r}")
-    return float(value)
-
-
-def _bounded_int(value: object, what: str, maximum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
-        raise InvalidInput(f"{what} must be a whole number from 1 to {maximum}, got {value!r}")
-    return value
+def _one_owner(jobs: Sequence[ClaimedJob]) -> str | None:
+    owners = {job.owner for job in jobs}
+    if len(owners) > 1:
+        raise InvalidInput("a batch of jobs must be leased to one owner")
+    return next(iter(owners), None)
 
 
 class JobQueue:
@@ -201,6 +108,12 @@ class JobQueue:
         """The queue's current time."""
         return self._clock()
 
+    @classmethod
+    def joining(cls, session: AsyncSession) -> JobQueue:
+        """A queue for enqueueing inside `session`'s transaction (an outbox write), on the
+        database that session is bound to."""
+        return cls(async_sessionmaker(session.bind, expire_on_commit=False, autoflush=False))
+
     async def enqueue(
         self,
         kind: str,
@@ -211,31 +124,84 @@ class JobQueue:
         session: AsyncSession | None = None,
     ) -> JobRecord:
         """Add a job. With `session`, it joins that session's transaction (an outbox write)
-        and commits or rolls back with it; without, it commits on its own."""
-        job_kind = validation.text(kind, "job kind", KIND_MAX_LENGTH, required=True)
-        assert job_kind is not None
-        data = _payload(payload)
-        attempts = _bounded_int(max_attempts, "max_attempts", MAX_ATTEMPTS_LIMIT)
-        if run_at is not None and (not isinstance(run_at, datetime) or run_at.tzinfo is None):
-            raise InvalidInput("run_at must be a timezone-aware datetime")
+        and commits or rolls back with it; without, it commits on its own. Idle workers
+        are woken when that transaction commits."""
+        job_kind = validation.job_kind(kind)
+        data, encoded = validation.job_payload_json(payload)
+        attempts = validation.bounded_int(max_attempts, "max_attempts", MAX_ATTEMPTS_LIMIT)
+        due = None if run_at is None else validation.aware_datetime(run_at, "run_at")
 
         async def work(s: AsyncSession) -> JobRecord:
             now = self._clock()
-            job = Job(
+            when = now if due is None else due
+            (job_id,) = await self._insert(
+                s, [NewJob(job_kind, data, when, attempts, encoded)], now
+            )
+            return JobRecord(
+                id=job_id,
                 kind=job_kind,
                 payload=data,
                 status=JobStatus.QUEUED,
                 attempts=0,
                 max_attempts=attempts,
-                run_at=run_at if run_at is not None else now,
+                run_at=when,
+                lease_owner=None,
+                lease_expires_at=None,
+                last_error=None,
                 created_at=now,
                 updated_at=now,
+                finished_at=None,
             )
-            return JobRecord.of(await JobRepository(s).add(job))
 
         if session is not None:
             return await work(session)
         return await run_in_transaction(self._sessions, work)
+
+    async def enqueue_many(
+        self,
+        jobs: Sequence[tuple[str, Mapping[str, Any]]],
+        *,
+        run_at: datetime | None = None,
+        max_attempts: int = 5,
+        session: AsyncSession | None = None,
+    ) -> list[int]:
+        """Add `(kind, payload)` jobs in one INSERT; their ids, in the order given.
+
+        Every job is checked before any is written; `session` works as for `enqueue`.
+        """
+        if isinstance(jobs, str | bytes) or not isinstance(jobs, Sequence):
+            raise InvalidInput("jobs must be a sequence of (kind, payload) pairs")
+        attempts = validation.bounded_int(max_attempts, "max_attempts", MAX_ATTEMPTS_LIMIT)
+        due = None if run_at is None else validation.aware_datetime(run_at, "run_at")
+        kinds: dict[object, str] = {}
+        checked: list[tuple[str, dict[str, Any], str]] = []
+        for job in jobs:
+            if not isinstance(job, tuple) or len(job) != 2:
+                raise InvalidInput("jobs must be a sequence of (kind, payload) pairs")
+            kind, payload = job
+            # A bulk enqueue mostly repeats a few kinds: check each once.
+            valid = kinds.get(kind) if isinstance(kind, str) else None
+            if valid is None:
+                valid = kinds[kind] = validation.job_kind(kind)
+            checked.append((valid, *validation.job_payload_json(payload)))
+        if not checked:
+            return []
+
+        async def work(s: AsyncSession) -> list[int]:
+            now = self._clock()
+            when = now if due is None else due
+            new = [NewJob(kind, data, when, attempts, text) for kind, data, text in checked]
+            return await self._insert(s, new, now)
+
+        if session is not None:
+            return await work(session)
+        return await run_in_transaction(self._sessions, work)
+
+    @staticmethod
+    async def _insert(session: AsyncSession, jobs: list[NewJob], now: datetime) -> list[int]:
+        ids = await JobRepository(session).add_many(jobs, now=now)
+        wake_after_commit(session)
+        return ids
 
     async def claim(self, worker_id: str, *, limit: int, lease_seconds: float) -> list[ClaimedJob]:
         """Lease up to `limit` due jobs (or jobs whose lease expired) to `worker_id`.
@@ -245,15 +211,16 @@ class JobQueue:
         """
         owner = validation.text(worker_id, "worker id", LEASE_OWNER_MAX_LENGTH, required=True)
         assert owner is not None
-        batch = _bounded_int(limit, "limit", CLAIM_LIMIT)
-        duration = timedelta(seconds=_positive_seconds(lease_seconds, "lease_seconds"))
+        batch = validation.bounded_int(limit, "limit", CLAIM_LIMIT)
+        duration = timedelta(seconds=validation.seconds(lease_seconds, "lease_seconds"))
 
         async def work(session: AsyncSession) -> list[ClaimedJob]:
+            await _one_statement(session)
             now = self._clock()
             jobs = await JobRepository(session).claim(
                 owner, now=now, limit=batch, lease_until=now + duration
             )
-            return [ClaimedJob.of(job) for job in jobs]
+            return [ClaimedJob(*row) for row in jobs]
 
         return await run_in_transaction(self._sessions, work)
 
@@ -271,37 +238,79 @@ class JobQueue:
             return await work(session)
         return await run_in_transaction(self._sessions, work)
 
-    async def fail(
-        self, job: ClaimedJob, error: BaseException | str, *, permanent: bool = False
-    ) -> JobStatus | None:
-        """Record a failed attempt: queued again after a backoff, or dead on the last
-        attempt (or when `permanent`), with the error kept in `last_error`.
+    async def complete_many(self, jobs: Sequence[ClaimedJob], session: AsyncSession) -> set[int]:
+        """Mark `jobs` (all leased to one owner) done in `session`'s transaction, in one
+        statement; the ids whose lease still held. The caller rolls back if any is missing,
+        or the effects of a job someone else now runs would commit."""
+        owner = _one_owner(jobs)
+        if owner is None:
+            return set()
+        leases = [(job.id, job.attempt) for job in jobs]
+        return await JobRepository(session).finish_many(owner, leases, now=self._clock())
 
-        Returns the job's new status, or None if this lease no longer holds the job.
+    async def fail(
+        self,
+        job: ClaimedJob,
+        error: BaseException | str,
+        *,
+        permanent: bool = False,
+        session: AsyncSession | None = None,
+    ) -> str | None:
+        """Record a failed attempt: queued again after a backoff, or dead on the last
+        attempt (or when `permanent`), with the error kept in `last_error`. With `session`,
+        in that transaction (a batch records its failures with its completions).
+
+        Returns the job's new status (a JobStatus value), or None if this lease no longer
+        holds the job.
         """
+        status, _ = await self.record_failure(job, error, permanent=permanent, session=session)
+        return status
+
+    async def record_failure(
+        self,
+        job: ClaimedJob,
+        error: BaseException | str,
+        *,
+        permanent: bool = False,
+        session: AsyncSession | None = None,
+    ) -> tuple[str | None, datetime | None]:
+        """`fail`, also returning when the job runs again (None unless it was queued again)."""
         text = describe_error(error)
         dead = permanent or job.last_attempt
 
-        async def work(session: AsyncSession) -> bool:
+        async def work(s: AsyncSession) -> tuple[str | None, datetime | None]:
             now = self._clock()
-            repo = JobRepository(session)
+            repo = JobRepository(s)
             if dead:
-                return await repo.bury(job.lease, now=now, error=text)
+                buried = await repo.bury(job.lease, now=now, error=text)
+                return (JobStatus.DEAD if buried else None), None
             run_at = now + timedelta(seconds=self.retry.delay(job.attempt))
-            return await repo.reschedule(job.lease, now=now, run_at=run_at, error=text)
+            if await repo.reschedule(job.lease, now=now, run_at=run_at, error=text):
+                return JobStatus.QUEUED, run_at
+            return None, None
 
-        if not await run_in_transaction(self._sessions, work):
-            return None
-        return JobStatus.DEAD if dead else JobStatus.QUEUED
+        if session is not None:
+            return await work(session)
+        return await run_in_transaction(self._sessions, work)
 
     async def extend(self, job: ClaimedJob, lease_seconds: float) -> bool:
         """Renew the lease for another `lease_seconds` from now; False if it was lost."""
-        duration = timedelta(seconds=_positive_seconds(lease_seconds, "lease_seconds"))
+        return job.id in await self.extend_many([job], lease_seconds)
 
-        async def work(session: AsyncSession) -> bool:
+    async def extend_many(self, jobs: Sequence[ClaimedJob], lease_seconds: float) -> set[int]:
+        """Renew the leases of `jobs` (one owner's) for `lease_seconds` from now, in one
+        statement; the ids whose lease still held."""
+        duration = timedelta(seconds=validation.seconds(lease_seconds, "lease_seconds"))
+        owner = _one_owner(jobs)
+        if owner is None:
+            return set()
+        leases = [(job.id, job.attempt) for job in jobs]
+
+        async def work(session: AsyncSession) -> set[int]:
+            await _one_statement(session)
             now = self._clock()
-            return await JobRepository(session).extend(
-                job.lease, now=now, lease_until=now + duration
+            return await JobRepository(session).extend_many(
+                owner, leases, now=now, lease_until=now + duration
             )
 
         return await run_in_transaction(self._sessions, work)
@@ -327,7 +336,7 @@ class JobQueue:
 
     async def dead(self, *, limit: int = 10) -> list[JobRecord]:
         """The most recently failed dead jobs, newest first, with their errors."""
-        count = _bounded_int(limit, "limit", CLAIM_LIMIT)
+        count = validation.bounded_int(limit, "limit", CLAIM_LIMIT)
 
         async def work(session: AsyncSession) -> list[JobRecord]:
             jobs = await JobRepository(session).latest(JobStatus.DEAD, limit=count)

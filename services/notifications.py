@@ -9,8 +9,8 @@ from services import validation
 from services.currencies import format_amount
 from services.errors import InvalidInput, PermanentJobFailure
 from services.job_handler import JobHandler
-from services.jobs import ClaimedJob
 from services.outbox import TRANSFER_COMPLETED
+from services.results import ClaimedJob
 
 
 def describe_receipt(receipt: Receipt) -> str:

@@ -12,27 +12,19 @@ from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import utcnow
-from repositories import JobRepository, NewJob
+from services.jobs import JobQueue
 
 TRANSFER_COMPLETED: Final = "transfer.completed"
 OUTBOX_MAX_ATTEMPTS: Final = 5
 
 
 async def transfers_completed(session: AsyncSession, transfer_ids: Sequence[int]) -> None:
-    """Enqueue one `transfer.completed` job per new transfer, in one INSERT."""
+    """Enqueue one `transfer.completed` job per new transfer, in one INSERT; idle workers
+    are woken when the transfers commit."""
     if not transfer_ids:
         return
-    now = utcnow()
-    await JobRepository(session).add_many(
-        [
-            NewJob(
-                kind=TRANSFER_COMPLETED,
-                payload={"transfer_id": transfer_id},
-                run_at=now,
-                max_attempts=OUTBOX_MAX_ATTEMPTS,
-            )
-            for transfer_id in transfer_ids
-        ],
-        now=now,
+    await JobQueue.joining(session).enqueue_many(
+        [(TRANSFER_COMPLETED, {"transfer_id": transfer_id}) for transfer_id in transfer_ids],
+        max_attempts=OUTBOX_MAX_ATTEMPTS,
+        session=session,
     )

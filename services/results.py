@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any, Literal, Self
 
 from models import JobStatus
+from repositories import JobLease
 from services.callers import Caller
 
 TransferKind = Literal["deposit", "withdrawal", "transfer"]
@@ -205,3 +206,84 @@ class Authenticated(Result):
     caller: Caller
     user: UserRecord
     token_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord(Result):
+    """A job as stored."""
+
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    status: str
+    attempts: int
+    max_attempts: int
+    run_at: datetime
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob(Result):
+    """A job leased to one worker: what its handler needs, and the lease that proves it."""
+
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    attempt: int
+    max_attempts: int
+    owner: str
+    lease_expires_at: datetime
+
+    @property
+    def lease(self) -> JobLease:
+        """The lease: (job, owner, attempt). A later claim, even by the same owner, differs."""
+        return JobLease(self.id, self.owner, self.attempt)
+
+    @property
+    def last_attempt(self) -> bool:
+        """Whether a failure now makes the job dead."""
+        return self.attempt >= self.max_attempts
+
+
+@dataclass(frozen=True, slots=True)
+class JobStats(Result):
+    """How many jobs are in each state. `due` of the queued can run now; `expired_leases`
+    of the running belong to workers that stopped renewing them and will be reclaimed."""
+
+    queued: int
+    running: int
+    done: int
+    dead: int
+    due: int
+    expired_leases: int
+
+    @property
+    def total(self) -> int:
+        """All jobs."""
+        return self.queued + self.running + self.done + self.dead
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerStats(Result):
+    """Counts of one worker's run so far."""
+
+    worker_id: str
+    claimed: int
+    done: int
+    retrying: int
+    dead: int
+    lost: int
+    released: int
+    in_flight: int
+
+    def __str__(self) -> str:
+        return (
+            f"claimed {self.claimed}, done {self.done}, retrying {self.retrying}, "
+            f"dead {self.dead}, lost {self.lost}, released {self.released}, "
+            f"in flight {self.in_flight}"
+        )

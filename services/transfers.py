@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
+from typing import Final
 
 from services.callers import SYSTEM, Caller
+from services.errors import InvalidInput
 from services.results import TransferRecord
 from services.transactions import Sessions
 from services.transfer_core import (
@@ -58,6 +61,27 @@ class TransferService:
         """Apply several requests in one transaction, in order; each succeeds or fails alone.
 
         Returns one outcome per request: its TransferRecord, or the LedgerError it failed with.
+        A malformed batch (not a sequence of TransferRequest, or a request with a bad field)
+        raises InvalidInput before anything is applied.
         """
-        mine = [on_behalf_of(self._caller, request) for request in requests]
+        if isinstance(requests, str | bytes) or not isinstance(requests, Sequence):
+            raise InvalidInput(
+                f"requests must be a sequence of TransferRequest, got {type(requests).__name__}"
+            )
+        mine = [on_behalf_of(self._caller, _checked(request)) for request in requests]
         return await execute_transfers(self._sessions, mine, timeout=timeout)
+
+
+# What a caller supplies, by name, so a parameter added to of() is re-checked too; the
+# scope and the source's owner are the service's to set (on_behalf_of), never the caller's.
+_CALLER_FIELDS: Final = tuple(inspect.signature(TransferRequest.of).parameters)
+
+
+def _checked(request: object) -> TransferRequest:
+    if not isinstance(request, TransferRequest):
+        raise InvalidInput(
+            f"each request must be a TransferRequest (build it with TransferRequest.of), "
+            f"got {type(request).__name__}"
+        )
+    # A request built with the dataclass constructor skipped of()'s checks: run them.
+    return TransferRequest.of(**{name: getattr(request, name) for name in _CALLER_FIELDS})

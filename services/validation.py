@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import unicodedata
-from collections.abc import Collection
-from typing import Final
+from collections.abc import Collection, Mapping
+from datetime import datetime
+from typing import Any, Final
 
+from models.job import KIND_MAX_LENGTH
 from models.transfer import DESCRIPTION_MAX_LENGTH, IDEMPOTENCY_KEY_MAX_LENGTH
 from models.user import EMAIL_MAX_LENGTH, NAME_MAX_LENGTH
 from services.currencies import KNOWN_CURRENCIES
@@ -204,3 +207,54 @@ def both_ends(source: int | None, destination: int | None) -> tuple[int, int]:
     if source is None or destination is None:
         raise InvalidId("a transfer needs both accounts; use AccountService.deposit or .withdraw")
     return source, destination
+
+
+# Longer than any lease, timeout or poll interval anyone means (about 115 days); beyond
+# it, asyncio's timers and datetime arithmetic overflow.
+MAX_SECONDS: Final = 10**7
+
+
+def seconds(value: object, what: str, *, zero: bool = False) -> float:
+    """A finite number of seconds: positive (or, with `zero`, 0 or more), below MAX_SECONDS."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidInput(f"{what} must be a number of seconds, got {shown(value)}")
+    low_ok = value >= 0 if zero else value > 0
+    if not (low_ok and value < MAX_SECONDS):  # also refuses NaN
+        least = "0 or more" if zero else "a positive number of"
+        raise InvalidInput(
+            f"{what} must be {least} seconds, below {MAX_SECONDS}, got {shown(value)}"
+        )
+    return float(value)
+
+
+def bounded_int(value: object, what: str, maximum: int) -> int:
+    """A whole number from 1 to `maximum` (a count, a batch size, a limit)."""
+    return bounded(value, what, 1, maximum)
+
+
+def job_payload_json(value: object) -> tuple[dict[str, Any], str]:
+    """A job payload (a mapping with string keys that survives a JSON round trip), and
+    the JSON text it is stored as."""
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise InvalidInput("a job payload must be a mapping with string keys")
+    try:
+        # Round-trip now, so a payload that cannot be stored fails here and not at commit.
+        encoded = json.dumps(dict(value), allow_nan=False)
+        loaded: dict[str, Any] = json.loads(encoded)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"a job payload must be JSON: {exc}") from None
+    return loaded, encoded
+
+
+def job_kind(value: object) -> str:
+    """A job kind: required text, at most the column's length."""
+    result = text(value, "job kind", KIND_MAX_LENGTH, required=True)
+    assert result is not None
+    return result
+
+
+def aware_datetime(value: object, what: str) -> datetime:
+    """A timezone-aware datetime (a naive one is ambiguous between the two engines)."""
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise InvalidInput(f"{what} must be a timezone-aware datetime")
+    return value

@@ -1,41 +1,53 @@
-"""Use case: run queued jobs, concurrently, until told to stop.
+"""Use case: run queued jobs, in batches, until told to stop.
 
-Each job runs in its own transaction: the handler does its work in the session it is
-given and the worker marks the job done in that same transaction, but only if it still
-holds the lease. The effect and the completion commit together, so a job's database
-effect happens exactly once even when a stalled worker's lease is taken over: the
-stale run's completion is refused and its whole transaction rolls back.
+A claimed batch settles in as few transactions as it can: its handlers run one after
+another in one session, and one lease-checked UPDATE marks them all done in that same
+transaction, with any failures recorded beside them. The effects and the completions
+commit together, so a job's database effect happens exactly once even when a stalled
+worker's lease is taken over: if any lease of the batch is gone, the transaction rolls
+back and the batch runs again without that job (refused per job, never half applied).
 
-The loop holds no session while it waits: claims, jobs and failures are each their own
-short transaction, so an idle worker keeps no connection and no lock.
+A handler that fails rolls the transaction back too (optimistic: no savepoint costs a
+round trip while all goes well); the batch then runs again with the failure recorded, and
+from then on with a savepoint around each handler, so another failure costs only itself.
+A batch's transaction also ends after `batch_seconds`, so slow handlers do not keep
+SQLite's write lock (and every other writer) waiting for the whole batch.
+
+An idle worker holds no session: it waits for a wake-up (db/wakeups.py: NOTIFY on
+PostgreSQL, an in-process signal or PRAGMA data_version on SQLite) and claims at once; it
+polls only every `max_poll_interval`, in case a wake-up was lost.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import os
 import random
 import secrets
 import socket
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from db.wakeups import Wakeups
 from models import JobStatus
-from repositories import JobLease
-from services.errors import InvalidInput, JobLeaseLost, PermanentJobFailure
+from services import validation
+from services.db_errors import is_transient
+from services.errors import InvalidInput, JobLeaseLost, OperationTimeout, PermanentJobFailure
 from services.job_handler import JobHandler
-from services.jobs import ClaimedJob, JobQueue
-from services.transactions import run_in_transaction
+from services.jobs import JobQueue
+from services.results import ClaimedJob, WorkerStats
+from services.transactions import deadline, run_in_transaction
 
 log = logging.getLogger(__name__)
 
 MAX_CONCURRENCY: Final = 1000
+MAX_BATCH_SIZE: Final = 1000
 
 
 class WorkerEvent(StrEnum):
@@ -53,25 +65,43 @@ class WorkerEvent(StrEnum):
 Listener = Callable[[WorkerEvent, ClaimedJob], None]
 
 
-@dataclass(frozen=True, slots=True)
-class WorkerStats:
-    """Counts of one worker's run so far."""
+class _HandlerFailed(Exception):
+    """A handler raised (or timed out): roll the batch back, run it again without it."""
 
-    worker_id: str
-    claimed: int
-    done: int
-    retrying: int
-    dead: int
-    lost: int
-    released: int
-    in_flight: int
+    def __init__(self, job: ClaimedJob, error: BaseException) -> None:
+        super().__init__(job.id)
+        self.job = job
+        self.error = error
 
-    def __str__(self) -> str:
-        return (
-            f"claimed {self.claimed}, done {self.done}, retrying {self.retrying}, "
-            f"dead {self.dead}, lost {self.lost}, released {self.released}, "
-            f"in flight {self.in_flight}"
-        )
+
+class _LeasesLost(Exception):
+    """The completion found some leases gone: their effects must not commit."""
+
+    def __init__(self, job_ids: set[int]) -> None:
+        super().__init__(sorted(job_ids))
+        self.job_ids = job_ids
+
+
+@dataclass(slots=True)
+class _Batch:
+    """A claimed batch while it settles: the jobs not yet committed, failures already
+    known (recorded in the next transaction, not run again), jobs whose lease is gone."""
+
+    pending: list[ClaimedJob]
+    failures: dict[int, BaseException | str] = field(default_factory=dict)
+    lost: set[int] = field(default_factory=set)
+    started: set[int] = field(default_factory=set)
+    savepoints: bool = False
+    current: ClaimedJob | None = None
+
+
+@dataclass(slots=True)
+class _Settled:
+    """What one transaction of a batch committed."""
+
+    done: list[ClaimedJob] = field(default_factory=list)
+    failed: list[tuple[ClaimedJob, str | None]] = field(default_factory=list)
+    retry_at: datetime | None = None
 
 
 def default_worker_id() -> str:
@@ -80,20 +110,24 @@ def default_worker_id() -> str:
 
 
 class Worker:
-    """Claims jobs in batches and runs their handlers, at most `concurrency` at a time.
+    """Claims batches of up to `batch_size` jobs, at most `concurrency` batches at a time.
 
-    - Claims only when at least half the slots are free (or none is busy), so a busy
-      worker claims in batches rather than one job per finished job; after an empty
-      claim it waits `poll_interval`, doubling up to `max_poll_interval` while idle.
-    - Runs each handler with its own session, in a transaction that also completes the
-      job; `job_timeout` (seconds) bounds that transaction.
-    - Renews the lease of a running job every `heartbeat_interval` seconds (default: a
-      third of `lease_seconds`); if the lease was taken over, the job is cancelled.
+    - Claims whenever a batch slot is free and it was woken (a job was committed), or its
+      last claim found work; otherwise it polls: every `max_poll_interval` while its
+      wake-ups are live, and from `poll_interval` doubling up to that while they are not.
+      `wakeups=False` turns them off (polling only). `listen_url` is where to LISTEN on
+      PostgreSQL (DB_LISTEN_URL; default: the engine's own URL).
+    - Settles each batch in transactions of at most `batch_seconds` (one at least), the
+      handlers' effects and the jobs' completions together; `job_timeout` (seconds)
+      bounds each handler.
+    - Renews the leases of a batch's unsettled jobs every `heartbeat_interval` seconds
+      (default: a third of `lease_seconds`); a job whose lease was taken over is dropped
+      from the batch (its transaction rolled back first if it was running).
     - A handler that raises (or times out) fails its job: retry with backoff, or dead on
       the last attempt, at once for `PermanentJobFailure`; an unknown kind goes dead.
       Neither stops the worker.
-    - On `stop`, in-flight jobs get `shutdown_timeout` seconds to finish; the rest are
-      cancelled (their transactions roll back) and handed back to the queue.
+    - On `stop`, in-flight batches get `shutdown_timeout` seconds to finish; the rest are
+      cancelled (their transactions roll back) and their jobs handed back to the queue.
     """
 
     def __init__(
@@ -102,6 +136,8 @@ class Worker:
         handlers: Mapping[str, JobHandler],
         *,
         concurrency: int = 4,
+        batch_size: int = 50,
+        batch_seconds: float = 0.05,
         poll_interval: float = 1.0,
         lease_seconds: float = 30.0,
         max_poll_interval: float | None = None,
@@ -110,27 +146,28 @@ class Worker:
         job_timeout: float | None = None,
         worker_id: str | None = None,
         listener: Listener | None = None,
+        wakeups: bool = True,
+        listen_url: str | None = None,
     ) -> None:
-        if isinstance(concurrency, bool) or not 1 <= concurrency <= MAX_CONCURRENCY:
-            raise InvalidInput(f"concurrency must be from 1 to {MAX_CONCURRENCY}")
-        for name, value in (
-            ("poll_interval", poll_interval),
-            ("lease_seconds", lease_seconds),
-            ("job_timeout", 1.0 if job_timeout is None else job_timeout),
-            ("max_poll_interval", 1.0 if max_poll_interval is None else max_poll_interval),
-        ):
-            if not value > 0:
-                raise InvalidInput(f"{name} must be a positive number of seconds, got {value!r}")
-        if not shutdown_timeout >= 0:
-            raise InvalidInput(
-                f"shutdown_timeout must be 0 or more seconds, got {shutdown_timeout}"
-            )
+        validation.bounded_int(concurrency, "concurrency", MAX_CONCURRENCY)
+        validation.bounded_int(batch_size, "batch_size", MAX_BATCH_SIZE)
+        validation.seconds(batch_seconds, "batch_seconds")
+        validation.seconds(poll_interval, "poll_interval")
+        validation.seconds(lease_seconds, "lease_seconds")
+        if job_timeout is not None:
+            validation.seconds(job_timeout, "job_timeout")
+        if max_poll_interval is not None:
+            validation.seconds(max_poll_interval, "max_poll_interval")
+        validation.seconds(shutdown_timeout, "shutdown_timeout", zero=True)
         heartbeat = lease_seconds / 3 if heartbeat_interval is None else heartbeat_interval
-        if not 0 < heartbeat < lease_seconds:
+        validation.seconds(heartbeat, "heartbeat_interval")
+        if not heartbeat < lease_seconds:
             raise InvalidInput("heartbeat_interval must be positive and shorter than the lease")
         self.queue = queue
         self.handlers = dict(handlers)
         self.concurrency = concurrency
+        self.batch_size = batch_size
+        self.batch_seconds = batch_seconds
         self.poll_interval = poll_interval
         self.max_poll_interval = max(
             poll_interval, 30 * poll_interval if max_poll_interval is None else max_poll_interval
@@ -140,11 +177,17 @@ class Worker:
         self.shutdown_timeout = shutdown_timeout
         self.job_timeout = job_timeout
         self.worker_id = worker_id if worker_id is not None else default_worker_id()
+        self.wakeups: Wakeups | None = None
+        self._use_wakeups = wakeups
+        self._listen_url = listen_url
         self._listener = listener
-        self._claim_threshold = max(1, math.ceil(concurrency / 2))
-        # By lease, not job id: after its lease expired, a job can come back to the same
-        # worker while the stale run is still being cancelled.
-        self._handler_tasks: dict[JobLease, asyncio.Task[None]] = {}
+        self._woken = asyncio.Event()
+        # The transaction each batch is in right now, by batch: shutdown and lease losses
+        # cancel it (and only it; the batch's own task then settles the rest).
+        self._attempts: dict[int, asyncio.Task[_Settled]] = {}
+        self._in_flight = 0
+        self._retry_due: float | None = None  # loop time when a job this worker retried is due
+        self._cancelling = False  # past the shutdown deadline, or run() cancelled
         self._counts: dict[WorkerEvent, int] = dict.fromkeys(WorkerEvent, 0)
         self._claimed = 0
         self._running = False
@@ -161,73 +204,108 @@ class Worker:
             dead=c[WorkerEvent.DEAD],
             lost=c[WorkerEvent.LOST],
             released=c[WorkerEvent.RELEASED],
-            in_flight=len(self._handler_tasks),
+            in_flight=self._in_flight,
         )
+
+    def wake(self) -> None:
+        """Claim at the next chance, as if a job had just been committed."""
+        self._woken.set()
 
     async def run(self, stop: asyncio.Event) -> WorkerStats:
         """Work until `stop` is set, then shut down gracefully; return the final counts."""
         if self._running:
             raise RuntimeError("this worker is already running")
         self._running = True
+        self._cancelling = False
+        self._woken = asyncio.Event()
+        engine = self.queue.sessions.kw.get("bind")
+        try:
+            if self._use_wakeups and isinstance(engine, AsyncEngine):
+                self.wakeups = Wakeups(
+                    engine,
+                    self.wake,
+                    poll_interval=self.poll_interval,
+                    listen_url=self._listen_url,
+                )
+                async with self.wakeups:
+                    return await self._loop(stop)
+            return await self._loop(stop)
+        finally:
+            self._running = False
+
+    async def _loop(self, stop: asyncio.Event) -> WorkerStats:
         loop = asyncio.get_running_loop()
-        jobs: set[asyncio.Task[None]] = set()
+        batches: set[asyncio.Task[None]] = set()
         stop_waiter = asyncio.create_task(stop.wait())
+        woken_waiter: asyncio.Task[Any] | None = None
         idle_claims = 0
-        next_claim_at = last_claim_at = loop.time()
+        next_claim_at = loop.time()
         try:
             while not stop.is_set():
                 now = loop.time()
-                free = self.concurrency - len(jobs)
-                if (
-                    free > 0
-                    and now >= next_claim_at
-                    and (
-                        not jobs
-                        or free >= self._claim_threshold
-                        or now >= last_claim_at + self.poll_interval
-                    )
-                ):
-                    claimed = await self._claim_unless_stopping(free, stop_waiter)
-                    last_claim_at = now = loop.time()
-                    for job in claimed:
-                        jobs.add(asyncio.create_task(self._execute(job), name=f"job-{job.id}"))
-                    idle_claims = 0 if claimed else idle_claims + 1
-                    next_claim_at = now if claimed else now + self.idle_delay(idle_claims)
-                    free = self.concurrency - len(jobs)
+                free = len(batches) < self.concurrency
+                if free and (self._woken.is_set() or now >= next_claim_at):
+                    # Cleared before the claim: a commit during it wakes us again.
+                    self._woken.clear()
+                    claimed = await self._claim_unless_stopping(stop_waiter)
+                    now = loop.time()
+                    if claimed:
+                        batches.add(
+                            asyncio.create_task(
+                                self._execute(claimed), name=f"job-batch-{claimed[0].id}"
+                            )
+                        )
+                        idle_claims, next_claim_at = 0, now
+                    else:
+                        idle_claims += 1
+                        next_claim_at = now + self._idle_wait(idle_claims)
+                    free = len(batches) < self.concurrency
+                waiting: set[asyncio.Task[Any]] = {stop_waiter, *batches}
                 timeout: float | None = None
-                if free > 0:
-                    wake = max(next_claim_at, now)
-                    if jobs and free < self._claim_threshold:
-                        wake = max(wake, last_claim_at + self.poll_interval)
-                    timeout = max(wake - now, 0.0)
+                if free:
+                    if woken_waiter is None or woken_waiter.done():
+                        woken_waiter = asyncio.create_task(self._woken.wait())
+                    waiting.add(woken_waiter)
+                    timeout = max(next_claim_at - now, 0.0)
                 done, _ = await asyncio.wait(
-                    {stop_waiter, *jobs}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                    waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
                 )
-                self._collect(jobs.intersection(done), jobs)
-            await self._shut_down(jobs)
+                for task in done & batches:
+                    self._collect(task, batches)
+                if self._retry_due is not None:
+                    next_claim_at = min(next_claim_at, self._retry_due)
+                    self._retry_due = None
+            await self._shut_down(batches)
         finally:
             stop_waiter.cancel()
-            if jobs:  # run() itself was cancelled: do not leave handlers behind
-                for task in self._handler_tasks.values():
-                    task.cancel()
-                await asyncio.wait(jobs)
-                self._collect(set(jobs), jobs)
-            self._running = False
+            if woken_waiter is not None:
+                woken_waiter.cancel()
+            if batches:  # run() itself was cancelled: do not leave handlers behind
+                self._cancelling = True
+                for attempt in self._attempts.values():
+                    attempt.cancel()
+                await asyncio.wait(batches)
+                for task in set(batches):
+                    self._collect(task, batches)
         return self.stats
 
+    def _idle_wait(self, idle_claims: int) -> float:
+        if self.wakeups is not None and self.wakeups.live:
+            # A commit wakes us; the poll is only for a wake-up that got lost.
+            return self.max_poll_interval
+        return self.idle_delay(idle_claims)
+
     def idle_delay(self, idle_claims: int) -> float:
-        """Seconds to wait after `idle_claims` empty claims in a row: `poll_interval`,
-        doubling each time up to `max_poll_interval`, less up to half for jitter (so idle
-        workers started together do not poll in lockstep)."""
+        """Seconds to wait after `idle_claims` empty claims in a row, without wake-ups:
+        `poll_interval`, doubling each time up to `max_poll_interval`, less up to half for
+        jitter (so idle workers started together do not poll in lockstep)."""
         ceiling = min(self.max_poll_interval, self.poll_interval * 2.0 ** max(idle_claims - 1, 0))
         return ceiling * random.uniform(0.5, 1.0)
 
-    async def _claim_unless_stopping(
-        self, limit: int, stop_waiter: asyncio.Task[Any]
-    ) -> list[ClaimedJob]:
+    async def _claim_unless_stopping(self, stop_waiter: asyncio.Task[Any]) -> list[ClaimedJob]:
         # A claim can wait for a lock (on SQLite, any open write transaction holds it);
         # a stop must not wait for it indefinitely.
-        claim = asyncio.create_task(self._claim(limit))
+        claim = asyncio.create_task(self._claim(self.batch_size))
         try:
             await asyncio.wait({claim, stop_waiter}, return_when=asyncio.FIRST_COMPLETED)
             if not claim.done():
@@ -235,7 +313,7 @@ class Worker:
         except asyncio.CancelledError:
             # run() itself is being cancelled: leave no claim running, no job leased.
             for job in await self._abandon(claim):
-                await self._settle(job, self.queue.release(job), WorkerEvent.RELEASED)
+                await self._record(job, self.queue.release(job), WorkerEvent.RELEASED)
             raise
         return await self._abandon(claim)
 
@@ -261,88 +339,211 @@ class Worker:
             log.exception("worker %s could not claim jobs", self.worker_id)
             return []
         self._claimed += len(claimed)
+        self._in_flight += len(claimed)
         return claimed
 
-    def _collect(self, finished: set[asyncio.Task[None]], jobs: set[asyncio.Task[None]]) -> None:
-        for task in finished:
-            jobs.discard(task)
-            if not task.cancelled() and (error := task.exception()) is not None:
-                log.error("worker %s: job task failed", self.worker_id, exc_info=error)
+    def _collect(self, task: asyncio.Task[None], batches: set[asyncio.Task[None]]) -> None:
+        batches.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("worker %s: job batch failed", self.worker_id, exc_info=error)
 
-    async def _shut_down(self, jobs: set[asyncio.Task[None]]) -> None:
-        if not jobs:
+    async def _shut_down(self, batches: set[asyncio.Task[None]]) -> None:
+        if not batches:
             return
-        _, pending = await asyncio.wait(jobs, timeout=self.shutdown_timeout)
+        _, pending = await asyncio.wait(batches, timeout=self.shutdown_timeout)
         if pending:
-            # Past the deadline: cancel the handlers still running; their wrappers then
-            # hand the jobs back. Jobs already recording their outcome are left to finish.
-            for task in self._handler_tasks.values():
-                task.cancel()
+            # Past the deadline: cancel the transactions still running; their batches
+            # then hand their jobs back.
+            self._cancelling = True
+            for attempt in self._attempts.values():
+                attempt.cancel()
             await asyncio.wait(pending)
-        self._collect(set(jobs), jobs)
+        for task in set(batches):
+            self._collect(task, batches)
 
     def _emit(self, event: WorkerEvent, job: ClaimedJob) -> None:
         self._counts[event] += 1
+        if event in _FINAL_EVENTS:
+            self._in_flight -= 1
         if self._listener is not None:
             self._listener(event, job)
 
-    async def _execute(self, job: ClaimedJob) -> None:
-        self._emit(WorkerEvent.STARTED, job)
-        handler = self.handlers.get(job.kind)
-        if handler is None:
-            known = ", ".join(sorted(self.handlers)) or "none"
-            error = f"no handler for job kind {job.kind!r} (this worker knows: {known})"
-            await self._settle(job, self.queue.fail(job, error, permanent=True))
-            return
-        task = asyncio.create_task(self._perform(job, handler), name=f"handler-{job.id}")
-        self._handler_tasks[job.lease] = task
-        lease_lost = False
+    async def _execute(self, jobs: list[ClaimedJob]) -> None:
+        """Settle a claimed batch: transactions until no job of it is left pending."""
+        batch = _Batch(pending=list(jobs))
+        key = id(batch)
+        heartbeat = asyncio.create_task(self._heartbeat(batch, key))
         try:
-            while not lease_lost:
-                done, _ = await asyncio.wait({task}, timeout=self.heartbeat_interval)
-                if done:
+            while batch.pending:
+                attempt = asyncio.create_task(self._attempt(batch))
+                self._attempts[key] = attempt
+                try:
+                    await asyncio.wait({attempt})
+                finally:
+                    del self._attempts[key]
+                if attempt.cancelled():
+                    self._drop_lost(batch)
+                    if not self._cancelling:
+                        continue  # the heartbeat cancelled it: run the rest
+                    # Shutdown: hand back what did not commit.
+                    for job in batch.pending:
+                        await self._record(job, self.queue.release(job), WorkerEvent.RELEASED)
+                    batch.pending.clear()
                     break
-                lease_lost = not await self._extend(job)
-            if lease_lost:
-                # Someone else runs this job now; our transaction could only be refused.
-                task.cancel()
-                await asyncio.wait({task})
+                self._settle(batch, attempt)
         finally:
-            del self._handler_tasks[job.lease]
-        if lease_lost or (not task.cancelled() and isinstance(task.exception(), JobLeaseLost)):
-            self._emit(WorkerEvent.LOST, job)
-        elif task.cancelled():
-            await self._settle(job, self.queue.release(job), WorkerEvent.RELEASED)
-        elif (exc := task.exception()) is not None:
-            permanent = isinstance(exc, PermanentJobFailure)
-            await self._settle(job, self.queue.fail(job, exc, permanent=permanent))
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
+
+    def _settle(self, batch: _Batch, attempt: asyncio.Task[_Settled]) -> None:
+        error = attempt.exception()
+        if error is None:
+            settled = attempt.result()
+            committed = {job.id for job in settled.done} | {job.id for job, _ in settled.failed}
+            batch.pending = [job for job in batch.pending if job.id not in committed]
+            for job in settled.done:
+                self._emit(WorkerEvent.DONE, job)
+            for job, status in settled.failed:
+                batch.failures.pop(job.id, None)
+                self._emit(_FAILURE_EVENTS.get(status, WorkerEvent.LOST), job)
+            if settled.retry_at is not None:
+                # The loop reads it: claim again when the retry is due, not a poll later.
+                wait = max((settled.retry_at - self.queue.now()).total_seconds(), 0.0)
+                due = asyncio.get_running_loop().time() + wait
+                self._retry_due = due if self._retry_due is None else min(self._retry_due, due)
+        elif isinstance(error, _HandlerFailed):
+            batch.failures[error.job.id] = error.error
+            batch.savepoints = True
+        elif isinstance(error, _LeasesLost):
+            batch.lost |= error.job_ids
+            self._drop_lost(batch)
+        elif batch.current is not None:
+            # The database failed under a handler (busy through every retry, say).
+            batch.failures[batch.current.id] = error
+            batch.savepoints = True
         else:
-            self._emit(WorkerEvent.DONE, job)
+            # The completion or the commit failed: the leases expire and another run
+            # settles these jobs; handlers are idempotent.
+            log.error(
+                "worker %s could not settle a batch of %d jobs",
+                self.worker_id,
+                len(batch.pending),
+                exc_info=error,
+            )
+            for job in batch.pending:
+                self._emit(WorkerEvent.LOST, job)
+            batch.pending.clear()
 
-    async def _perform(self, job: ClaimedJob, handler: JobHandler) -> None:
-        async def work(session: AsyncSession) -> None:
-            await handler(job, session)
-            if not await self.queue.complete(job, session=session):
-                raise JobLeaseLost(job.id)  # rolls the handler's effect back
+    def _drop_lost(self, batch: _Batch) -> None:
+        for job in batch.pending:
+            if job.id in batch.lost:
+                self._emit(WorkerEvent.LOST, job)
+        batch.pending = [job for job in batch.pending if job.id not in batch.lost]
+        batch.lost.clear()
 
-        await run_in_transaction(self.queue.sessions, work, timeout=self.job_timeout)
+    async def _attempt(self, batch: _Batch) -> _Settled:
+        """One transaction of the batch: failures known from earlier attempts recorded,
+        handlers run in order until `batch_seconds` have passed, completions checked."""
+        loop = asyncio.get_running_loop()
 
-    async def _extend(self, job: ClaimedJob) -> bool:
+        async def work(session: AsyncSession) -> _Settled:
+            settled = _Settled()
+            batch.current = None
+            ends_at = loop.time() + self.batch_seconds
+            for job in batch.pending:
+                if (settled.done or settled.failed) and loop.time() >= ends_at:
+                    break
+                known = batch.failures.get(job.id)
+                handler = self.handlers.get(job.kind)
+                if known is None and handler is None:
+                    known = _no_handler(job.kind, self.handlers)
+                if known is not None:
+                    await self._fail_in(session, job, known, settled)
+                    continue
+                assert handler is not None
+                if job.id not in batch.started:
+                    batch.started.add(job.id)
+                    self._emit(WorkerEvent.STARTED, job)
+                batch.current = job
+                error = await self._run_handler(handler, job, session, batch.savepoints)
+                batch.current = None
+                if error is None:
+                    settled.done.append(job)
+                else:
+                    await self._fail_in(session, job, error, settled)
+            held = await self.queue.complete_many(settled.done, session)
+            if len(held) != len(settled.done):
+                raise _LeasesLost({job.id for job in settled.done} - held)
+            return settled
+
+        return await run_in_transaction(self.queue.sessions, work)
+
+    async def _run_handler(
+        self, handler: JobHandler, job: ClaimedJob, session: AsyncSession, savepoint: bool
+    ) -> BaseException | None:
+        """Run one handler; its error if it failed and a savepoint kept the rest."""
         try:
-            extended = await self.queue.extend(job, self.lease_seconds)
-        except Exception:
-            # Keep going: the next heartbeat tries again, and the lease has time left.
-            log.exception("worker %s could not renew the lease of job %s", self.worker_id, job.id)
-            return True
-        if extended:
-            self._emit(WorkerEvent.EXTENDED, job)
-        return extended
+            async with deadline(self.job_timeout):
+                if not savepoint:
+                    await handler(job, session)
+                    return None
+                async with session.begin_nested():
+                    await handler(job, session)
+                return None
+        except Exception as exc:
+            if is_transient(exc):
+                raise  # the whole transaction runs again (run_in_transaction)
+            if isinstance(exc, JobLeaseLost):
+                raise _LeasesLost({job.id}) from exc
+            if savepoint and not isinstance(exc, OperationTimeout):
+                # Rolled back to the savepoint; the rest of the batch stands.
+                return exc
+            raise _HandlerFailed(job, exc) from exc
 
-    async def _settle(
+    async def _fail_in(
+        self,
+        session: AsyncSession,
+        job: ClaimedJob,
+        error: BaseException | str,
+        settled: _Settled,
+    ) -> None:
+        # A string is the worker's own verdict (no handler for the kind): final at once.
+        permanent = isinstance(error, PermanentJobFailure | str)
+        status, run_at = await self.queue.record_failure(
+            job, error, permanent=permanent, session=session
+        )
+        settled.failed.append((job, status))
+        if run_at is not None:
+            settled.retry_at = run_at if settled.retry_at is None else min(settled.retry_at, run_at)
+
+    async def _heartbeat(self, batch: _Batch, key: int) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            jobs = list(batch.pending)
+            if not jobs:
+                continue
+            try:
+                held = await self.queue.extend_many(jobs, self.lease_seconds)
+            except Exception:
+                # Keep going: the next heartbeat tries again, and the leases have time left.
+                log.exception("worker %s could not renew its leases", self.worker_id)
+                continue
+            for job in jobs:
+                if job.id in held:
+                    self._emit(WorkerEvent.EXTENDED, job)
+            lost = {job.id for job in jobs} - held
+            if lost:
+                # Someone else runs these now; our transaction could only be refused.
+                batch.lost |= lost
+                attempt = self._attempts.get(key)
+                if attempt is not None:
+                    attempt.cancel()
+
+    async def _record(
         self,
         job: ClaimedJob,
-        update: Awaitable[bool | JobStatus | None],
-        success: WorkerEvent | None = None,
+        update: Awaitable[bool | str | None],
+        success: WorkerEvent,
     ) -> None:
         try:
             result = await update
@@ -353,14 +554,27 @@ class Worker:
             )
             self._emit(WorkerEvent.LOST, job)
             return
-        if result is JobStatus.DEAD:
-            self._emit(WorkerEvent.DEAD, job)
-        elif result is JobStatus.QUEUED:
-            self._emit(WorkerEvent.RETRYING, job)
-        elif result is True and success is not None:
-            self._emit(success, job)
-        else:
-            self._emit(WorkerEvent.LOST, job)
+        self._emit(success if result is True else WorkerEvent.LOST, job)
+
+
+_FINAL_EVENTS: Final = frozenset(
+    {
+        WorkerEvent.DONE,
+        WorkerEvent.RETRYING,
+        WorkerEvent.DEAD,
+        WorkerEvent.LOST,
+        WorkerEvent.RELEASED,
+    }
+)
+_FAILURE_EVENTS: Final[Mapping[str | None, WorkerEvent]] = {
+    JobStatus.DEAD: WorkerEvent.DEAD,
+    JobStatus.QUEUED: WorkerEvent.RETRYING,
+}
+
+
+def _no_handler(kind: str, handlers: Mapping[str, JobHandler]) -> str:
+    known = ", ".join(sorted(handlers)) or "none"
+    return f"no handler for job kind {kind!r} (this worker knows: {known})"
 
 
 async def drain(worker: Worker) -> WorkerStats:

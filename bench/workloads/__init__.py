@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from bench.workloads import (
     hops,
+    job_peers,
     jobs,
     pg_latency,
     pg_transfers,
@@ -25,6 +26,11 @@ WORKLOADS: tuple[Workload, ...] = (
     pg_latency.WORKLOAD,
     jobs.SQLITE,
     jobs.POSTGRES,
+    job_peers.SQLITE_NOOP,
+    job_peers.SQLITE_PICKUP,
+    job_peers.POSTGRES_NOOP,
+    job_peers.POSTGRES_ENQUEUE,
+    job_peers.POSTGRES_PICKUP,
 )
 
 REGISTRY: dict[str, Workload] = {workload.name: workload for workload in WORKLOADS}

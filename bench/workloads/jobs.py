@@ -40,7 +40,8 @@ from services import (
 )
 
 WORKER_COUNTS: Final = (1, 4)
-CONCURRENCY: Final = 4  # jobs in flight per worker, as cli.measure runs them
+CONCURRENCY: Final = 2  # batches in flight per worker: one settles while one claims
+BATCH_SIZE: Final = 50
 POLL_INTERVAL: Final = 0.05  # short, so the drain's tail is not mostly idle polling
 ENQUEUE_BATCH: Final = 500  # deposits per transaction while staging
 # A drain that has not finished by then is stopped and reported, not waited for forever.
@@ -116,6 +117,7 @@ class JobWorkers(Variant):
                 JobQueue(create_session_factory(engine)),
                 ledger_handlers(),
                 concurrency=CONCURRENCY,
+                batch_size=BATCH_SIZE,
                 poll_interval=POLL_INTERVAL,
                 listener=listener(tally),
             )
@@ -156,7 +158,7 @@ class JobDrain(Workload):
         self.requires = requires
 
     def cases(self, config: BenchConfig) -> list[Case]:
-        pool = CONCURRENCY + 1  # every job's transaction, and a claim or a heartbeat
+        pool = CONCURRENCY + 2  # every batch's transaction, a claim and a heartbeat
         return [Case(JobWorkers, n, pool, reference=n == 1) for n in WORKER_COUNTS]
 
     def size(self, config: BenchConfig) -> int:

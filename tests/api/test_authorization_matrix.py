@@ -10,6 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.api.conftest import fund, new_actor, problem_type
 from tests.support.ledger import snapshot
+from tests.support.pgbouncer import through_pgbouncer
+
+pytestmark = through_pgbouncer
 
 CALLERS = ("none", "wrong", "other", "owner", "operator")
 

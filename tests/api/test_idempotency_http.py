@@ -13,6 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from api.routes.money import REPLAY_HEADER
 from tests.api.conftest import Actor, fund, new_actor, problem_type
 from tests.support.ledger import snapshot
+from tests.support.pgbouncer import through_pgbouncer
+
+pytestmark = through_pgbouncer
 
 Sessions = async_sessionmaker[AsyncSession]
 

@@ -20,10 +20,13 @@ from services import SYSTEM, AccessService, AccountService, LedgerAuditor, Role
 from tests.support.api_server import serving
 from tests.support.backends import NewDatabase
 from tests.support.cli_runs import ledgerctl_process
+from tests.support.pgbouncer import PGBOUNCER, direct_url, pooled_settings, through_pgbouncer
 
 BAD_OUTPUT = ("Task was destroyed", "unclosed", "Traceback", "never awaited")
 # Generous: the machine running the suite may be busy; a 504 here would be the load's.
 SERVER_ENV = {"API_REQUEST_TIMEOUT": "60"}
+
+pytestmark = through_pgbouncer
 
 
 @dataclass
@@ -34,12 +37,16 @@ class Ledger:
     engine: AsyncEngine
     tokens: list[str]
     accounts: list[int]
+    env: dict[str, str]
 
 
 @pytest.fixture
-async def ledger(new_database: NewDatabase) -> AsyncIterator[Ledger]:
+async def ledger(backend: str, new_database: NewDatabase) -> AsyncIterator[Ledger]:
     url = await new_database()
-    engine = create_engine(DatabaseSettings(url=url))
+    settings = DatabaseSettings(url=url)
+    if backend == PGBOUNCER:
+        settings = pooled_settings(settings)
+    engine = create_engine(settings)
     await migrations.upgrade(engine)
     sessions = create_session_factory(engine)
     tokens, accounts = [], []
@@ -51,8 +58,15 @@ async def ledger(new_database: NewDatabase) -> AsyncIterator[Ledger]:
         await AccountService(sessions).deposit(account.id, 100_000)
         tokens.append(made.token)
         accounts.append(account.id)
-    yield Ledger(url, engine, tokens, accounts)
+    yield Ledger(url, engine, tokens, accounts, _server_env(backend, url))
     await engine.dispose()
+
+
+def _server_env(backend: str, url: str) -> dict[str, str]:
+    if backend != PGBOUNCER:
+        return dict(SERVER_ENV)
+    # The server is configured as a deployment behind PgBouncer would be.
+    return SERVER_ENV | {"DB_PG_POOLER": "transaction", "DB_LISTEN_URL": direct_url(url)}
 
 
 async def _keys_in_database(engine: AsyncEngine) -> list[str]:
@@ -79,7 +93,7 @@ async def test_hundreds_of_concurrent_transfers_with_retries_and_disconnects(
 ) -> None:
     rng = random.Random(11)
     total = 500
-    async with serving(ledger.url, env=SERVER_ENV) as server:
+    async with serving(ledger.url, env=ledger.env) as server:
         limits = httpx.Limits(max_connections=100)
         async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=60) as http:
 
@@ -125,7 +139,7 @@ async def test_sigterm_answers_every_accepted_request_and_exits_0(
     total = 150
     answered: dict[str, int] = {}
     enough = asyncio.Event()
-    async with serving(ledger.url, workers=workers, env=SERVER_ENV) as server:
+    async with serving(ledger.url, workers=workers, env=ledger.env) as server:
         # No keep-alive: a request is either taken by the server on a new connection or
         # refused at connect time, never lost on a connection the server is closing.
         limits = httpx.Limits(max_connections=50, max_keepalive_connections=0)
@@ -158,8 +172,11 @@ async def test_sigterm_answers_every_accepted_request_and_exits_0(
 
 
 async def test_serve_refuses_an_unmigrated_database_in_one_line(
-    new_database: NewDatabase,
+    backend: str, new_database: NewDatabase
 ) -> None:
-    done = await ledgerctl_process("--database-url", await new_database(), "serve", "--port", "1")
+    url = await new_database()
+    done = await ledgerctl_process(
+        "--database-url", url, "serve", "--port", "1", env=_server_env(backend, url)
+    )
     line = done.one_line_error()
-    assert "run `ledgerctl migrate` first" in line
+    assert "the database has no schema; run `ledgerctl migrate`" in line

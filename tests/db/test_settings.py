@@ -77,6 +77,28 @@ def test_display_url_hides_the_password() -> None:
     assert "***" in settings.display_url
 
 
+def test_the_listen_url_is_read_from_db_listen_url_and_defaults_to_the_database_url() -> None:
+    pooled = "postgresql+asyncpg://u:p@pooler:6432/ledger"
+    direct = "postgresql+asyncpg://u:p@db:5432/ledger"
+    settings = DatabaseSettings.from_env({"DATABASE_URL": pooled, "DB_LISTEN_URL": direct})
+    assert (settings.listen_url, settings.listener_url) == (direct, direct)
+    default = DatabaseSettings.from_env({"DATABASE_URL": pooled})
+    assert (default.listen_url, default.listener_url) == (None, pooled)
+
+
+@pytest.mark.parametrize(
+    ("url", "listen_url"),
+    [
+        ("postgresql+asyncpg://h/db", "not a url"),
+        ("postgresql+asyncpg://h/db", "postgresql+psycopg://h/db"),
+        ("sqlite+aiosqlite:///ledger.db", "postgresql+asyncpg://h/db"),
+    ],
+)
+def test_a_bad_listen_url_is_refused_by_name(url: str, listen_url: str) -> None:
+    with pytest.raises(SettingsError, match="DB_LISTEN_URL"):
+        DatabaseSettings(url=url, listen_url=listen_url)
+
+
 POOLED = "postgresql+asyncpg://u@pgbouncer:6432/ledger"
 DIRECT = "postgresql+asyncpg://u@db:5432/ledger"
 

@@ -2,10 +2,11 @@
 
 Each request is left alone, or given a short deadline (asyncio.timeout), or cancelled
 from outside at a random moment (task.cancel()), or cancelled from inside its own COMMIT.
-Afterwards no connection is checked out of the pool, the audit is clean, money is
-conserved, and every request either fully happened or not at all: its idempotency key
-names at most one transfer, exactly the one acknowledged if it was, and a retry with the
-key completes it exactly once.
+Afterwards no cancellation noise was logged (an unretrieved future, a failed close), no
+connection is checked out of the pool, the audit is clean, money is conserved, and every
+request either fully happened or not at all: its idempotency key names at most one
+transfer, exactly the one acknowledged if it was, and a retry with the key completes it
+exactly once.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from services import (
     TransferService,
 )
 from tests.support.backends import sqlite_only
+from tests.support.clean_log import captured_log
 from tests.support.ledger import open_account, snapshot
 
 REQUESTS = 1_000
@@ -106,17 +108,20 @@ async def test_a_storm_of_cancelled_and_timed_out_transfers_leaves_every_request
     tasks: list[asyncio.Task[TransferRecord]] = []
     event.listen(storm_engine.sync_engine, "commit", on_commit)
     try:
-        for request in planned:
-            deadline = rng.uniform(0, 0.02) if request.interruption == "deadline" else None
-            task = asyncio.create_task(send(request, deadline))
-            if request.interruption == "cancel":
-                loop.call_later(rng.uniform(0, 0.05), task.cancel)
-            elif request.interruption == "cancel in commit":
-                cancel_in_commit.add(task)
-            tasks.append(task)
-        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        async with captured_log() as log:
+            for request in planned:
+                deadline = rng.uniform(0, 0.02) if request.interruption == "deadline" else None
+                task = asyncio.create_task(send(request, deadline))
+                if request.interruption == "cancel":
+                    loop.call_later(rng.uniform(0, 0.05), task.cancel)
+                elif request.interruption == "cancel in commit":
+                    cancel_in_commit.add(task)
+                tasks.append(task)
+            outcomes = await asyncio.gather(*tasks, return_exceptions=True)
     finally:
         event.remove(storm_engine.sync_engine, "commit", on_commit)
+    # No unretrieved future, no "Exception closing connection" in the log.
+    assert log.cancellation_noise() == []
 
     kinds = Counter(type(outcome).__name__ for outcome in outcomes)
     assert set(kinds) <= {"TransferRecord", "TimeoutError", "CancelledError"}, kinds

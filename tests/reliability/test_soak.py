@@ -12,10 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from reliability import soak as soak_module
 from reliability.latency import LatencyHistogram
 from reliability.memory import MIB, judge_memory
-from reliability.soak import DEFAULT_MIX, Soak, SoakConfig, soak
+from reliability.soak import DEFAULT_MIX, Soak, SoakConfig, schedule, soak
 from tests.support.backends import sqlite_only
 
-SHORT = SoakConfig(seconds=2.5, concurrency=8, accounts=8, seed=1)
+# By operation count, not by time: every kind of the mix runs at least EACH times however
+# slow or loaded the machine (by time, the audit, 1 in 105, once never ran in 2.5 s).
+EACH = 5
+SHORT = SoakConfig(operations=200, each_at_least=EACH, concurrency=8, accounts=8, seed=1)
 
 
 async def test_a_short_soak_loses_no_money_and_leaks_no_connection(
@@ -24,6 +27,8 @@ async def test_a_short_soak_loses_no_money_and_leaks_no_connection(
     report = await soak(engine, SHORT)
     assert report.ok, report.format()
     assert set(report.operations) == set(DEFAULT_MIX)
+    assert min(report.operations.values()) >= EACH
+    assert sum(report.operations.values()) == SHORT.operations
     assert report.errors["cancelled"] > 0
     assert report.errors["deadline expired"] > 0
     assert report.pool_after.checked_out == 0
@@ -64,7 +69,8 @@ async def test_the_verdict_fails_on_money_taken_behind_the_services_back(
     engine: AsyncEngine,
 ) -> None:
     mix = {"transfer": 3, "take a cent": 1}
-    report = await soak(engine, SoakConfig(seconds=0.3, concurrency=2, accounts=3, mix=mix))
+    config = SoakConfig(operations=40, each_at_least=5, concurrency=2, accounts=3, mix=mix)
+    report = await soak(engine, config)
     assert not report.ok
     assert report.held_money < report.expected_money
     assert any("money lost or made" in problem for problem in report.problems)
@@ -75,7 +81,8 @@ async def test_the_verdict_fails_on_money_taken_behind_the_services_back(
 @pytest.mark.usefixtures("sessions", "sabotage")
 async def test_the_verdict_fails_on_a_connection_left_checked_out(engine: AsyncEngine) -> None:
     mix = {"balance": 3, "keep a connection": 1}
-    report = await soak(engine, SoakConfig(seconds=0.3, concurrency=2, accounts=3, mix=mix))
+    config = SoakConfig(operations=40, each_at_least=5, concurrency=2, accounts=3, mix=mix)
+    report = await soak(engine, config)
     assert not report.ok
     assert any("still checked out" in problem for problem in report.problems)
 
@@ -94,6 +101,18 @@ def test_memory_that_wobbles_around_a_level_is_not_growing() -> None:
     rng = random.Random(3)
     samples = [100 * MIB + rng.randint(-4 * MIB, 4 * MIB) for _ in range(200)]
     assert judge_memory(samples).growing is False
+
+
+def test_a_schedule_holds_each_kind_at_least_as_often_as_asked() -> None:
+    config = SoakConfig(operations=60, each_at_least=3, mix={"rare": 1, "common": 1_000})
+    planned = schedule(config, random.Random(7))
+    assert len(planned) == 60
+    assert planned.count("rare") >= 3
+
+
+def test_a_schedule_too_short_for_its_guarantee_is_refused() -> None:
+    with pytest.raises(ValueError, match="cannot hold"):
+        schedule(SoakConfig(operations=5, each_at_least=1), random.Random(7))
 
 
 def test_too_few_memory_samples_are_not_judged() -> None:

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from models import ApiToken
 from services import SYSTEM, AccessService, Caller, Role
-from services.errors import DuplicateEmail, InvalidToken, NotAllowed
+from services.errors import DuplicateEmail, InvalidInput, InvalidToken, NotAllowed
 from tests.support.ledger import snapshot
 
 
@@ -76,4 +76,20 @@ async def test_a_taken_email_registers_nothing(
     before = await snapshot(sessions)
     with pytest.raises(DuplicateEmail):
         await AccessService(sessions).register("A@example.com", "Again")
+    assert await snapshot(sessions) == before
+
+
+# Found by the fuzz suite: for the trusted caller a role that is not a Role reached
+# `role.value`, an AttributeError.
+@pytest.mark.parametrize("role", ["operator", 1, None])
+async def test_a_role_that_is_not_a_role_is_invalid_input_and_registers_nothing(
+    sessions: async_sessionmaker[AsyncSession], role: object
+) -> None:
+    before = await snapshot(sessions)
+    with pytest.raises(InvalidInput, match="role must be a Role"):
+        await AccessService(sessions, caller=SYSTEM).register(
+            "op@example.com",
+            "Op",
+            role=role,  # type: ignore[arg-type]
+        )
     assert await snapshot(sessions) == before

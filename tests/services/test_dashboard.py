@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from contextlib import AsyncExitStack
 from functools import partial
+from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -157,8 +158,10 @@ def test_max_concurrency_must_be_a_whole_number_from_1_to_100(
         DashboardService(sessions, max_concurrency=bound)  # type: ignore[arg-type]
 
 
+# None was a TypeError from iterating it (found by the fuzz suite).
+@pytest.mark.parametrize("account_ids", [None, 7, 1.5, "12", object()])
 async def test_account_owners_refuses_what_is_not_a_collection_of_ids(
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: async_sessionmaker[AsyncSession], account_ids: Any
 ) -> None:
-    with pytest.raises(InvalidId):
-        await DashboardService(sessions).account_owners(7)  # type: ignore[arg-type]
+    with pytest.raises(InvalidId, match="collection of ids"):
+        await DashboardService(sessions).account_owners(account_ids)

@@ -12,7 +12,13 @@ from collections.abc import Awaitable, Callable
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services import AccountService, DashboardService, TransferBatcher, TransferService
+from services import (
+    AccountService,
+    DashboardService,
+    JobQueue,
+    TransferBatcher,
+    TransferService,
+)
 from services.errors import InvalidAmount, InvalidCurrency, InvalidId, InvalidInput
 from tests.support.ledger import open_account, snapshot
 
@@ -36,7 +42,7 @@ async def test_a_huge_account_id_is_an_invalid_id(sessions: Sessions) -> None:
     error = await _refused_without_change(
         sessions, InvalidId, lambda: AccountService(sessions).balance(HUGE)
     )
-    assert "an int of" in str(error)
+    assert "int of" in str(error)
 
 
 @pytest.mark.parametrize("amount", [HUGE, -HUGE], ids=["huge", "negative huge"])
@@ -93,3 +99,20 @@ async def test_a_huge_batcher_timeout_is_invalid_input(sessions: Sessions) -> No
             InvalidInput,
             lambda: batcher.transfer(source.id, destination.id, 1, timeout=TOO_LONG_FOR_A_FLOAT),
         )
+
+
+# Found by the fuzz suite once it sent huge ints: the queue quoted them with !r.
+@pytest.mark.parametrize(
+    "claim",
+    [
+        lambda queue: queue.claim("w", limit=HUGE, lease_seconds=30),
+        lambda queue: queue.claim("w", limit=1, lease_seconds=HUGE),
+        lambda queue: queue.enqueue("mail.send", {}, max_attempts=-HUGE),
+    ],
+    ids=["claim limit", "lease seconds", "max attempts"],
+)
+async def test_a_huge_job_queue_bound_is_invalid_input(
+    sessions: Sessions, claim: Callable[[JobQueue], Awaitable[object]]
+) -> None:
+    error = await _refused_without_change(sessions, InvalidInput, lambda: claim(JobQueue(sessions)))
+    assert "int of" in str(error)

@@ -258,3 +258,26 @@ async def test_bad_arguments_are_refused_before_any_io(
     assert callable(call)
     with pytest.raises(InvalidInput, match=message):
         await call(JobQueue(sessions))
+
+
+async def test_enqueue_many_inserts_every_job_in_one_statement_in_order(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    queue = JobQueue(sessions)
+    with StatementLog(engine) as log:
+        ids = await queue.enqueue_many([("k", {"n": n}) for n in range(30)])
+    inserts = [s for s in log.touching("jobs") if s.upper().startswith("INSERT")]
+    assert len(inserts) == 1
+    for n, job_id in enumerate(ids):
+        stored = await queue.get(job_id)
+        assert stored is not None
+        assert (stored.kind, stored.payload, stored.status) == ("k", {"n": n}, "queued")
+
+
+async def test_enqueue_many_checks_every_job_before_writing_any(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    queue = JobQueue(sessions)
+    with pytest.raises(InvalidInput, match="JSON"):
+        await queue.enqueue_many([("k", {}), ("k", {"bad": float("nan")}), ("k", {})])
+    assert (await queue.stats()).total == 0

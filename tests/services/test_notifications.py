@@ -10,7 +10,7 @@ from models import Notification
 from services import AccountService, JobQueue, TransferNotifier, TransferService
 from services.currencies import format_amount
 from services.errors import PermanentJobFailure
-from services.jobs import ClaimedJob
+from services.results import ClaimedJob
 from services.transactions import run_in_transaction
 from tests.support.ledger import open_account
 from tests.support.pgbouncer import through_pgbouncer

@@ -23,9 +23,6 @@ from services import results
 from services.errors import LedgerError
 from services.results import Result, UserRecord
 
-# Rewritten on the `jobs` branch, which moves their records into services/results.py;
-# BackOffice.job_stats hands on JobStats from services.jobs until then.
-PENDING_MODULES = frozenset({"services.jobs", "services.worker", "services.back_office"})
 PLAIN = (int, str, bool, float, bytes, type(None), datetime)
 CONTAINERS = (tuple, list, dict, set, frozenset)
 
@@ -41,8 +38,6 @@ def _result_classes() -> list[type]:
 def _service_methods() -> list[typing.Any]:
     found = []
     for info in pkgutil.iter_modules(services.__path__, prefix="services."):
-        if info.name in PENDING_MODULES:
-            continue
         module = importlib.import_module(info.name)
         for cls in vars(module).values():
             if not inspect.isclass(cls) or cls.__module__ != module.__name__:

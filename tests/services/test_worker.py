@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from db import DatabaseSettings, create_engine, create_session_factory, pool_status
@@ -29,7 +29,7 @@ from services import (
     WorkerStats,
 )
 from services.transactions import run_in_transaction
-from tests.support.jobs import FakeClock
+from tests.support.jobs import FakeClock, StatementLog
 from tests.support.ledger import open_account
 from tests.support.pgbouncer import through_pgbouncer
 
@@ -466,3 +466,134 @@ def test_an_idle_worker_polls_less_and_less_often_up_to_a_ceiling() -> None:
         delays = [worker.idle_delay(idle_claims) for _ in range(200)]
         assert all(ceiling / 2 <= d <= ceiling for d in delays)
         assert max(delays) - min(delays) > ceiling / 10  # jittered, not in lockstep
+
+
+async def _deposit_jobs(sessions: async_sessionmaker[AsyncSession], count: int) -> list[int]:
+    account = await open_account(sessions)
+    await TransferService(sessions).transfer_many(
+        [TransferRequest.of(None, account.id, 1) for _ in range(count)]
+    )
+    return await _job_ids(sessions)
+
+
+async def test_a_batch_settles_its_effects_and_completions_in_one_transaction(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    total = 20
+    job_ids = await _deposit_jobs(sessions, total)
+    commits: list[int] = []
+    stop = asyncio.Event()
+    events = Events(stop)
+    events.stop_when(lambda c: c[WorkerEvent.DONE] >= total)
+    worker = Worker(
+        JobQueue(sessions),
+        {TRANSFER_COMPLETED: TransferNotifier()},
+        batch_size=total,
+        batch_seconds=60,
+        listener=events,
+    )
+
+    def counted(_connection: Any) -> None:
+        commits.append(1)
+
+    event.listen(engine.sync_engine, "commit", counted)
+    try:
+        with StatementLog(engine) as log:
+            stats = await worker.run(stop)
+    finally:
+        event.remove(engine.sync_engine, "commit", counted)
+    updates = [s for s in log.touching("jobs") if s.upper().startswith("UPDATE")]
+    claims = [s for s in updates if "attempts + " in s]
+    settlements = [s for s in updates if "finished_at" in s]
+    assert stats.done == total
+    assert await _notification_count(sessions) == total
+    # The second batch slot may claim (nothing) again before the stop: each claim is
+    # one commit, and one more settles all twenty jobs.
+    assert len(settlements) == 1
+    assert len(commits) == len(claims) + 1
+    async with sessions() as session:
+        statuses = (await session.scalars(select(Job.status).where(Job.id.in_(job_ids)))).all()
+    assert set(statuses) == {"done"}
+
+
+async def test_a_failing_job_rolls_back_alone_and_is_recorded_with_the_rest(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    queue = JobQueue(sessions)
+    await _deposit_jobs(sessions, 2)
+    bad = await queue.enqueue("bad", {}, max_attempts=1)
+    account = await open_account(sessions)  # its deposit: a third notification job
+    await TransferService(sessions).transfer_many([TransferRequest.of(None, account.id, 1)])
+    runs: Counter[int] = Counter()
+    notifier = TransferNotifier()
+
+    async def counting(job: ClaimedJob, session: AsyncSession) -> None:
+        runs[job.id] += 1
+        await notifier(job, session)
+
+    async def failing(job: ClaimedJob, session: AsyncSession) -> None:
+        await session.execute(text("UPDATE jobs SET attempts = attempts WHERE id = 0"))
+        raise RuntimeError("boom")
+
+    stop = asyncio.Event()
+    events = Events(stop)
+    events.stop_when(lambda c: c[WorkerEvent.DONE] >= 3 and c[WorkerEvent.DEAD] >= 1)
+    worker = Worker(
+        queue,
+        {TRANSFER_COMPLETED: counting, "bad": failing},
+        batch_size=10,
+        batch_seconds=60,
+        listener=events,
+    )
+    stats = await worker.run(stop)
+    assert (stats.done, stats.dead, stats.lost) == (3, 1, 0)
+    assert await _notification_count(sessions) == 3  # each effect committed exactly once
+    assert set(runs.values()) == {1, 2}  # those before the failure ran again, once
+    dead = await _job(sessions, bad.id)
+    assert (dead.status, dead.last_error) == ("dead", "RuntimeError: boom")
+
+
+async def test_a_stale_lease_in_a_batch_is_refused_alone_and_the_rest_commits(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    first, *others = await _deposit_jobs(sessions, 3)
+    clock = FakeClock()
+    queue = JobQueue(sessions, clock=clock)
+    started, proceed = asyncio.Event(), asyncio.Event()
+    notifier = TransferNotifier()
+
+    async def handler(job: ClaimedJob, session: AsyncSession) -> None:
+        if job.id == first:
+            started.set()
+            await proceed.wait()  # before any statement: no lock held yet
+        await notifier(job, session)
+
+    stop, events = asyncio.Event(), Events()
+    worker = Worker(
+        queue,
+        {TRANSFER_COMPLETED: handler},
+        concurrency=1,
+        batch_size=10,
+        batch_seconds=60,
+        lease_seconds=60,
+        heartbeat_interval=59,  # slower than the test: the completion finds the loss
+        listener=events,
+    )
+    async with _running(worker, stop) as run:
+        await started.wait()
+        clock.advance(61)
+        (taken,) = await queue.claim("other", limit=1, lease_seconds=60)
+        proceed.set()
+        await events.wait_for(WorkerEvent.DONE, 2)
+        stop.set()
+        stats = await run
+    assert taken.id == first
+    assert (stats.done, stats.lost) == (2, 1)
+    async with sessions() as session:
+        notified = set((await session.scalars(select(Notification.transfer_id))).all())
+        payloads = {
+            job_id: (await session.get(Job, job_id)).payload["transfer_id"]  # type: ignore[union-attr]
+            for job_id in (first, *others)
+        }
+    assert notified == {payloads[j] for j in others}  # the stale job's effect rolled back
+    assert (await _job(sessions, first)).lease_owner == "other"

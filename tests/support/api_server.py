@@ -14,6 +14,10 @@ from dataclasses import dataclass, field
 from tests.support.paths import PROJECT_ROOT
 
 STARTED = "Application startup complete."
+# uvicorn binds its socket after the lifespan started (one worker) or before forking
+# (several), and says so; until then a request may find nothing, or another process,
+# on the port.
+LISTENING = "Uvicorn running on"
 
 
 def free_port() -> int:
@@ -21,6 +25,11 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def _ready(lines: list[str], workers: int) -> bool:
+    started = sum(STARTED in line for line in lines)
+    return started >= workers and any(LISTENING in line for line in lines)
 
 
 @dataclass
@@ -74,14 +83,14 @@ async def serving(
         assert process.stdout is not None
         while line := await process.stdout.readline():
             server.lines.append(line.decode(errors="replace").rstrip())
-            if sum(STARTED in text for text in server.lines) >= workers:
+            if _ready(server.lines, workers):
                 started.set()
         started.set()  # it exited: let the waiter see why
 
     reader = asyncio.create_task(read())
     try:
         await asyncio.wait_for(started.wait(), timeout=60)
-        if process.returncode is not None or not any(STARTED in t for t in server.lines):
+        if process.returncode is not None or not _ready(server.lines, workers):
             raise AssertionError(f"ledgerctl serve did not start:\n{server.output}")
         yield server
     finally:

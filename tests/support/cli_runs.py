@@ -40,17 +40,18 @@ class CliRun:
 
 async def ledgerctl(*args: str) -> CliRun:
     """Run `ledgerctl ARGS...` in this process; DATABASE_URL and DB_* come from os.environ."""
+    return await asyncio.to_thread(ledgerctl_blocking, *args)
 
-    def run() -> CliRun:
-        out, err = io.StringIO(), io.StringIO()
-        with redirect_stdout(out), redirect_stderr(err):
-            try:
-                code = main(list(args))
-            except SystemExit as exc:  # argparse's usage errors
-                code = exc.code if isinstance(exc.code, int) else 1
-        return CliRun(code, out.getvalue(), err.getvalue())
 
-    return await asyncio.to_thread(run)
+def ledgerctl_blocking(*args: str) -> CliRun:
+    """`ledgerctl()` for a thread with no running event loop (main() runs its own)."""
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as exc:  # argparse's usage errors
+            code = exc.code if isinstance(exc.code, int) else 1
+    return CliRun(code, out.getvalue(), err.getvalue())
 
 
 async def ledgerctl_process(

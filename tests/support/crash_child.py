@@ -48,7 +48,7 @@ from sqlalchemy.orm import Session
 from db import DatabaseSettings, create_engine, create_session_factory
 from services import JobQueue, TransferService, Worker, WorkerEvent, ledger_handlers
 from services.job_handler import JobHandler
-from services.jobs import ClaimedJob
+from services.results import ClaimedJob
 
 PHASES: Final = ("flushed", "committing", "committed")
 HANDLER_PHASE: Final = "handled"
