@@ -39,6 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the benchmark's options to `parser` (its own, or ledgerctl's `bench` subcommand)."""
     full = FULL
     parser.add_argument(
+        "suite",
+        nargs="?",
+        choices=("http",),
+        help="http: real servers under wrk (docs/benchmarks.md); default: the database benchmark",
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="small sizes for a smoke run (under ~60 s)"
     )
     parser.add_argument(
@@ -135,6 +141,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="draw a progress bar on stderr (default: when stderr is a terminal)",
     )
+    from bench.http import command as http_command
+
+    http_command.add_arguments(parser)
 
 
 def options_from_args(args: argparse.Namespace) -> Options:
@@ -179,6 +188,10 @@ def options_from_args(args: argparse.Namespace) -> Options:
 
 async def run_from_args(args: argparse.Namespace) -> int:
     """Run the benchmark the parsed command line describes; the exit code."""
+    if getattr(args, "suite", None) == "http":
+        from bench.http import command as http_command
+
+        return await http_command.run_from_args(args)
     return await run(options_from_args(args), sys.stdout, sys.stderr)
 
 

@@ -1,0 +1,1 @@
+"""`bench http`: real server processes (uvicorn, one worker each) driven by wrk over TCP."""
