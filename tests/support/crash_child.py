@@ -19,8 +19,9 @@ With `--pause-at PHASE --pause-after N`, the N-th time any transaction reaches P
 whole process stops right there (its event loop thread blocks), so a kill lands at
 exactly that point:
 
-    flushed     the transfer row is inserted, no balance moved yet, nothing committed
-                (named after the ORM flush it once was; the batch core inserts with Core)
+    flushed     the transfer row is inserted, nothing committed (on SQLite no balance
+                moved yet; on PostgreSQL the balances move in the same statement);
+                named after the ORM flush it once was
     committing  every change is written, COMMIT not yet sent
     committed   COMMIT succeeded, the caller has not been told
     handled     (worker mode) a job's handler wrote its notification, nothing committed
@@ -81,7 +82,8 @@ def install_pause(engine: AsyncEngine, phase: str, after: int) -> None:
             freeze(phase)
 
     def after_transfer_insert(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if statement.lstrip().upper().startswith("INSERT INTO TRANSFERS"):
+        # Anywhere in the statement: on PostgreSQL the insert is one CTE of the batch's write.
+        if "INSERT INTO TRANSFERS" in statement.upper():
             reached()
 
     if phase == "flushed":
