@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.state import app_state
+from api.state import AppState, app_state
 from services import AccessService, Authenticated
 from services.errors import InvalidToken
 
@@ -21,11 +21,11 @@ bearer = HTTPBearer(auto_error=False, description="the token from POST /users or
 async def authenticated(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    state: Annotated[AppState, Depends(app_state)],
 ) -> Authenticated:
     """The caller behind the request's bearer token; InvalidToken (401) otherwise."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise InvalidToken("an Authorization: Bearer <token> header is required")
-    state = app_state(request)
     found = await AccessService(state.sessions).authenticate(
         credentials.credentials, timeout=state.settings.request_timeout
     )

@@ -3,6 +3,10 @@
 Every service is built per request with the caller (services/callers.py), so the rules
 of who may do what are the services' own, not the routes'. Building one is cheap: it
 holds the session factory and the caller; the engine and pool live in AppState.
+
+Every dependency is `async def` although none awaits: FastAPI runs a plain `def`
+dependency in its thread pool, a round trip to another thread per dependency and
+request that cost more than the dependency itself.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ class MissingIdempotencyKey(Exception):
     """A money-moving POST came without an Idempotency-Key header (400)."""
 
 
-def idempotency_key(
+async def idempotency_key(
     key: Annotated[
         str | None,
         Header(
@@ -50,31 +54,31 @@ def idempotency_key(
 IdempotencyKey = Annotated[str, Depends(idempotency_key)]
 
 
-def access(state: State) -> AccessService:
+async def access(state: State) -> AccessService:
     """Registration and tokens (no caller: anyone may register a plain user)."""
     return AccessService(state.sessions)
 
 
-def accounts(state: State, auth: Auth) -> AccountService:
+async def accounts(state: State, auth: Auth) -> AccountService:
     """Accounts, for the caller."""
     return AccountService(state.sessions, caller=auth.caller)
 
 
-def users(state: State, auth: Auth) -> UserService:
+async def users(state: State, auth: Auth) -> UserService:
     """Users, for the caller."""
     return UserService(state.sessions, caller=auth.caller)
 
 
-def transfers(state: State, auth: Auth) -> TransferService:
+async def transfers(state: State, auth: Auth) -> TransferService:
     """Transfers without the batcher, for the caller."""
     return TransferService(state.sessions, caller=auth.caller)
 
 
-def dashboards(state: State, auth: Auth) -> DashboardService:
+async def dashboards(state: State, auth: Auth) -> DashboardService:
     """The dashboard, for the caller."""
     return DashboardService(state.sessions, caller=auth.caller)
 
 
-def back_office(state: State, auth: Auth) -> BackOffice:
+async def back_office(state: State, auth: Auth) -> BackOffice:
     """Operators' reads, for the caller."""
     return BackOffice(state.sessions, caller=auth.caller)

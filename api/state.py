@@ -23,7 +23,7 @@ class AppState:
     metrics: ApiMetrics
 
 
-def app_state(request: Request) -> AppState:
-    """The state the lifespan stored on the app."""
+async def app_state(request: Request) -> AppState:
+    """The state the lifespan stored on the app (async: no thread-pool trip, see api/deps.py)."""
     state: AppState = request.app.state.ledger
     return state

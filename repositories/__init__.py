@@ -1,12 +1,12 @@
 """Repositories over AsyncSession: they add, flush and query; services own the transactions."""
 
-from repositories.accounts import AccountRepository, LockedAccount
+from repositories.accounts import AccountRepository, LockedAccount, account_row
 from repositories.activity import ActivityRepository
 from repositories.base import Repository
 from repositories.jobs import JobLease, JobRepository, NewJob, PerIdJobs, StatusCounts
 from repositories.notifications import NotificationRepository, Receipt
 from repositories.outbox_audit import OutboxAuditRepository, OutboxJob
-from repositories.tokens import TokenRepository
+from repositories.tokens import TokenRepository, live_token_row
 from repositories.transfers import AccountFlow, LedgerTotals, NewTransfer, TransferRepository
 from repositories.users import UserRepository
 
@@ -30,4 +30,6 @@ __all__ = [
     "TokenRepository",
     "TransferRepository",
     "UserRepository",
+    "account_row",
+    "live_token_row",
 ]

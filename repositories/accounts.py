@@ -5,15 +5,44 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
-from typing import NamedTuple, cast
+from typing import Final, NamedTuple, cast
 
-from sqlalchemy import BigInteger, String, Table, any_, bindparam, func, select, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Row,
+    String,
+    Table,
+    any_,
+    bindparam,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.sqlite_one_hop import DEFERRED
 from models import Account, utcnow
 from repositories.base import Repository
+
+# Built once: GET /accounts/{id} runs it per request (see account_row).
+_ACCOUNT_BY_ID: Final = select(
+    Account.id,
+    Account.owner_id,
+    Account.currency,
+    Account.balance,
+    Account.created_at,
+    Account.updated_at,
+).where(Account.id == bindparam("account_id"))
+
+
+def account_row(
+    connection: Connection, account_id: int
+) -> Row[int, int, str, int, datetime, datetime] | None:
+    """One account's columns (`id, owner_id, currency, balance, created_at, updated_at`),
+    or None: a Core read on the caller's connection, inside its transaction."""
+    return connection.execute(_ACCOUNT_BY_ID, {"account_id": account_id}).first()
 
 
 class LockedAccount(NamedTuple):

@@ -3,27 +3,45 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Final
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, Row, bindparam, select, update
 
 from models import ApiToken, User
 from repositories.base import Repository
+
+# Built once: every request authenticates, and building the statement (and its cache
+# key) per call costs more than running it. Columns, not entities: no identity map.
+_LIVE_BY_HASH: Final = (
+    select(
+        ApiToken.id.label("token_id"),
+        ApiToken.token_hash,
+        User.id,
+        User.email,
+        User.name,
+        User.created_at,
+        User.role,
+    )
+    .join(User, User.id == ApiToken.user_id)
+    .where(ApiToken.token_hash == bindparam("token_hash"), ApiToken.revoked_at.is_(None))
+)
+
+
+def live_token_row(
+    connection: Connection, token_hash: str
+) -> Row[int, str, int, str, str, datetime, str] | None:
+    """The unrevoked token with this hash and its user's columns, or None.
+
+    A Core read on the caller's connection (inside its transaction), for the lookup
+    every request makes: `token_id, token_hash, id, email, name, created_at, role`.
+    """
+    return connection.execute(_LIVE_BY_HASH, {"token_hash": token_hash}).first()
 
 
 class TokenRepository(Repository[ApiToken]):
     """API tokens and the users they belong to."""
 
     model = ApiToken
-
-    async def live_by_hash(self, token_hash: str) -> tuple[ApiToken, User] | None:
-        """The unrevoked token with this hash and its user, or None."""
-        query = (
-            select(ApiToken, User)
-            .join(User, User.id == ApiToken.user_id)
-            .where(ApiToken.token_hash == token_hash, ApiToken.revoked_at.is_(None))
-        )
-        row = (await self.session.execute(query)).first()
-        return None if row is None else (row[0], row[1])
 
     async def revoke(self, token_id: int, now: datetime) -> bool:
         """Revoke one token; False if it was already revoked."""

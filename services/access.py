@@ -15,16 +15,17 @@ import hmac
 import secrets
 from typing import Final
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import ApiToken, User, utcnow
-from repositories import TokenRepository, UserRepository
+from repositories import TokenRepository, UserRepository, live_token_row
 from services import validation
 from services.callers import ANONYMOUS, Caller, Role
 from services.errors import DuplicateEmail, InvalidInput, InvalidToken, NotAllowed
 from services.results import Authenticated, Registration, UserRecord
-from services.transactions import Sessions, run_in_transaction
+from services.transactions import Sessions, run_in_transaction, run_read
 
 TOKEN_BYTES: Final = 32
 # URL-safe base64 of 32 bytes is 43 characters; anything much longer is not one of ours.
@@ -87,18 +88,20 @@ class AccessService:
             raise InvalidToken("the API token is missing or malformed")
         wanted = token_hash(token)
 
-        async def work(session: AsyncSession) -> Authenticated | None:
-            found = await TokenRepository(session).live_by_hash(wanted)
-            if found is None or not hmac.compare_digest(found[0].token_hash, wanted):
+        # Every request comes through here: a Core read in one greenlet (run_read), not
+        # an ORM session. No cache: a revoked token fails at its next request.
+        def work(connection: Connection) -> Authenticated | None:
+            row = live_token_row(connection, wanted)
+            if row is None or not hmac.compare_digest(row.token_hash, wanted):
                 return None
-            row, user = found
+            user = UserRecord(
+                id=row.id, email=row.email, name=row.name, created_at=row.created_at, role=row.role
+            )
             return Authenticated(
-                caller=Caller.for_role(user.id, user.role),
-                user=UserRecord.of(user),
-                token_id=row.id,
+                caller=Caller.for_role(user.id, user.role), user=user, token_id=row.token_id
             )
 
-        result = await run_in_transaction(self._sessions, work, read_only=True, timeout=timeout)
+        result = await run_read(self._sessions, work, timeout=timeout)
         if result is None:
             raise InvalidToken("the API token is not valid (unknown or revoked)")
         return result

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Account
-from repositories import AccountRepository, TransferRepository, UserRepository
+from repositories import AccountRepository, TransferRepository, UserRepository, account_row
 from services import validation
 from services.callers import SYSTEM, Caller
 from services.errors import AccountNotFound, UserNotFound
 from services.results import AccountRecord, HistoryPage, TransferRecord
-from services.transactions import Sessions, run_in_transaction
+from services.transactions import Sessions, run_in_transaction, run_read
 from services.transfer_core import TransferRequest, execute_transfer, on_behalf_of
 
 
@@ -57,13 +58,21 @@ class AccountService:
         validation.identifier(account_id, "account id")
         self._caller.require_authenticated()
 
-        async def work(session: AsyncSession) -> AccountRecord:
-            account = await AccountRepository(session).get(account_id)
-            if account is None or not self._caller.may_read_user(account.owner_id):
+        # A Core read in one greenlet (run_read): GET /accounts/{id} is a hot path.
+        def work(connection: Connection) -> AccountRecord:
+            row = account_row(connection, account_id)
+            if row is None or not self._caller.may_read_user(row.owner_id):
                 raise AccountNotFound(account_id)
-            return AccountRecord.of(account)
+            return AccountRecord(
+                id=row.id,
+                owner_id=row.owner_id,
+                currency=row.currency,
+                balance=row.balance,
+                created_at=row.created_at,
+                updated_at=row.updated_at,
+            )
 
-        return await run_in_transaction(self._sessions, work, read_only=True, timeout=timeout)
+        return await run_read(self._sessions, work, timeout=timeout)
 
     async def for_owner(
         self,

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Final, TypeVar
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -21,6 +22,7 @@ T = TypeVar("T")
 
 Sessions = async_sessionmaker[AsyncSession]
 Work = Callable[[AsyncSession], Awaitable[T]]
+ConnectionWork = Callable[[Connection], T]
 
 DEFAULT_ATTEMPTS: Final = 5
 _BACKOFF_BASE_S: Final = 0.005
@@ -78,6 +80,52 @@ async def _run_with_retries(
                 raise
             raise error from exc
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def run_read(
+    sessions: Sessions,
+    work: ConnectionWork[T],
+    *,
+    attempts: int = DEFAULT_ATTEMPTS,
+    timeout: float | None = None,  # noqa: ASYNC109 (covers retries; raises OperationTimeout)
+) -> T:
+    """Run the synchronous `work(connection)` in a read-only transaction on a pooled
+    Core connection: the same transaction, retries, deadline and errors as
+    `run_in_transaction(..., read_only=True)`, without an ORM session.
+
+    For the small hot reads of every request (the token lookup): `work` runs in a single
+    greenlet, so checkout, BEGIN, the statements and COMMIT cost one switch into
+    SQLAlchemy's sync core rather than one per step, and no identity map is built.
+    """
+    engine = _engine(sessions)
+    if engine is None:  # a factory bound to a connection or nothing: the general path
+        return await run_in_transaction(
+            sessions,
+            lambda session: session.run_sync(lambda s: work(s.connection())),
+            read_only=True,
+            attempts=attempts,
+            timeout=timeout,
+        )
+    async with deadline(timeout):
+        for attempt in range(1, attempts + 1):
+            try:
+                async with engine.connect() as connection:
+                    return await connection.run_sync(_read_only, work)
+            except (DBAPIError, PoolTimeoutError) as exc:
+                if is_transient(exc) and attempt < attempts:
+                    await asyncio.sleep(backoff_delay(attempt))
+                    continue
+                error = translate(exc, engine, attempts=attempt)
+                if error is None:
+                    raise
+                raise error from exc
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _read_only(connection: Connection, work: ConnectionWork[T]) -> T:
+    connection.execution_options(**read_only_options(connection.dialect.name))
+    with connection.begin():
+        return work(connection)
 
 
 @asynccontextmanager
