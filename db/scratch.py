@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
 
 @asynccontextmanager
@@ -19,7 +20,9 @@ async def scratch_postgres_database(admin_url: str, prefix: str) -> AsyncIterato
     Each run getting its own database is what lets parallel runs share one server.
     """
     name = f"{prefix}_{secrets.token_hex(6)}"
-    admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+    # No pool: an idle admin connection kept for the database's whole life would count
+    # against the server's max_connections once per live scratch database.
+    admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     try:
         async with admin.connect() as connection:
             await connection.execute(text(f'CREATE DATABASE "{name}"'))
