@@ -41,6 +41,8 @@ async def serve_command(app: AppContext, args: argparse.Namespace) -> int:
 
     from api.settings import ApiSettings
 
+    if not 0 <= args.port <= 65535:
+        raise CommandError(f"--port must be 0 to 65535, got {args.port}")
     if not 1 <= args.workers <= 64:
         raise CommandError(f"--workers must be 1 to 64, got {args.workers}")
     # The schema was checked before this ran (the command needs it; see cli/main.py).

@@ -326,9 +326,11 @@ async def run_http(options: HttpOptions, out: TextIO) -> int:
     found = medians(run.points)
     paired = ratios(run.points)
     print("\n" + text_tables(options.scenarios, found), file=out)
-    print("\nratios (median of the ratios within each repetition):", file=out)
-    for line in ratio_lines(paired):
-        print("  " + line, file=out)
+    lines = ratio_lines(paired)
+    if lines:  # the ratios pair full-run levels (64, 400, 1,000): a --quick run has none
+        print("\nratios (median of the ratios within each repetition):", file=out)
+        for line in lines:
+            print("  " + line, file=out)
     met = goals(found, paired)
     if met:
         print("\ngoals of issue 12:", file=out)
