@@ -64,13 +64,22 @@ async def _run_with_retries(
     read_only: bool,
     attempts: int,
 ) -> T:
+    async def once() -> T:
+        async with sessions() as session, session.begin():
+            if read_only:
+                dialect = session.get_bind().dialect.name
+                await session.connection(execution_options=read_only_options(dialect))
+            return await work(session)
+
+    return await _retrying(once, sessions, attempts)
+
+
+async def _retrying(once: Callable[[], Awaitable[T]], sessions: Sessions, attempts: int) -> T:
+    """The one retry rule: rerun `once` from the start while the failure is transient,
+    then translate what is left (services/db_errors.translate)."""
     for attempt in range(1, attempts + 1):
         try:
-            async with sessions() as session, session.begin():
-                if read_only:
-                    dialect = session.get_bind().dialect.name
-                    await session.connection(execution_options=read_only_options(dialect))
-                return await work(session)
+            return await once()
         except (DBAPIError, PoolTimeoutError) as exc:
             if is_transient(exc) and attempt < attempts:
                 await asyncio.sleep(backoff_delay(attempt))
@@ -106,20 +115,13 @@ async def run_read(
             attempts=attempts,
             timeout=timeout,
         )
+
+    async def once() -> T:
+        async with engine.connect() as connection:
+            return await connection.run_sync(_read_only, work)
+
     async with deadline(timeout):
-        for attempt in range(1, attempts + 1):
-            try:
-                async with engine.connect() as connection:
-                    return await connection.run_sync(_read_only, work)
-            except (DBAPIError, PoolTimeoutError) as exc:
-                if is_transient(exc) and attempt < attempts:
-                    await asyncio.sleep(backoff_delay(attempt))
-                    continue
-                error = translate(exc, engine, attempts=attempt)
-                if error is None:
-                    raise
-                raise error from exc
-    raise AssertionError("unreachable")  # pragma: no cover
+        return await _retrying(once, sessions, attempts)
 
 
 def _read_only(connection: Connection, work: ConnectionWork[T]) -> T:
