@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from db import DatabaseSettings, SettingsError
+from db import BrokerSettings, DatabaseSettings, SettingsError
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +19,8 @@ class ApiSettings:
     """
 
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    # With a BROKER_URL, the app runs the outbox relay in its lifespan (docs/events.md).
+    broker: BrokerSettings = field(default_factory=BrokerSettings)
     request_timeout: float = 5.0
     batch_transfers: bool = True
     max_body_bytes: int = 16 * 1024
@@ -35,12 +37,13 @@ class ApiSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
-        """DATABASE_URL and DB_* as everywhere, plus API_REQUEST_TIMEOUT (seconds),
+        """DATABASE_URL, DB_* and BROKER_* as everywhere, plus API_REQUEST_TIMEOUT (seconds),
         API_BATCH_TRANSFERS (true/false) and API_MAX_BODY_BYTES."""
         env = os.environ if environ is None else environ
         defaults = cls()
         return cls(
             database=DatabaseSettings.from_env(env),
+            broker=BrokerSettings.from_env(env),
             request_timeout=_number(env, "API_REQUEST_TIMEOUT", defaults.request_timeout),
             batch_transfers=_flag(env, "API_BATCH_TRANSFERS", defaults.batch_transfers),
             max_body_bytes=int(_number(env, "API_MAX_BODY_BYTES", defaults.max_body_bytes)),

@@ -1,5 +1,6 @@
 """Infrastructure: settings, the engine with its pool, and the session factory."""
 
+from db.broker_settings import BrokerSettings
 from db.engine import (
     SQLITE_BEGIN_OPTION,
     PoolStatus,
@@ -14,6 +15,7 @@ from db.settings import DatabaseSettings, SettingsError
 
 __all__ = [
     "SQLITE_BEGIN_OPTION",
+    "BrokerSettings",
     "DatabaseSettings",
     "EngineMonitor",
     "PoolStatus",

@@ -1,6 +1,8 @@
-"""Wake-ups for job workers: who tells an idle worker that a job was just committed.
+"""Wake-ups for job workers and the outbox relay: who tells an idle one that work was just
+committed. Each kind of work has its channel: `JOBS_CHANNEL` for jobs, `OUTBOX_CHANNEL` for
+events to publish.
 
-- PostgreSQL: the enqueuing transaction sends NOTIFY on `JOBS_CHANNEL` (the server
+- PostgreSQL: the enqueuing transaction sends NOTIFY on the channel (the server
   delivers it at commit, so never before the job exists); each worker LISTENs on a
   connection of its own, outside the pool, and reconnects when it is lost.
 - SQLite: a commit that enqueued wakes the workers of this process on the same file
@@ -29,6 +31,7 @@ from db.engine import engine_settings
 log = logging.getLogger(__name__)
 
 JOBS_CHANNEL: Final = "ledger_jobs"
+OUTBOX_CHANNEL: Final = "ledger_outbox"
 LISTENER_APPLICATION_NAME: Final = "ledger-listener"
 _RECONNECT_MIN_S: Final = 0.05
 _RECONNECT_MAX_S: Final = 5.0
@@ -86,17 +89,30 @@ class LocalBoard:
 LOCAL: Final = LocalBoard()
 
 
+def board_key(url: URL | str, channel: str) -> str:
+    """The `LOCAL` key of `channel` on the database at `url`."""
+    return f"{database_key(url)}#{channel}"
+
+
 class PostgresListener:
-    """LISTEN on `JOBS_CHANNEL` over one connection outside any pool, for as long as
+    """LISTEN on `channel` over one connection outside any pool, for as long as
     `run()` runs; every notification, and every (re)connection, calls `wake`.
 
     Waking on connect is what picks up the jobs committed while the connection was
     down: their NOTIFYs went to no one.
     """
 
-    def __init__(self, url: str, wake: Wake, *, reconnect_delay: float = _RECONNECT_MIN_S):
+    def __init__(
+        self,
+        url: str,
+        wake: Wake,
+        *,
+        reconnect_delay: float = _RECONNECT_MIN_S,
+        channel: str = JOBS_CHANNEL,
+    ):
         self._url = url
         self._wake = wake
+        self._channel = channel
         self._reconnect_delay = reconnect_delay
         self.connected = asyncio.Event()
         self.connections = 0  # how many times it connected (a reconnect makes it 2 and more)
@@ -119,7 +135,7 @@ class PostgresListener:
                     await self._listen(engine, lost)
                     delay = self._reconnect_delay
                 except Exception as exc:  # refused, unreachable, terminated: try again
-                    log.warning("job listener: no connection (%s); reconnecting", exc)
+                    log.warning("%s listener: no connection (%s); reconnecting", self._channel, exc)
                 self.connected.clear()
                 self.server_pid = None
                 await asyncio.sleep(delay)
@@ -137,7 +153,7 @@ class PostgresListener:
             def notified(*_: object) -> None:
                 self._wake()
 
-            await driver.add_listener(JOBS_CHANNEL, notified)
+            await driver.add_listener(self._channel, notified)
             self.server_pid = int(driver.get_server_pid())
             self.connections += 1
             self.connected.set()
@@ -188,15 +204,17 @@ class SqliteWatcher:
                 await asyncio.sleep(self._interval)
 
 
-_WAKE_KEY: Final = "ledger_wake_jobs"
+_WAKE_KEY: Final = "ledger_wake"
 _session_hooks: list[bool] = []
 
 
-def wake_after_commit(session: Any) -> None:
-    """Publish on `LOCAL` once `session`'s transaction commits (not if it rolls back).
+def wake_after_commit(session: Any, channel: str = JOBS_CHANNEL) -> None:
+    """Publish `channel` on `LOCAL` once `session`'s transaction commits (not if it rolls
+    back).
 
-    `session` is an AsyncSession or its sync Session. The key is the database the session
-    is bound to; the hooks are installed on the Session class the first time.
+    `session` is an AsyncSession or its sync Session. The key is the channel on the
+    database the session is bound to; the hooks are installed on the Session class the
+    first time.
     """
     from sqlalchemy import event
     from sqlalchemy.orm import Session
@@ -206,12 +224,11 @@ def wake_after_commit(session: Any) -> None:
         event.listen(Session, "after_commit", _published_on_commit)
         event.listen(Session, "after_rollback", _forgotten_on_rollback)
         _session_hooks.append(True)
-    sync.info[_WAKE_KEY] = database_key(sync.get_bind().engine.url)
+    sync.info.setdefault(_WAKE_KEY, set()).add(board_key(sync.get_bind().engine.url, channel))
 
 
 def _published_on_commit(session: Any) -> None:
-    key = session.info.pop(_WAKE_KEY, None)
-    if key is not None:
+    for key in session.info.pop(_WAKE_KEY, ()):
         LOCAL.publish(key)
 
 
@@ -220,7 +237,8 @@ def _forgotten_on_rollback(session: Any) -> None:
 
 
 class Wakeups:
-    """Every wake-up source for workers on `engine`'s database, running while entered:
+    """Every wake-up source for `channel` (default: jobs) on `engine`'s database, running
+    while entered:
     on PostgreSQL a `PostgresListener` (on `listen_url`, default: the DB_LISTEN_URL of the
     engine's settings, else the engine's URL); on
     SQLite the in-process board plus a `SqliteWatcher` polling every `poll_interval`.
@@ -236,8 +254,10 @@ class Wakeups:
         *,
         poll_interval: float,
         listen_url: str | None = None,
+        channel: str = JOBS_CHANNEL,
     ) -> None:
         self._engine = engine
+        self._channel = channel
         self._wake = wake
         self._poll_interval = poll_interval
         self._tasks: list[asyncio.Task[None]] = []
@@ -247,7 +267,7 @@ class Wakeups:
         url = engine.url
         if url.get_backend_name() == "postgresql":
             target = listen_url or _listener_url(engine)
-            self.listener = PostgresListener(target, wake)
+            self.listener = PostgresListener(target, wake, channel=channel)
         else:
             self.watcher = SqliteWatcher(url.database or "", wake, poll_interval)
 
@@ -260,7 +280,8 @@ class Wakeups:
         if self.listener is not None:
             self._tasks.append(asyncio.create_task(self.listener.run(), name="wakeups-listener"))
         if self.watcher is not None:
-            self._unsubscribe = LOCAL.subscribe(database_key(self._engine.url), self._wake)
+            key = board_key(self._engine.url, self._channel)
+            self._unsubscribe = LOCAL.subscribe(key, self._wake)
             self._tasks.append(asyncio.create_task(self.watcher.run(), name="wakeups-watcher"))
         return self
 

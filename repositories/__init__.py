@@ -3,9 +3,12 @@
 from repositories.accounts import AccountRepository, LockedAccount, account_row
 from repositories.activity import ActivityRepository
 from repositories.base import Repository
+from repositories.inbox import InboxRepository
 from repositories.jobs import JobLease, JobRepository, NewJob, PerIdJobs, StatusCounts
 from repositories.notifications import NotificationRepository, Receipt
 from repositories.outbox_audit import OutboxAuditRepository, OutboxJob
+from repositories.outbox_events import OutboxEventRepository, PendingEvent, RelayLeaseRepository
+from repositories.statements import StatementRepository
 from repositories.tokens import TokenRepository, live_token_row
 from repositories.transfers import AccountFlow, LedgerTotals, NewTransfer, TransferRepository
 from repositories.users import UserRepository
@@ -14,6 +17,7 @@ __all__ = [
     "AccountFlow",
     "AccountRepository",
     "ActivityRepository",
+    "InboxRepository",
     "JobLease",
     "JobRepository",
     "LedgerTotals",
@@ -22,10 +26,14 @@ __all__ = [
     "NewTransfer",
     "NotificationRepository",
     "OutboxAuditRepository",
+    "OutboxEventRepository",
     "OutboxJob",
+    "PendingEvent",
     "PerIdJobs",
     "Receipt",
+    "RelayLeaseRepository",
     "Repository",
+    "StatementRepository",
     "StatusCounts",
     "TokenRepository",
     "TransferRepository",

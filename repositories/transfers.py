@@ -26,12 +26,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.expression import cast as sql_cast
 
-from db.wakeups import JOBS_CHANNEL
+from db.wakeups import JOBS_CHANNEL, OUTBOX_CHANNEL
 from models import Account, Transfer, UTCDateTime
 from repositories.accounts import AccountRepository
 from repositories.base import Repository
 from repositories.exact_sums import joined, split_sum
 from repositories.jobs import JobRepository, PerIdJobs
+from repositories.outbox_events import OutboxEventRepository
 
 
 class AccountFlow(NamedTuple):
@@ -116,17 +117,22 @@ class TransferRepository(Repository[Transfer]):
         deltas: Mapping[int, int],
         jobs: PerIdJobs,
         now: datetime,
+        event_type: str,
     ) -> Written | None:
         """A batch's writes: insert `rows` (created `now`), add `deltas` to the balances
-        (`AccountRepository.apply_deltas`) and enqueue one of `jobs` per new transfer
-        (`JobRepository.add_per_id`). None, writing nothing, if the idempotency key of any
-        row is taken (`insert_unless_key_taken`).
+        (`AccountRepository.apply_deltas`), enqueue one of `jobs` per new transfer
+        (`JobRepository.add_per_id`) and add one outbox event of `event_type` per new
+        transfer (`OutboxEventRepository.add_transfer_events`). None, writing nothing, if
+        the idempotency key of any row is taken (`insert_unless_key_taken`).
 
-        On PostgreSQL the three are one statement (data-modifying CTEs), one round trip
-        instead of three; the balance update and the jobs insert run only if every row
-        was inserted. On SQLite, which has no DML in a CTE, three statements, the last two
-        sent with COMMIT (`apply_decided_deltas`: a refused delta fails the transaction, so
-        `accounts_changed` is every account of `deltas`).
+        On PostgreSQL the four are one statement (data-modifying CTEs), one round trip
+        instead of four; the balance update, the jobs and the events are written only if
+        every row was inserted, and the events only after the balance update has locked
+        its accounts, so that two transactions on one account number their events in the
+        order they commit. On SQLite, which has no DML in a CTE, four statements, the last
+        three sent with COMMIT (`apply_decided_deltas`: a refused delta fails the
+        transaction, so `accounts_changed` is every account of `deltas`); its single
+        writer numbers every event in commit order.
         """
         if self.session.get_bind().dialect.name != "postgresql":
             ids = await self.insert_unless_key_taken(rows, now)
@@ -135,6 +141,7 @@ class TransferRepository(Repository[Transfer]):
             # Both DEFERRED: on the one-hop adapter they cross with COMMIT.
             await AccountRepository(self.session).apply_decided_deltas(deltas, now)
             await JobRepository(self.session).add_per_id(jobs, ids, now=now)
+            await OutboxEventRepository(self.session).add_transfer_events(event_type, ids, now=now)
             return Written(ids, len(deltas))
         params: dict[str, Any] = dict(zip(_PG_ARRAYS, zip(*rows, strict=True), strict=True))
         params |= {
@@ -146,8 +153,10 @@ class TransferRepository(Repository[Transfer]):
             "key": jobs.key,
             "max_attempts": jobs.max_attempts,
             "channel": JOBS_CHANNEL,
+            "event_type": event_type,
+            "outbox_channel": OUTBOX_CHANNEL,
         }
-        inserted, changed, _ = (await self.session.execute(_WRITE_PG, params)).one()
+        inserted, changed, _, _ = (await self.session.execute(_WRITE_PG, params)).one()
         ids = sorted(inserted)
         if len(ids) < len(rows):
             await self.session.execute(delete(Transfer).where(Transfer.id.in_(ids)))
@@ -303,11 +312,15 @@ _INSERT_PG = (
 )
 
 # insert_and_apply on PostgreSQL: _INSERT_PG's insert, the guarded balance update of
-# AccountRepository.apply_deltas and the jobs insert of JobRepository.add_per_id as one
-# statement. Every part sees the same snapshot; "complete" holds back the update and the
-# jobs unless every row was inserted (a taken key skips a row), so that a refused batch
-# leaves only its inserted rows, which the caller deletes. With the jobs goes their NOTIFY
-# on the jobs channel (db/wakeups.py), which the server delivers at commit.
+# AccountRepository.apply_deltas, the jobs insert of JobRepository.add_per_id and the
+# transfers' outbox events as one statement. Every part sees the same snapshot; "complete"
+# holds back the update, the jobs and the events unless every row was inserted (a taken
+# key skips a row), so that a refused batch leaves only its inserted rows, which the
+# caller deletes. "events" reads the count of "moved", so its ids (nextval) are drawn
+# only once the UPDATE holds every account's row lock: a later transaction on the same
+# account waits for that lock, hence draws higher ids, and the ids of one account's
+# events follow commit order. With the jobs and the events go their NOTIFYs on the jobs
+# and outbox channels (db/wakeups.py), which the server delivers at commit.
 _WRITE_PG = text(
     """WITH new AS (
     INSERT INTO transfers (source_account_id, destination_account_id, amount, currency,
@@ -326,7 +339,7 @@ _WRITE_PG = text(
                               idempotency_key, description, idempotency_scope, position)
     ORDER BY r.position
     ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING
-    RETURNING id
+    RETURNING id, source_account_id, destination_account_id, amount, currency
 ),
 complete AS (
     SELECT count(*) = CAST(:rows AS BIGINT) AS ok FROM new
@@ -351,8 +364,22 @@ queued AS (
     FROM new, complete
     WHERE complete.ok
     ORDER BY new.id
+),
+events AS (
+    INSERT INTO outbox_events (type, data, status, created_at)
+    SELECT CAST(:event_type AS VARCHAR),
+           json_build_object('transfer_id', new.id,
+                             'source_account_id', new.source_account_id,
+                             'destination_account_id', new.destination_account_id,
+                             'amount', new.amount, 'currency', new.currency),
+           'pending', CAST(:created_at AS TIMESTAMP WITH TIME ZONE)
+    FROM new, complete, (SELECT count(*) AS accounts FROM moved) AS locked
+    WHERE complete.ok
+    ORDER BY new.id
 )
 SELECT ARRAY(SELECT id FROM new), (SELECT count(*) FROM moved),
-       CASE WHEN (SELECT ok FROM complete) THEN pg_notify(CAST(:channel AS TEXT), '') END
+       CASE WHEN (SELECT ok FROM complete) THEN pg_notify(CAST(:channel AS TEXT), '') END,
+       CASE WHEN (SELECT ok FROM complete)
+            THEN pg_notify(CAST(:outbox_channel AS TEXT), '') END
 """
 ).bindparams(bindparam("created_at", type_=UTCDateTime()))

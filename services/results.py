@@ -287,3 +287,74 @@ class WorkerStats(Result):
             f"dead {self.dead}, lost {self.lost}, released {self.released}, "
             f"in flight {self.in_flight}"
         )
+
+
+@dataclass(frozen=True, slots=True)
+class RelayStats(Result):
+    """Counts of one outbox relay's run so far."""
+
+    relay_id: str
+    published: int  # events the broker confirmed (a republished one counts again)
+    failed: int  # events marked failed: they cannot be encoded
+    batches: int
+    reconnects: int  # broker connections lost and made again
+    leader: bool  # holds the outbox lease: the one relay publishing now
+    connected: bool
+
+    def __str__(self) -> str:
+        role = "publishing" if self.leader else "standing by"
+        return (
+            f"published {self.published}, failed {self.failed} in {self.batches} batches, "
+            f"{self.reconnects} reconnects; {role}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerStats(Result):
+    """Counts of one event consumer's run so far."""
+
+    consumer: str
+    applied: int  # messages whose effect this run committed
+    duplicates: int  # redelivered or republished messages the inbox already held
+    dead_lettered: int  # refused (malformed, unknown type, or its effect failed)
+    batches: int
+    reconnects: int
+
+    def __str__(self) -> str:
+        return (
+            f"applied {self.applied}, duplicates {self.duplicates}, dead-lettered "
+            f"{self.dead_lettered} in {self.batches} batches, {self.reconnects} reconnects"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxState(Result):
+    """The outbox as an operator sees it: the backlog, the failures and who publishes."""
+
+    pending: int
+    failed: int
+    relay: str | None  # the relay holding the lease, if it has not expired
+    failed_events: tuple[FailedEventRecord, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FailedEventRecord(Result):
+    """An outbox event the relay could not encode, and why."""
+
+    id: int
+    type: str
+    error: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StatementLineRecord(Result):
+    """One line of an account's statement (the example consumer's read model)."""
+
+    account_id: int
+    transfer_id: int
+    event_id: str
+    amount: int
+    balance: int
+    currency: str
+    occurred_at: datetime

@@ -244,7 +244,7 @@ async def apply_transfers(
         }
         rows = [row for _, row in plan.accepted]
         written = await transfers_repo.insert_and_apply(
-            rows, deltas, outbox.TRANSFERS_COMPLETED, created_at
+            rows, deltas, outbox.TRANSFERS_COMPLETED, created_at, outbox.TRANSFER_COMPLETED_EVENT
         )
         if written is not None:
             if written.accounts_changed != len(deltas):

@@ -258,3 +258,13 @@ def aware_datetime(value: object, what: str) -> datetime:
     if not isinstance(value, datetime) or value.tzinfo is None:
         raise InvalidInput(f"{what} must be a timezone-aware datetime")
     return value
+
+
+def event_fields(data: Mapping[str, Any], names: Collection[str]) -> None:
+    """An event's data holds exactly the fields `names` (a wrong schema is refused whole)."""
+    missing = sorted(set(names) - set(data))
+    extra = sorted(set(data) - set(names))
+    if missing:
+        raise InvalidInput(f"data lacks {', '.join(missing)}")
+    if extra:
+        raise InvalidInput(f"data has unknown fields {', '.join(shown(e) for e in extra[:5])}")
