@@ -19,6 +19,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import swagger_ui_bundle
 from fastapi import FastAPI, Request
@@ -39,6 +40,7 @@ from api.state import AppState
 from db import create_engine, create_session_factory
 from services import TransferBatcher, ensure_migrated
 from services.errors import LedgerError, PoolExhausted
+from services.transactions import Sessions
 
 log = logging.getLogger("api")
 
@@ -63,14 +65,18 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             )
             if batcher is not None:
                 batcher.start()
+            relay = _start_relay(config, sessions, metrics)
             app.state.ledger = AppState(config, engine, sessions, batcher, metrics)
             try:
                 yield
             finally:
                 # The server has stopped taking requests and answered those in flight;
-                # what the batcher accepted still commits before the pool goes away.
+                # what the batcher accepted still commits before the pool goes away, and
+                # the relay finishes its batch and releases its lease.
                 if batcher is not None:
                     await batcher.close()
+                if relay is not None:
+                    await relay.close()
                 metrics.close()
         finally:
             await engine.dispose()
@@ -98,6 +104,19 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     )
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _start_relay(config: ApiSettings, sessions: Sessions, metrics: ApiMetrics) -> Any:
+    """With a BROKER_URL, the outbox relay as a background task of this process (several
+    workers each run one; the lease lets one publish at a time, docs/events.md)."""
+    if not config.broker.enabled:
+        return None
+    from services.relay import OutboxRelay  # the events extra: only when a broker is set
+
+    relay = OutboxRelay(sessions, config.broker, listen_url=config.database.listen_url)
+    metrics.watch_relay(lambda: relay.stats)
+    relay.start()
+    return relay
 
 
 def _request_id(request: Request) -> str | None:

@@ -8,17 +8,18 @@ the route label is the path template (`/accounts/{account_id}`), never the raw p
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 
 from db import pool_status
+from services.results import RelayStats
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -38,6 +39,28 @@ class _PoolCollector(Collector):
             ("ledger_db_pool_overflow", status.overflow, "connections beyond pool_size now"),
         ):
             yield GaugeMetricFamily(name, text, value=value)
+
+
+class _RelayCollector(Collector):
+    """The in-process relay's counts, read when scraped."""
+
+    def __init__(self, stats: Callable[[], RelayStats]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        stats = self._stats()
+        for name, value, text in (
+            ("ledger_relay_published", stats.published, "events the broker confirmed"),
+            ("ledger_relay_failed", stats.failed, "events marked failed: cannot be encoded"),
+            ("ledger_relay_reconnects", stats.reconnects, "broker connections made again"),
+        ):
+            yield CounterMetricFamily(name, text, value=value)
+        yield GaugeMetricFamily(
+            "ledger_relay_leader", "1 while this process's relay publishes", value=stats.leader
+        )
+        yield GaugeMetricFamily(
+            "ledger_relay_connected", "1 while connected to the broker", value=stats.connected
+        )
 
 
 class ApiMetrics:
@@ -76,6 +99,12 @@ class ApiMetrics:
             "Requests refused because no connection became free within DB_POOL_TIMEOUT",
             registry=self.registry,
         )
+        self.outbox = Gauge(
+            "ledger_outbox_events",
+            "Outbox events waiting for the relay (pending) or refused by it (failed)",
+            ["status"],
+            registry=self.registry,
+        )
         self.registry.register(_PoolCollector(engine))
         self._engine = engine
         self._max_overflow = max_overflow
@@ -90,6 +119,15 @@ class ApiMetrics:
             and pool.checkedout() >= pool.size() + self._max_overflow
         ):
             self.saturated.inc()
+
+    def watch_relay(self, stats: Callable[[], RelayStats]) -> None:
+        """Export the counts of the relay running in this process."""
+        self.registry.register(_RelayCollector(stats))
+
+    def set_outbox(self, pending: int, failed: int) -> None:
+        """The outbox counts, read from the database by the /metrics route."""
+        self.outbox.labels(status="pending").set(pending)
+        self.outbox.labels(status="failed").set(failed)
 
     def close(self) -> None:
         """Stop listening to the pool."""

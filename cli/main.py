@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cli import commands, operators, serve
+from cli import commands, events, operators, serve
 from cli.context import AppContext
 from cli.errors import EXIT_ERROR, EXIT_USAGE, exit_for
 from cli.inputs import whole_number
@@ -174,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard.add_argument("--json", action="store_true", help="print JSON")
     operators.add_commands(add)
     serve.add_commands(add)
+    events.add_commands(add)
     return parser
 
 

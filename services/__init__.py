@@ -3,45 +3,75 @@
 from services import UserService, AccountService, TransferService, LedgerAuditor
 """
 
+from typing import Any
+
 from services.access import AccessService
 from services.accounts import AccountService
 from services.auditor import LedgerAuditor
 from services.back_office import BackOffice
 from services.batcher import BatcherClosed, TransferBatcher
 from services.callers import ANONYMOUS, SYSTEM, Caller, Role
+from services.cloud_events import CloudEvent
 from services.dashboard import DashboardService
+from services.event_handler import EventHandler
+from services.event_outbox import EventOutbox
 from services.job_handler import JobHandler
 from services.jobs import JobQueue, RetryPolicy
 from services.notifications import TransferNotifier, ledger_handlers
-from services.outbox import TRANSFER_COMPLETED
+from services.outbox import TRANSFER_COMPLETED, TRANSFER_COMPLETED_EVENT
 from services.results import (
     AccountRecord,
     AuditReport,
     Authenticated,
     ClaimedJob,
+    ConsumerStats,
     Counterparty,
     CurrencySummary,
     Dashboard,
+    FailedEventRecord,
     HistoryPage,
     JobRecord,
     JobStats,
     NotificationRecord,
+    OutboxState,
     Registration,
+    RelayStats,
     Result,
+    StatementLineRecord,
     TransferRecord,
     UserRecord,
     WorkerStats,
 )
 from services.schema import ensure_migrated
+from services.statements import STATEMENTS, StatementService, statement_handler
 from services.transfer_core import Outcome, TransferRequest
 from services.transfers import TransferService
 from services.users import UserService
 from services.worker import Worker, WorkerEvent
 
+# Imported on first use: they need aio-pika (the `events` extra), which the rest does not.
+_NEEDS_BROKER_CLIENT = {
+    "EventConsumer": "services.consumer",
+    "OutboxRelay": "services.relay",
+    "Topology": "services.broker",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _NEEDS_BROKER_CLIENT.get(name)
+    if module is None:
+        raise AttributeError(f"module 'services' has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(module), name)
+
+
 __all__ = [
     "ANONYMOUS",
+    "STATEMENTS",
     "SYSTEM",
     "TRANSFER_COMPLETED",
+    "TRANSFER_COMPLETED_EVENT",
     "AccessService",
     "AccountRecord",
     "AccountService",
@@ -51,10 +81,16 @@ __all__ = [
     "BatcherClosed",
     "Caller",
     "ClaimedJob",
+    "CloudEvent",
+    "ConsumerStats",
     "Counterparty",
     "CurrencySummary",
     "Dashboard",
     "DashboardService",
+    "EventConsumer",
+    "EventHandler",
+    "EventOutbox",
+    "FailedEventRecord",
     "HistoryPage",
     "JobHandler",
     "JobQueue",
@@ -62,11 +98,17 @@ __all__ = [
     "JobStats",
     "LedgerAuditor",
     "NotificationRecord",
+    "OutboxRelay",
+    "OutboxState",
     "Outcome",
     "Registration",
+    "RelayStats",
     "Result",
     "RetryPolicy",
     "Role",
+    "StatementLineRecord",
+    "StatementService",
+    "Topology",
     "TransferBatcher",
     "TransferNotifier",
     "TransferRecord",
@@ -79,4 +121,5 @@ __all__ = [
     "WorkerStats",
     "ensure_migrated",
     "ledger_handlers",
+    "statement_handler",
 ]

@@ -45,6 +45,7 @@ from services.broker import (
     describe,
 )
 from services.errors import DatabaseBusy, DatabaseUnavailable, InvalidInput, OperationTimeout
+from services.event_handler import EventHandler
 from services.jobs import describe_error
 from services.results import ConsumerStats
 from services.transactions import Sessions, run_in_transaction
@@ -56,21 +57,6 @@ MAX_BATCH_SIZE: Final = 1000
 _RETRYABLE: Final = (DatabaseUnavailable, DatabaseBusy, OperationTimeout)
 
 CommittedHook = Callable[[Sequence[str]], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True)
-class EventHandler:
-    """What a consumer does with the events it binds to.
-
-    `parse` turns one event into what `apply` takes, raising `InvalidInput` for data of the
-    wrong shape (the message is dead-lettered with that reason). `apply` writes the effect
-    of the new events of a batch, in delivery order, in the session it is given, inside the
-    batch's transaction (it must not commit).
-    """
-
-    types: frozenset[str]
-    parse: Callable[[cloud_events.CloudEvent], Any]
-    apply: Callable[[AsyncSession, Sequence[Any]], Awaitable[None]]
 
 
 @dataclass(slots=True)

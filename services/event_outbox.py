@@ -22,11 +22,12 @@ from repositories import OutboxEventRepository, RelayLeaseRepository
 from services import validation
 from services.cloud_events import EVENT_TYPE
 from services.errors import InvalidInput
-from services.relay import LEASE_NAME
 from services.results import FailedEventRecord, OutboxState
 from services.transactions import Sessions, run_in_transaction
 
 MAX_LISTED: Final = 100
+LEASE_NAME: Final = "outbox"
+"""The `relay_leases` row of the outbox: whoever holds it is the relay publishing."""
 
 
 class EventOutbox:
@@ -51,9 +52,9 @@ class EventOutbox:
         wake_after_commit(session, OUTBOX_CHANNEL)
         return event_id
 
-    async def state(self, *, failed: int = 10) -> OutboxState:
+    async def state(self, *, failed: int = 10, timeout: float | None = None) -> OutboxState:  # noqa: ASYNC109
         """The backlog, the failed events (the latest `failed` of them) and the relay
-        publishing now, read in one snapshot."""
+        publishing now, read in one snapshot (within `timeout` seconds)."""
         limit = validation.bounded(failed, "failed", 0, MAX_LISTED)
 
         async def work(session: AsyncSession) -> OutboxState:
@@ -69,7 +70,7 @@ class EventOutbox:
                 failed_events=tuple(FailedEventRecord(*row) for row in rows),
             )
 
-        return await run_in_transaction(self._sessions, work, read_only=True)
+        return await run_in_transaction(self._sessions, work, read_only=True, timeout=timeout)
 
     async def retry(self, event_ids: Sequence[int]) -> int:
         """Put the failed events among `event_ids` back to pending; how many."""

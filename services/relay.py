@@ -45,13 +45,13 @@ from repositories import OutboxEventRepository, PendingEvent, RelayLeaseReposito
 from services import cloud_events, validation
 from services.broker import BROKER_ERRORS, RECONNECT, Topology, connect, describe
 from services.errors import InvalidInput, LedgerError
+from services.event_outbox import LEASE_NAME
 from services.jobs import Clock, describe_error
 from services.results import RelayStats
 from services.transactions import Sessions, run_in_transaction
 
 log = logging.getLogger(__name__)
 
-LEASE_NAME: Final = "outbox"
 MAX_BATCH_SIZE: Final = 5000
 PUBLISH_TIMEOUT_S: Final = 30.0
 SQLITE_WATCH_INTERVAL_S: Final = 0.05

@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from repositories import StatementRepository
 from services import validation
 from services.cloud_events import CloudEvent
-from services.consumer import EventHandler
 from services.errors import InvalidInput
+from services.event_handler import EventHandler
 from services.outbox import TRANSFER_COMPLETED_EVENT
 from services.results import StatementLineRecord
 from services.transactions import Sessions, run_in_transaction

@@ -12,7 +12,8 @@ from api.problems import ProblemKind, problem
 from api.schemas import Problem, StatusOut
 from db import migrations
 from services import ensure_migrated
-from services.errors import SchemaNotMigrated
+from services.errors import LedgerError, SchemaNotMigrated
+from services.event_outbox import EventOutbox
 
 router = APIRouter(tags=["health"])
 _NOT_READY = ProblemKind(503, "not-ready", "The database is unreachable or not migrated", True)
@@ -47,5 +48,14 @@ async def readyz(state: State) -> StatusOut | Response:
     responses={200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}}}},
 )
 async def metrics(state: State) -> Response:
-    """Prometheus text: pool, batcher, and requests by route and status with latency."""
+    """Prometheus text: pool, batcher, the event outbox, and requests by route and status
+    with latency."""
+    try:
+        outbox = await EventOutbox(state.sessions).state(
+            failed=0, timeout=state.settings.request_timeout
+        )
+    except LedgerError:  # the database is down: the rest of the scrape still tells
+        pass
+    else:
+        state.metrics.set_outbox(outbox.pending, outbox.failed)
     return Response(state.metrics.render(), media_type=CONTENT_TYPE)
