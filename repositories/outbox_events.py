@@ -9,17 +9,17 @@ from typing import Any, Final, NamedTuple, cast
 
 from sqlalchemy import (
     Integer,
-    String,
     Table,
+    Text,
     bindparam,
     func,
     insert,
     literal_column,
     select,
     text,
-    type_coerce,
     update,
 )
+from sqlalchemy import cast as cast_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -159,13 +159,14 @@ _events = cast(Table, OutboxEvent.__table__)
 _TIME: Final = UTCDateTime()
 _NOTIFY: Final = text("SELECT pg_notify(:channel, '')")
 
-# The data is read as text (type_coerce: no JSON decoding here): the relay decodes each
-# event by itself, and one that does not decode is marked failed rather than failing all.
+# The data is read as text (CAST: no JSON decoding by the driver or SQLAlchemy): the relay
+# decodes each event by itself, and one that does not decode is marked failed rather than
+# failing the whole claim.
 _PENDING: Final = (
     select(
         _events.c.id,
         _events.c.type,
-        type_coerce(_events.c.data, String()),
+        cast_(_events.c.data, Text()),
         _events.c.created_at,
     )
     # Literal, not bound: the planner must see that the partial index's WHERE holds.

@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Sequence
-from typing import Any, cast
+from datetime import UTC, datetime
+from typing import Final, NamedTuple
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.sqlite_one_hop import DEFERRED
 from models import StatementLine
+
+
+class NewLine(NamedTuple):
+    """The columns of a statement line about to be inserted."""
+
+    account_id: int
+    transfer_id: int
+    event_id: str
+    amount: int
+    balance: int
+    currency: str
+    occurred_at: datetime
 
 
 class StatementRepository:
@@ -34,11 +49,18 @@ class StatementRepository:
         )
         return {int(account): int(balance) for account, balance in rows}
 
-    async def add_many(self, lines: Sequence[dict[str, Any]]) -> None:
-        """Insert `lines` (column dicts) in order, so their ids follow the list."""
-        if lines:
-            table = cast(Table, StatementLine.__table__)
-            await self.session.execute(insert(table), list(lines))
+    async def add_many(self, lines: Sequence[NewLine]) -> None:
+        """Insert `lines` in order, so their ids follow the list: one statement whose rows
+        arrive as one parameter per column (PostgreSQL) or one JSON array (SQLite)."""
+        if not lines:
+            return
+        if self.session.get_bind().dialect.name == "postgresql":
+            columns = list(zip(*lines, strict=True))
+            params = dict(zip(NewLine._fields, columns, strict=True))
+            await self.session.execute(_ADD_PG, params)
+        else:
+            rows = [[*line[:-1], _sqlite_time(line.occurred_at)] for line in lines]
+            await self.session.execute(_ADD_SQLITE, {"rows": json.dumps(rows)})
 
     async def lines(self, account_id: int, *, limit: int) -> Sequence[StatementLine]:
         """An account's latest `limit` lines, newest first."""
@@ -49,3 +71,31 @@ class StatementRepository:
             .limit(limit)
         )
         return rows.all()
+
+
+_ADD_PG: Final = text(
+    """INSERT INTO statement_lines (account_id, transfer_id, event_id, amount, balance,
+                             currency, occurred_at)
+SELECT l.account_id, l.transfer_id, l.event_id, l.amount, l.balance, l.currency, l.occurred_at
+FROM unnest(CAST(:account_id AS BIGINT[]), CAST(:transfer_id AS BIGINT[]),
+            CAST(:event_id AS VARCHAR[]), CAST(:amount AS BIGINT[]), CAST(:balance AS BIGINT[]),
+            CAST(:currency AS VARCHAR[]), CAST(:occurred_at AS TIMESTAMP WITH TIME ZONE[]))
+     WITH ORDINALITY AS l(account_id, transfer_id, event_id, amount, balance, currency,
+                          occurred_at, position)
+ORDER BY l.position"""
+)
+_ADD_SQLITE: Final = text(
+    f"""INSERT {DEFERRED} INTO statement_lines (account_id, transfer_id, event_id, amount, balance,
+                             currency, occurred_at)
+SELECT json_extract(r.value, '$[0]'), json_extract(r.value, '$[1]'),
+       json_extract(r.value, '$[2]'), json_extract(r.value, '$[3]'),
+       json_extract(r.value, '$[4]'), json_extract(r.value, '$[5]'),
+       json_extract(r.value, '$[6]')
+FROM json_each(:rows) AS r
+ORDER BY r.key"""
+)
+
+
+def _sqlite_time(value: datetime) -> str:
+    # How SQLAlchemy stores a UTCDateTime on SQLite: naive UTC text with microseconds.
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")

@@ -259,7 +259,9 @@ class OutboxRelay:
                     return None
             return await OutboxEventRepository(session).pending(self.batch_size, after=after)
 
-        events = await run_in_transaction(self.sessions, work)
+        # Without a lease to renew the claim only reads: on SQLite it then takes no write
+        # lock, so writers and consumers of the same file do not queue behind it.
+        events = await run_in_transaction(self.sessions, work, read_only=not renew)
         if renew:
             self._renewed_at = None if events is None else now
         if (events is not None) != self._leader:

@@ -16,6 +16,7 @@ from typing import Final
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from repositories import StatementRepository
+from repositories.statements import NewLine
 from services import validation
 from services.cloud_events import CloudEvent
 from services.errors import InvalidInput
@@ -88,15 +89,15 @@ async def apply_statement_lines(session: AsyncSession, events: Sequence[Transfer
                 continue
             balance = balances[account] = balances.get(account, 0) + amount
             lines.append(
-                {
-                    "account_id": account,
-                    "transfer_id": event.transfer_id,
-                    "event_id": event.event_id,
-                    "amount": amount,
-                    "balance": balance,
-                    "currency": event.currency,
-                    "occurred_at": event.occurred_at,
-                }
+                NewLine(
+                    account,
+                    event.transfer_id,
+                    event.event_id,
+                    amount,
+                    balance,
+                    event.currency,
+                    event.occurred_at,
+                )
             )
     await repo.add_many(lines)
 
