@@ -53,7 +53,7 @@ from services.worker import Worker, WorkerEvent
 _NEEDS_BROKER_CLIENT = {
     "EventConsumer": "services.consumer",
     "OutboxRelay": "services.relay",
-    "Topology": "services.broker",
+    "Topology": "db.broker",
 }
 
 

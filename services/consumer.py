@@ -31,19 +31,19 @@ from aio_pika.abc import AbstractConnection, AbstractExchange, AbstractIncomingM
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import BrokerSettings
+from db.broker import (
+    BROKER_ERRORS,
+    DEAD_CONSUMER_HEADER,
+    DEAD_REASON_HEADER,
+    Topology,
+    connect,
+    describe,
+    reconnect_delay,
+)
 from models import utcnow
 from models.inbox_message import CONSUMER_MAX_LENGTH, MESSAGE_ID_MAX_LENGTH
 from repositories import InboxRepository
 from services import cloud_events, validation
-from services.broker import (
-    BROKER_ERRORS,
-    DEAD_CONSUMER_HEADER,
-    DEAD_REASON_HEADER,
-    RECONNECT,
-    Topology,
-    connect,
-    describe,
-)
 from services.errors import DatabaseBusy, DatabaseUnavailable, InvalidInput, OperationTimeout
 from services.event_handler import EventHandler
 from services.jobs import describe_error
@@ -215,7 +215,7 @@ class EventConsumer:
                     log.warning("consumer %s: %s; retrying with backoff", self.name, exc)
                 if stop.is_set() or self._lost.is_set():
                     raise ConnectionError("stopped while the database was unavailable") from exc
-                await asyncio.sleep(RECONNECT.delay(failures))
+                await asyncio.sleep(reconnect_delay(failures))
 
     def _read(self, delivery: _Delivery) -> None:
         try:

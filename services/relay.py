@@ -39,11 +39,11 @@ from aio_pika.abc import AbstractConnection, AbstractExchange
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import BrokerSettings
+from db.broker import BROKER_ERRORS, Topology, connect, describe, reconnect_delay
 from db.wakeups import OUTBOX_CHANNEL, Wakeups
 from models import utcnow
 from repositories import OutboxEventRepository, PendingEvent, RelayLeaseRepository
 from services import cloud_events, validation
-from services.broker import BROKER_ERRORS, RECONNECT, Topology, connect, describe
 from services.errors import InvalidInput, LedgerError
 from services.event_outbox import LEASE_NAME
 from services.jobs import Clock, describe_error
@@ -206,7 +206,7 @@ class OutboxRelay:
                 database_failures += 1
                 if database_failures == 1:
                     log.warning("relay %s: %s; retrying with backoff", self.relay_id, exc)
-                await self._wait(stop, RECONNECT.delay(database_failures))
+                await self._wait(stop, reconnect_delay(database_failures))
                 continue
             if not drained:
                 await self._wait(stop, self.poll_interval)

@@ -19,9 +19,9 @@ import pytest
 from sqlalchemy import select, text
 
 from db import BrokerSettings
+from db.broker import DEAD_REASON_HEADER, Topology
 from models import InboxMessage, OutboxEvent, OutboxStatus, StatementLine
 from services import EventOutbox
-from services.broker import DEAD_REASON_HEADER, Topology
 from services.cloud_events import CONTENT_TYPE
 from services.outbox import TRANSFER_COMPLETED_EVENT
 from services.statements import STATEMENTS
@@ -166,11 +166,11 @@ async def test_a_relay_started_while_the_broker_is_unreachable_says_so_once_and_
 ) -> None:
     nowhere = BrokerSettings(url="amqp://guest:secret@127.0.0.1:1/", namespace=broker.namespace)
     runner = relay(sessions, nowhere)
-    with caplog.at_level(logging.WARNING, logger="services.broker"):
+    with caplog.at_level(logging.WARNING, logger="db.broker"):
         async with running(runner):
             await eventually(lambda: _attempts(caplog))
             await asyncio.sleep(1.0)  # room for several retries (the backoff starts at 0.1 s)
-    lines = [r.getMessage() for r in caplog.records if r.name == "services.broker"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "db.broker"]
     assert len(lines) == 1, lines
     assert "broker unreachable at amqp://guest:***@127.0.0.1:1/" in lines[0]
     assert "secret" not in lines[0]
@@ -178,7 +178,7 @@ async def test_a_relay_started_while_the_broker_is_unreachable_says_so_once_and_
 
 
 async def _attempts(caplog: pytest.LogCaptureFixture) -> bool:
-    return any(r.name == "services.broker" for r in caplog.records)
+    return any(r.name == "db.broker" for r in caplog.records)
 
 
 # Real processes, killed at the worst moment, on both engines.

@@ -16,7 +16,7 @@ import aio_pika
 import pytest
 
 from db import BrokerSettings
-from services.broker import Topology
+from db.broker import Topology
 from services.statements import STATEMENTS
 from tests.support.databases import IN_CI
 

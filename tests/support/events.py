@@ -16,9 +16,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import BrokerSettings
+from db.broker import Topology
 from models import Account, InboxMessage, OutboxEvent, StatementLine
 from services import TransferRequest, TransferService
-from services.broker import Topology
 from services.consumer import EventConsumer
 from services.outbox import TRANSFER_COMPLETED_EVENT
 from services.relay import OutboxRelay

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -32,8 +33,7 @@ from aio_pika.abc import (
 )
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
-from db import BrokerSettings
-from services.jobs import RetryPolicy
+from db.broker_settings import BrokerSettings
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,15 @@ DEAD_CONSUMER_HEADER: Final = "x-ledger-dead-consumer"
 # Whatever aio-pika raises when the broker or the connection to it goes away (OSError,
 # ConnectionError and the AMQP errors among them): reconnect and carry on.
 BROKER_ERRORS: Final = CONNECTION_EXCEPTIONS
-RECONNECT: Final = RetryPolicy(base_seconds=0.1, cap_seconds=5.0)
+RECONNECT_BASE_S: Final = 0.1
+RECONNECT_CAP_S: Final = 5.0
+
+
+def reconnect_delay(attempt: int) -> float:
+    """Seconds before retry number `attempt` (from 1): doubling from 0.1 s up to 5 s, each
+    between half and all of that, so that clients cut off together do not return together."""
+    ceiling = min(RECONNECT_CAP_S, RECONNECT_BASE_S * 2.0 ** max(attempt - 1, 0))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,14 +147,14 @@ async def connect(
             connection = await aio_pika.connect(settings.url, timeout=CONNECT_TIMEOUT_S)
         except BROKER_ERRORS as exc:
             attempt += 1
-            delay = RECONNECT.delay(attempt)
+            delay = reconnect_delay(attempt)
             if attempt == 1:
                 log.warning(
                     "%s: broker unreachable at %s (%s); retrying with backoff up to %gs",
                     who,
                     settings.display_url,
                     describe(exc),
-                    RECONNECT.cap_seconds,
+                    RECONNECT_CAP_S,
                 )
             await _sleep_unless(stop, delay)
             continue
