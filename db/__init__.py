@@ -11,9 +11,10 @@ from db.engine import (
 )
 from db.monitor import EngineMonitor
 from db.session import create_session_factory
-from db.settings import DatabaseSettings, SettingsError
+from db.settings import POOLER_TRANSACTION, DatabaseSettings, SettingsError
 
 __all__ = [
+    "POOLER_TRANSACTION",
     "SQLITE_BEGIN_OPTION",
     "BrokerSettings",
     "DatabaseSettings",

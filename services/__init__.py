@@ -19,6 +19,7 @@ from services.job_handler import JobHandler
 from services.jobs import JobQueue, RetryPolicy
 from services.notifications import TransferNotifier, ledger_handlers
 from services.outbox import TRANSFER_COMPLETED, TRANSFER_COMPLETED_EVENT
+from services.outbox_audit import OutboxAuditor
 from services.results import (
     AccountRecord,
     AuditReport,
@@ -33,6 +34,7 @@ from services.results import (
     JobRecord,
     JobStats,
     NotificationRecord,
+    OutboxReport,
     OutboxState,
     Registration,
     RelayStats,
@@ -47,7 +49,7 @@ from services.statements import STATEMENTS, StatementService, statement_handler
 from services.transfer_core import Outcome, TransferRequest
 from services.transfers import TransferService
 from services.users import UserService
-from services.worker import Worker, WorkerEvent
+from services.worker import Worker, WorkerEvent, drain
 
 # Imported on first use: they need aio-pika (the `events` extra), which the rest does not.
 _NEEDS_BROKER_CLIENT = {
@@ -98,7 +100,9 @@ __all__ = [
     "JobStats",
     "LedgerAuditor",
     "NotificationRecord",
+    "OutboxAuditor",
     "OutboxRelay",
+    "OutboxReport",
     "OutboxState",
     "Outcome",
     "Registration",
@@ -119,6 +123,7 @@ __all__ = [
     "Worker",
     "WorkerEvent",
     "WorkerStats",
+    "drain",
     "ensure_migrated",
     "ledger_handlers",
     "statement_handler",
