@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from lab.bench.config import DEFAULT_POSTGRES_URL, FULL, QUICK
+from lab.bench.config import DEFAULT_BROKER_URL, DEFAULT_POSTGRES_URL, FULL, QUICK
 from lab.bench.errors import BenchError
 from lab.bench.runner import Options, run
 from lab.bench.workloads import REGISTRY
@@ -104,7 +104,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sizes.add_argument(
         "--job-ops", type=_count, help=f"jobs drained per run, per engine ({full.job_ops})"
     )
+    sizes.add_argument(
+        "--event-ops",
+        type=_count,
+        help=f"events per run of the pg-events workloads ({full.event_ops})",
+    )
     sizes.add_argument("--seed", type=int, help=f"random seed of the plans ({full.seed})")
+    parser.add_argument(
+        "--broker-url",
+        default=os.environ.get("BROKER_URL", DEFAULT_BROKER_URL),
+        help="RabbitMQ for the pg-events workloads (default: BROKER_URL, else guest@127.0.0.1)",
+    )
     parser.add_argument(
         "--postgres-url",
         default=os.environ.get("BENCH_POSTGRES_URL", DEFAULT_POSTGRES_URL),
@@ -167,6 +177,8 @@ def options_from_args(args: argparse.Namespace) -> Options:
             latency_clients=args.latency_clients,
             latency_pools=args.latency_pools,
             job_ops=args.job_ops,
+            event_ops=args.event_ops,
+            broker_url=args.broker_url,
             seed=args.seed,
             workloads=args.workloads,
             postgres_url=args.postgres_url,

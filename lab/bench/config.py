@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Final
 
 DEFAULT_POSTGRES_URL: Final = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+DEFAULT_BROKER_URL: Final = "amqp://guest:guest@127.0.0.1:5672/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,9 @@ class BenchConfig:
     latency_clients: int = 50
     latency_pools: tuple[int, ...] = (1, 5, 20)
     job_ops: int = 800
+    # Events per run of pg-events and pg-events-latency (the latter at 1,000 a second).
+    event_ops: int = 5_000
+    broker_url: str = DEFAULT_BROKER_URL
     seed: int = 2026
     workloads: tuple[str, ...] = ()
     postgres_url: str = DEFAULT_POSTGRES_URL
@@ -41,7 +45,7 @@ class BenchConfig:
         for name in ("reps", "accounts", "hop_ops", "transfer_ops", "pool", "read_ops"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
-        for name in ("read_clients", "pg_transfer_ops", "pg_pool", "job_ops"):
+        for name in ("read_clients", "pg_transfer_ops", "pg_pool", "job_ops", "event_ops"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         if self.latency_ops < 1 or self.latency_clients < 1:
@@ -74,4 +78,5 @@ QUICK: Final = BenchConfig(
     latency_ops=60,
     latency_pools=(1, 20),
     job_ops=150,
+    event_ops=1_000,
 )

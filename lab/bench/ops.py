@@ -16,6 +16,7 @@ class Kind(StrEnum):
     DASHBOARD = "dashboard"
     SLOW_LOOKUP = "slow-lookup"
     JOB = "job"
+    EVENT = "event"
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,6 +71,21 @@ async def postgres_skip_reason(config: BenchConfig, workloads: Sequence[Workload
     return None
 
 
+async def broker_skip_reason(url: str) -> str | None:
+    """Why the workloads that need RabbitMQ cannot run here, or None if they can."""
+    if importlib.util.find_spec("aio_pika") is None:
+        return "needs aio-pika: pip install 'async-ledger[events]'"
+    import aio_pika
+
+    try:
+        connection = await aio_pika.connect(url, timeout=5)
+    except Exception as exc:  # any failure to connect means "not available"
+        shown = url.rsplit("@", 1)[-1]
+        return f"RabbitMQ not reachable at {shown} ({type(exc).__name__}); see docs/events.md"
+    await connection.close()
+    return None
+
+
 @asynccontextmanager
 async def workload_env(
     workload: Workload, config: BenchConfig, folder: Path
@@ -94,6 +109,7 @@ async def workload_env(
             ledger=await seed(engine, config.accounts),
         )
         await workload.setup(env, config)
+        stack.push_async_callback(workload.teardown)
         yield env
 
 
@@ -152,6 +168,11 @@ async def _run(options: Options, selected: list[Workload], out: TextIO, err: Tex
             postgres_version = await server_version(config.postgres_url)
         else:
             skipped = {w.name: reason for w in on_postgres}
+    on_broker = [w for w in selected if w.uses_broker and w.name not in skipped]
+    if on_broker:
+        reason = await broker_skip_reason(config.broker_url)
+        if reason is not None:
+            skipped |= {w.name: reason for w in on_broker}
     runnable = [w for w in selected if w.name not in skipped]
     for name, reason in skipped.items():
         print(f"{name}: skipped: {reason}", file=out)

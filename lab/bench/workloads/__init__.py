@@ -7,6 +7,7 @@ it measures.
 from __future__ import annotations
 
 from lab.bench.workloads import (
+    events,
     hops,
     job_peers,
     jobs,
@@ -31,6 +32,8 @@ WORKLOADS: tuple[Workload, ...] = (
     job_peers.POSTGRES_NOOP,
     job_peers.POSTGRES_ENQUEUE,
     job_peers.POSTGRES_PICKUP,
+    events.THROUGHPUT,
+    events.LATENCY,
 )
 
 REGISTRY: dict[str, Workload] = {workload.name: workload for workload in WORKLOADS}

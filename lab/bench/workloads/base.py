@@ -62,6 +62,8 @@ class Workload(ABC):
     requires: tuple[str, ...] = ()
     # Has rows through PgBouncer when the run has one (BenchConfig.pgbouncer_url).
     uses_pgbouncer: bool = False
+    # Needs RabbitMQ at BenchConfig.broker_url (skipped with the reason when unreachable).
+    uses_broker: bool = False
 
     @abstractmethod
     def cases(self, config: BenchConfig) -> list[Case]:
@@ -77,6 +79,9 @@ class Workload(ABC):
 
     async def setup(self, env: WorkloadEnv, config: BenchConfig) -> None:  # noqa: B027
         """Optional hook: once, on the fresh migrated database (after the accounts are seeded)."""
+
+    async def teardown(self) -> None:  # noqa: B027
+        """Optional hook: once, after the last run (what setup made outside the database)."""
 
     async def before_run(self, env: WorkloadEnv) -> None:  # noqa: B027
         """Optional hook: before each run, put the data back where every variant starts from."""

@@ -28,6 +28,7 @@ from lab.bench.variants.pgbench import Pgbench
 from lab.bench.workloads.jobs import check_jobs
 from models import Account
 from tests.support.backends import NewDatabase, postgres_direct_only, postgres_only
+from tests.support.broker import BROKER_URL, require_broker
 from tests.support.ledger import open_account
 from tests.support.paths import PROJECT_ROOT
 from tests.support.pgbouncer import pgbouncer_executable
@@ -124,6 +125,8 @@ def test_a_tiny_sqlite_run_reports_every_workload_with_paired_ratios(
         "pg-jobs-noop",
         "pg-jobs-enqueue",
         "pg-jobs-pickup",
+        "pg-events",
+        "pg-events-latency",
     }
     assert data["versions"]["sqlite"]
     assert data["calibration"]["hop_us"].keys() == {"aiosqlite", "to_thread"}
@@ -493,3 +496,29 @@ def test_a_file_the_benchmark_cannot_write_is_a_one_line_error(tmp_path: Path) -
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith("bench: error:")
     assert "File exists" in line or "Not a directory" in line
+
+
+@postgres_direct_only
+async def test_a_tiny_events_run_compares_the_relay_with_its_peers_and_times_end_to_end(
+    new_database: NewDatabase, tmp_path: Path
+) -> None:
+    await require_broker()
+    admin_url = await new_database()
+    done = run_bench(
+        *("--workloads", "pg-events,pg-events-latency", "--reps", "1", "--accounts", "5"),
+        *("--event-ops", "60", "--broker-url", BROKER_URL, "--no-pgbouncer"),
+        *("--postgres-url", admin_url, "--json", str(tmp_path / "events.json")),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    data = json.loads((tmp_path / "events.json").read_text(encoding="utf-8"))
+    throughput, latency = data["workloads"]
+    assert {row["key"].split("@")[0] for row in throughput["rows"]} == {
+        "aio-pika-pipelined",
+        "aio-pika-await-each",
+        "relay",
+        "job-drain",
+    }
+    (end_to_end,) = latency["rows"]
+    for row in [*throughput["rows"], end_to_end]:
+        assert row["correct"], row
+        assert row["latency_ms"]["p50"] > 0, row["key"]
