@@ -68,12 +68,9 @@ class OutboxEventRepository(Repository[OutboxEvent]):
                 {"type": event_type, "ids": json.dumps(list(transfer_ids)), "now": now},
             )
 
-    async def pending(self, limit: int, *, after: int | None = None) -> list[PendingEvent]:
-        """Up to `limit` pending events (with ids above `after`, if given), lowest id
-        first (the partial index, in order)."""
-        rows = await self.session.execute(
-            _PENDING, {"limit": limit, "after": 0 if after is None else after}
-        )
+    async def pending(self, limit: int) -> list[PendingEvent]:
+        """Up to `limit` pending events, lowest id first (the partial index, in order)."""
+        rows = await self.session.execute(_PENDING, {"limit": limit})
         return [PendingEvent(*row) for row in rows]
 
     async def mark_sent(self, ids: Sequence[int], *, now: datetime) -> int:
@@ -170,7 +167,7 @@ _PENDING: Final = (
         _events.c.created_at,
     )
     # Literal, not bound: the planner must see that the partial index's WHERE holds.
-    .where(literal_column("status = 'pending'"), _events.c.id > bindparam("after", type_=Integer))
+    .where(literal_column("status = 'pending'"))
     .order_by(_events.c.id)
     .limit(bindparam("limit", type_=Integer))
 )

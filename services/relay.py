@@ -56,7 +56,6 @@ MAX_BATCH_SIZE: Final = 5000
 PUBLISH_TIMEOUT_S: Final = 30.0
 SQLITE_WATCH_INTERVAL_S: Final = 0.05
 PIPELINE_DEPTH: Final = 2
-RESCAN_BATCHES: Final = 8
 
 # Awaited after the broker confirmed a batch and before it is marked sent (tests stop a
 # relay there); gets the confirmed event ids.
@@ -142,6 +141,13 @@ class OutboxRelay:
         """Run in a background task until `close()`."""
         if self._task is None:
             self._task = asyncio.create_task(self.run(self._stop), name=f"relay-{self.relay_id}")
+            self._task.add_done_callback(self._report_crash)
+
+    def _report_crash(self, task: asyncio.Task[RelayStats]) -> None:
+        # Broker and database failures are retried inside run(); what ends it early is a
+        # bug, which must not go unnoticed in a background task (close() re-raises it).
+        if not task.cancelled() and task.exception() is not None:
+            log.error("relay %s stopped: %r", self.relay_id, task.exception())
 
     async def close(self) -> RelayStats:
         """Stop the background task: the batch in flight finishes, the lease is released."""
@@ -214,40 +220,39 @@ class OutboxRelay:
     async def _drain(self, exchange: AbstractExchange, stop: asyncio.Event) -> bool:
         """Publish batches until the outbox is empty; False if this relay is not the leader.
 
-        Two batches are in flight at once: the next is claimed (above the last id taken)
-        and published while the broker confirms the previous one, so the channel never
-        idles waiting for a round trip. Every `RESCAN_BATCHES` batches the pipeline empties
-        and the claim starts again from the lowest pending id, which picks up events that
-        committed late with a lower id (another account's: docs/events.md).
+        Two batches are in flight at once: the next is claimed and published while the
+        broker confirms the previous one, so the channel never idles waiting for a round
+        trip. Every claim starts from the lowest pending id, skipping only the events in
+        flight, so an event that committed late with a lower id goes out in the next batch,
+        before anything of its accounts that committed after it (docs/events.md).
         """
-        in_flight: deque[asyncio.Task[_Batch]] = deque()
-        after: int | None = None
-        claimed = 0
+        in_flight: deque[tuple[asyncio.Task[_Batch], list[int]]] = deque()
+        flying: set[int] = set()
         try:
             while True:
                 if len(in_flight) < PIPELINE_DEPTH and not stop.is_set():
-                    if not in_flight:
-                        after = None
-                    events = await self._claim(after)
+                    events = await self._claim(flying)
                     if events is None:
                         return False
                     if events:
-                        in_flight.append(asyncio.create_task(self._publish(exchange, events)))
-                        after = events[-1].id
-                        claimed += 1
-                        if claimed % RESCAN_BATCHES:
-                            continue
+                        ids = [event.id for event in events]
+                        flying.update(ids)
+                        task = asyncio.create_task(self._publish(exchange, events))
+                        in_flight.append((task, ids))
+                        continue
                 if not in_flight:
                     return True
-                await self._settle(await in_flight.popleft())
+                task, ids = in_flight.popleft()
+                await self._settle(await task)
+                flying.difference_update(ids)
         finally:
-            for task in in_flight:
+            for task, _ in in_flight:
                 task.cancel()
-            await asyncio.gather(*in_flight, return_exceptions=True)
+            await asyncio.gather(*(task for task, _ in in_flight), return_exceptions=True)
 
-    async def _claim(self, after: int | None) -> list[PendingEvent] | None:
-        """The next batch (ids above `after`, if given), renewing the lease when a third of
-        it has passed; None if another relay holds the lease."""
+    async def _claim(self, flying: set[int]) -> list[PendingEvent] | None:
+        """The lowest pending events not in `flying` (being published), renewing the lease
+        when a third of it has passed; None if another relay holds the lease."""
         now = self._clock()
         renew = self._renewed_at is None or now - self._renewed_at >= self._renew_every
 
@@ -257,7 +262,8 @@ class OutboxRelay:
                 leases = RelayLeaseRepository(session)
                 if not await leases.acquire(LEASE_NAME, self.relay_id, now=now, until=until):
                     return None
-            return await OutboxEventRepository(session).pending(self.batch_size, after=after)
+            pending = await OutboxEventRepository(session).pending(self.batch_size + len(flying))
+            return [event for event in pending if event.id not in flying][: self.batch_size]
 
         # Without a lease to renew the claim only reads: on SQLite it then takes no write
         # lock, so writers and consumers of the same file do not queue behind it.
