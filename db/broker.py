@@ -156,7 +156,7 @@ async def connect(
                     describe(exc),
                     RECONNECT_CAP_S,
                 )
-            await _sleep_unless(stop, delay)
+            await pause(stop, delay)
             continue
         if attempt:
             log.warning("%s: connected to %s after %d retries", who, settings.display_url, attempt)
@@ -164,6 +164,7 @@ async def connect(
     return None
 
 
-async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+async def pause(stop: asyncio.Event, seconds: float) -> None:
+    """Wait `seconds`, or less if `stop` is set meanwhile."""
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=seconds)

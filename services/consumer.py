@@ -38,6 +38,7 @@ from db.broker import (
     Topology,
     connect,
     describe,
+    pause,
     reconnect_delay,
 )
 from models import utcnow
@@ -115,17 +116,22 @@ class EventConsumer:
     async def run(self, stop: asyncio.Event) -> ConsumerStats:
         """Consume until `stop` is set; the batch in hand is finished first."""
         who = f"consumer {self.name}"
+        failures = 0  # broker sessions in a row that ended in an error before any batch
         while not stop.is_set():
             connection = await connect(self.broker, stop, who=who)
             if connection is None:
                 break
+            batches = self._batches
             try:
                 await self._consume(connection, stop)
             except BROKER_ERRORS as exc:
                 if stop.is_set():
                     break
                 self._reconnects += 1
-                log.warning("%s: broker connection lost (%s); reconnecting", who, describe(exc))
+                failures = 1 if self._batches > batches else failures + 1
+                if failures == 1:
+                    log.warning("%s: broker connection lost (%s); reconnecting", who, describe(exc))
+                await pause(stop, reconnect_delay(failures))
             finally:
                 with contextlib.suppress(*BROKER_ERRORS):
                     await connection.close()

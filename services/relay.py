@@ -39,7 +39,7 @@ from aio_pika.abc import AbstractConnection, AbstractExchange
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import BrokerSettings
-from db.broker import BROKER_ERRORS, Topology, connect, describe, reconnect_delay
+from db.broker import BROKER_ERRORS, Topology, connect, describe, pause, reconnect_delay
 from db.wakeups import OUTBOX_CHANNEL, Wakeups
 from models import utcnow
 from repositories import OutboxEventRepository, PendingEvent, RelayLeaseRepository
@@ -169,6 +169,7 @@ class OutboxRelay:
             listen_url=self._listen_url,
             channel=OUTBOX_CHANNEL,
         )
+        failures = 0  # broker sessions in a row that ended in an error before any batch
         try:
             async with wakeups:
                 while not stop.is_set():
@@ -176,17 +177,23 @@ class OutboxRelay:
                     if connection is None:
                         break
                     self._connected = True
+                    batches = self._batches
                     try:
                         await self._relay(connection, stop)
                     except BROKER_ERRORS as exc:
                         if stop.is_set():
                             break
                         self._reconnects += 1
-                        log.warning(
-                            "relay %s: broker connection lost (%s); reconnecting",
-                            self.relay_id,
-                            describe(exc),
-                        )
+                        failures = 1 if self._batches > batches else failures + 1
+                        if failures == 1:
+                            log.warning(
+                                "relay %s: broker connection lost (%s); reconnecting",
+                                self.relay_id,
+                                describe(exc),
+                            )
+                        # Also when connecting succeeds at once but the session fails (a
+                        # refused declaration, say): never a tight loop against the broker.
+                        await pause(stop, reconnect_delay(failures))
                     finally:
                         self._connected = False
                         with contextlib.suppress(*BROKER_ERRORS):
@@ -206,7 +213,9 @@ class OutboxRelay:
                 raise ConnectionError("the broker closed the connection")
             self._woken.clear()
             try:
-                drained = await self._drain(exchange, stop)
+                # Until the outbox is empty (or another relay holds the lease); then wait
+                # for a wake-up, which returns at once if one came while draining.
+                await self._drain(exchange, stop)
                 database_failures = 0
             except LedgerError as exc:  # the database is down, busy or failing over
                 database_failures += 1
@@ -214,11 +223,10 @@ class OutboxRelay:
                     log.warning("relay %s: %s; retrying with backoff", self.relay_id, exc)
                 await self._wait(stop, reconnect_delay(database_failures))
                 continue
-            if not drained:
-                await self._wait(stop, self.poll_interval)
+            await self._wait(stop, self.poll_interval)
 
-    async def _drain(self, exchange: AbstractExchange, stop: asyncio.Event) -> bool:
-        """Publish batches until the outbox is empty; False if this relay is not the leader.
+    async def _drain(self, exchange: AbstractExchange, stop: asyncio.Event) -> None:
+        """Publish batches until the outbox is empty or another relay holds the lease.
 
         Two batches are in flight at once: the next is claimed and published while the
         broker confirms the previous one, so the channel never idles waiting for a round
@@ -233,7 +241,7 @@ class OutboxRelay:
                 if len(in_flight) < PIPELINE_DEPTH and not stop.is_set():
                     events = await self._claim(flying)
                     if events is None:
-                        return False
+                        return
                     if events:
                         ids = [event.id for event in events]
                         flying.update(ids)
@@ -241,7 +249,7 @@ class OutboxRelay:
                         in_flight.append((task, ids))
                         continue
                 if not in_flight:
-                    return True
+                    return
                 task, ids = in_flight.popleft()
                 await self._settle(await task)
                 flying.difference_update(ids)

@@ -8,8 +8,9 @@ import random
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from db import BrokerSettings
+from db import BrokerSettings, EngineMonitor
 from models import OutboxEvent, OutboxStatus
 from services.cloud_events import CONTENT_TYPE, SPECVERSION, decode
 from services.outbox import TRANSFER_COMPLETED_EVENT
@@ -82,6 +83,21 @@ async def _holds(relay_: OutboxRelay) -> bool:
 
 async def _connected(relay_: OutboxRelay) -> bool:
     return relay_.stats.connected
+
+
+async def test_an_idle_relay_waits_for_a_wake_up_instead_of_claiming_in_a_loop(
+    sessions: Sessions, broker: BrokerSettings, engine: AsyncEngine
+) -> None:
+    runner = relay(sessions, broker, lease_seconds=30.0, poll_interval=30.0)
+    async with running(runner):
+        await eventually(lambda: _holds(runner))
+        with EngineMonitor(engine) as monitor:
+            (account,) = await open_accounts(sessions, 1, 100)  # a deposit: one event
+            await eventually(lambda: _sent(sessions, 1))
+            idle = monitor.statements
+            await asyncio.sleep(0.5)  # idle: a relay that polled in a loop would claim here
+            assert monitor.statements == idle
+    assert account
 
 
 @pytest.mark.through_pgbouncer

@@ -11,6 +11,7 @@ import random
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -175,6 +176,27 @@ async def test_a_relay_started_while_the_broker_is_unreachable_says_so_once_and_
     assert "broker unreachable at amqp://guest:***@127.0.0.1:1/" in lines[0]
     assert "secret" not in lines[0]
     assert not runner.stats.connected
+
+
+async def test_a_broker_that_refuses_the_topology_is_retried_with_backoff_not_in_a_loop(
+    sessions: Sessions, broker: BrokerSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with await aio_pika.connect(BROKER_URL) as connection:
+        channel = await connection.channel()
+        # The events exchange already exists as another type: every declaration is refused.
+        await channel.declare_exchange(
+            Topology(broker.namespace).exchange, aio_pika.ExchangeType.FANOUT, durable=True
+        )
+    runner = relay(sessions, broker)
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="services.relay"):
+        async with running(runner):
+            await eventually(lambda: asyncio.sleep(0, runner.stats.reconnects >= 4))
+    # Backoff between sessions: at least 0.05 + 0.1 + 0.2 s before the fourth reconnect.
+    assert time.monotonic() - started >= 0.35
+    lost = [r.getMessage() for r in caplog.records if "connection lost" in r.getMessage()]
+    assert len(lost) == 1, lost
+    assert "PRECONDITION_FAILED" in lost[0]
 
 
 async def _attempts(caplog: pytest.LogCaptureFixture) -> bool:
