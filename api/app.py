@@ -37,7 +37,7 @@ from api.problems import HTTP_PROBLEMS, for_ledger_error, http_problem, kind_of,
 from api.routes import ROUTERS
 from api.settings import ApiSettings
 from api.state import AppState
-from db import create_engine, create_session_factory
+from db import SettingsError, create_engine, create_session_factory
 from services import TransferBatcher, ensure_migrated
 from services.errors import LedgerError, PoolExhausted
 from services.transactions import Sessions
@@ -111,7 +111,12 @@ def _start_relay(config: ApiSettings, sessions: Sessions, metrics: ApiMetrics) -
     workers each run one; the lease lets one publish at a time, docs/events.md)."""
     if not config.broker.enabled:
         return None
-    from services.relay import OutboxRelay  # the events extra: only when a broker is set
+    try:
+        from services.relay import OutboxRelay  # the events extra: only when a broker is set
+    except ImportError:
+        raise SettingsError(
+            "BROKER_URL is set but aio-pika is not installed: pip install 'async-ledger[events]'"
+        ) from None
 
     relay = OutboxRelay(sessions, config.broker, listen_url=config.database.listen_url)
     metrics.watch_relay(lambda: relay.stats)

@@ -70,7 +70,7 @@ def _log_to_stderr(name: str) -> None:
     # One line per event worth telling (broker down, reconnected, leadership), no traceback.
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(f"ledgerctl {name}: %(message)s"))
-    for logger_name in ("services", "db.wakeups"):
+    for logger_name in ("services", "db"):
         logger = logging.getLogger(logger_name)
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)

@@ -80,15 +80,16 @@ class OutboxEventRepository(Repository[OutboxEvent]):
         result = await self.session.execute(_MARK_SENT, {"ids": list(ids), "now": now})
         return len(result.all())
 
-    async def mark_failed(self, failures: Sequence[tuple[int, str]], *, now: datetime) -> None:
+    async def mark_failed(self, failures: Sequence[tuple[int, str]]) -> None:
         """Mark each pending (id, reason) of `failures` failed, keeping the reason."""
         if failures:
             await self.session.execute(
-                _MARK_FAILED, [{"event_id": i, "error": e, "now": now} for i, e in failures]
+                _MARK_FAILED, [{"event_id": i, "error": e} for i, e in failures]
             )
 
     async def retry(self, ids: Sequence[int]) -> int:
-        """Put failed events among `ids` back to pending (after their data was mended)."""
+        """Put failed events among `ids` back to pending (after their data was mended), with
+        NOTIFY on PostgreSQL so that a relay picks them up at commit."""
         if not ids:
             return 0
         statement = (
@@ -98,7 +99,10 @@ class OutboxEventRepository(Repository[OutboxEvent]):
             .returning(OutboxEvent.id)
             .execution_options(synchronize_session=False)
         )
-        return len((await self.session.execute(statement)).all())
+        count = len((await self.session.execute(statement)).all())
+        if count and self.session.get_bind().dialect.name == "postgresql":
+            await self.session.execute(_NOTIFY, {"channel": OUTBOX_CHANNEL})
+        return count
 
     async def counts(self) -> tuple[int, int]:
         """(pending, failed) events, in one statement; both are counted on their partial

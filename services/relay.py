@@ -343,7 +343,7 @@ class OutboxRelay:
             now = self._clock()
             repo = OutboxEventRepository(session)
             await repo.mark_sent(sent, now=now)
-            await repo.mark_failed(failures, now=now)
+            await repo.mark_failed(failures)
 
         await run_in_transaction(self.sessions, work)
 

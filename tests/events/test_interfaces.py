@@ -20,7 +20,9 @@ from api.app import create_app
 from api.settings import ApiSettings
 from db import BrokerSettings, DatabaseSettings, SettingsError
 from models import OutboxEvent, OutboxStatus
+from services import EventOutbox
 from services.cloud_events import MAX_EVENT_BYTES, MalformedEvent, UnencodableEvent, decode, encode
+from services.errors import InvalidInput
 from tests.support.cli_process import assert_one_line_error, ledgerctl
 from tests.support.events import (
     Sessions,
@@ -88,6 +90,23 @@ def test_a_message_that_is_not_a_cloudevent_is_refused_with_the_reason(
 ) -> None:
     with pytest.raises(MalformedEvent, match=reason):
         decode(body)
+
+
+@pytest.mark.parametrize(
+    ("event_type", "data", "reason"),
+    [
+        ("Ledger Opened", {}, "is not dotted names"),
+        ("ledger.x", {"when": datetime(2026, 1, 1, tzinfo=UTC)}, "must be a JSON object"),
+        ("ledger.x", {"n": float("nan")}, "must be a JSON object"),
+    ],
+)
+async def test_an_event_added_by_code_is_checked_before_anything_is_written(
+    sessions: Sessions, event_type: str, data: dict[str, object], reason: str
+) -> None:
+    with pytest.raises(InvalidInput, match=reason):
+        async with sessions.begin() as session:
+            await EventOutbox.add(session, event_type, data)
+    assert await count(sessions, OutboxEvent.id) == 0
 
 
 def test_broker_url_is_checked_and_its_password_never_shown() -> None:
@@ -196,6 +215,7 @@ def test_ledgerctl_relay_with_the_broker_down_says_so_in_one_line_and_stops_on_s
         if process.poll() is None:
             process.kill()
             process.wait()
+    assert warning.startswith("ledgerctl relay: relay ")
     assert "broker unreachable at amqp://guest:***@127.0.0.1:1/" in warning
     assert err == ""  # retried quietly: one line, not one per attempt, no traceback
     assert out.startswith("relay stopped: published 0")
