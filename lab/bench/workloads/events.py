@@ -336,6 +336,7 @@ class SteadyEndToEnd(Variant):
             *(sys.executable, "-m", "cli", "--database-url", url, "relay"),
             env=env,
             stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,  # its one-line notes; a lost event fails the row
         )
         consumer = await asyncio.create_subprocess_exec(
             *(sys.executable, "-m", "lab.bench.event_consumer", url, broker.url, broker.namespace),
