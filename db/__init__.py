@@ -1,5 +1,6 @@
 """Infrastructure: settings, the engine with its pool, and the session factory."""
 
+from db.disconnects import is_disconnect
 from db.engine import (
     SQLITE_BEGIN_OPTION,
     PoolStatus,
@@ -21,6 +22,7 @@ __all__ = [
     "create_engine",
     "create_session_factory",
     "engine_settings",
+    "is_disconnect",
     "pool_status",
     "read_only_options",
 ]

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, QueuePool
 
 from db.cancellation import interrupt_sqlite_on_cancel
+from db.disconnects import watch_disconnects
 from db.settings import DatabaseSettings, SettingsError
 from db.sqlite_one_hop import checked_dbapi
 
@@ -129,6 +130,7 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
         # server either, so TLS is asked for explicitly: ?ssl=require (or PGSSLMODE).
         connect_args["ssl"] = False
     engine = create_async_engine(url, connect_args=connect_args, **common)
+    watch_disconnects(engine)
     if settings.pooled_by_transaction:
         _limit_each_transaction(engine, settings)
     _ENGINE_SETTINGS[engine.sync_engine] = settings

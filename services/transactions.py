@@ -6,6 +6,7 @@ import asyncio
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Final, TypeVar
 
 from sqlalchemy import Connection
@@ -13,10 +14,10 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from db import read_only_options
+from db import is_disconnect, read_only_options
 from services import validation
 from services.db_errors import is_transient, translate
-from services.errors import OperationTimeout
+from services.errors import OperationTimeout, OutcomeUnknown
 
 T = TypeVar("T")
 
@@ -47,7 +48,10 @@ async def run_in_transaction(
     The transaction commits when `work` returns and rolls back when it raises. A
     transient failure reruns the whole unit of work from the start: a partial retry
     inside a failed transaction would build on state that was rolled back. After
-    `attempts` tries, `DatabaseBusy`.
+    `attempts` tries, `DatabaseBusy`. A connection lost before COMMIT (a failover, a
+    restarted server) is retried the same way, on a fresh connection (with a multi-host
+    URL, to whichever node is primary now), then `DatabaseUnavailable`; one lost after
+    COMMIT was sent raises `OutcomeUnknown` at once.
 
     `timeout` is a deadline in seconds for the whole operation, retries and waiting for
     a pooled connection included: past it the work is cancelled, rolled back, its
@@ -64,27 +68,56 @@ async def _run_with_retries(
     read_only: bool,
     attempts: int,
 ) -> T:
-    async def once() -> T:
+    async def once(progress: _Progress) -> T:
         async with sessions() as session, session.begin():
-            if read_only:
-                dialect = session.get_bind().dialect.name
-                await session.connection(execution_options=read_only_options(dialect))
-            return await work(session)
+            options = read_only_options(session.get_bind().dialect.name) if read_only else {}
+            await session.connection(execution_options=options)
+            progress.connected = True
+            result = await work(session)
+            await session.flush()
+            progress.committing = True  # leaving the block sends COMMIT
+            return result
 
-    return await _retrying(once, sessions, attempts)
+    return await _retrying(once, sessions, attempts, read_only=read_only)
 
 
-async def _retrying(once: Callable[[], Awaitable[T]], sessions: Sessions, attempts: int) -> T:
-    """The one retry rule: rerun `once` from the start while the failure is transient,
-    then translate what is left (services/db_errors.translate)."""
+@dataclass(slots=True)
+class _Progress:
+    """How far one try got: what a lost connection means depends on it."""
+
+    connected: bool = False  # an OSError before this is the database's, after it is work's
+    committing: bool = False  # COMMIT sent: a lost connection leaves the outcome unknown
+
+
+async def _retrying(
+    once: Callable[[_Progress], Awaitable[T]],
+    sessions: Sessions,
+    attempts: int,
+    *,
+    read_only: bool,
+) -> T:
+    """The one retry rule: rerun `once` from the start while the failure is transient or
+    a lost connection before COMMIT (the server rolled the work back; the pool has dropped
+    that server's connections, db/disconnects.py), then translate what is left
+    (services/db_errors.translate). A connection lost after COMMIT was sent is
+    OutcomeUnknown, never retried here: only the caller can tell whether it is safe."""
     for attempt in range(1, attempts + 1):
+        progress = _Progress()
         try:
-            return await once()
-        except (DBAPIError, PoolTimeoutError) as exc:
-            if is_transient(exc) and attempt < attempts:
+            return await once(progress)
+        except (DBAPIError, PoolTimeoutError, OSError) as exc:
+            if isinstance(exc, OSError) and progress.connected:
+                raise  # the work's own I/O, not the database's
+            lost = is_disconnect(exc, read_only=read_only)
+            if lost and progress.committing and not read_only:
+                raise OutcomeUnknown(
+                    "the database connection was lost after COMMIT was sent, so the work may "
+                    "or may not have committed; retry only with the same idempotency key"
+                ) from exc
+            if (lost or is_transient(exc)) and attempt < attempts:
                 await asyncio.sleep(backoff_delay(attempt))
                 continue
-            error = translate(exc, _engine(sessions), attempts=attempt)
+            error = translate(exc, _engine(sessions), attempts=attempt, read_only=read_only)
             if error is None:
                 raise
             raise error from exc
@@ -116,12 +149,13 @@ async def run_read(
             timeout=timeout,
         )
 
-    async def once() -> T:
+    async def once(progress: _Progress) -> T:
         async with engine.connect() as connection:
+            progress.connected = True
             return await connection.run_sync(_read_only, work)
 
     async with deadline(timeout):
-        return await _retrying(once, sessions, attempts)
+        return await _retrying(once, sessions, attempts, read_only=True)
 
 
 def _read_only(connection: Connection, work: ConnectionWork[T]) -> T:
