@@ -10,6 +10,15 @@ from db.engine import (
     read_only_options,
 )
 from db.monitor import EngineMonitor
+from db.replicas import (
+    Position,
+    current_position,
+    format_lsn,
+    note_write,
+    parse_lsn,
+    read_connection,
+    start_position,
+)
 from db.session import create_session_factory
 from db.settings import DatabaseSettings, SettingsError
 
@@ -18,11 +27,18 @@ __all__ = [
     "DatabaseSettings",
     "EngineMonitor",
     "PoolStatus",
+    "Position",
     "SettingsError",
     "create_engine",
     "create_session_factory",
+    "current_position",
     "engine_settings",
+    "format_lsn",
     "is_disconnect",
+    "note_write",
+    "parse_lsn",
     "pool_status",
+    "read_connection",
     "read_only_options",
+    "start_position",
 ]

@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from db import is_disconnect, read_only_options
+from db import is_disconnect, note_write, read_connection, read_only_options
 from services import validation
 from services.db_errors import is_transient, translate
 from services.errors import OperationTimeout, OutcomeUnknown
@@ -40,6 +40,7 @@ async def run_in_transaction(
     work: Work[T],
     *,
     read_only: bool = False,
+    standby_ok: bool = False,
     attempts: int = DEFAULT_ATTEMPTS,
     timeout: float | None = None,  # noqa: ASYNC109 (covers retries; raises OperationTimeout)
 ) -> T:
@@ -57,19 +58,29 @@ async def run_in_transaction(
     a pooled connection included: past it the work is cancelled, rolled back, its
     connection returned, and `OperationTimeout` raised. No free connection within
     DB_POOL_TIMEOUT raises `PoolExhausted`.
+
+    `standby_ok` (with `read_only`): the read may run on a standby when the engine has
+    one (DATABASE_READ_URL), once it has replayed this context's writes (db/replicas.py).
     """
     async with deadline(timeout):
-        return await _run_with_retries(sessions, work, read_only, attempts)
+        result = await _run_with_retries(sessions, work, read_only, standby_ok, attempts)
+    engine = _engine(sessions)
+    if not read_only and engine is not None:
+        await note_write(engine)
+    return result
 
 
 async def _run_with_retries(
     sessions: Sessions,
     work: Work[T],
     read_only: bool,
+    standby_ok: bool,
     attempts: int,
 ) -> T:
-    async def once(progress: _Progress) -> T:
-        async with sessions() as session, session.begin():
+    engine = _engine(sessions)
+
+    async def run(session: AsyncSession, progress: _Progress) -> T:
+        async with session.begin():
             options = read_only_options(session.get_bind().dialect.name) if read_only else {}
             await session.connection(execution_options=options)
             progress.connected = True
@@ -77,6 +88,13 @@ async def _run_with_retries(
             await session.flush()
             progress.committing = True  # leaving the block sends COMMIT
             return result
+
+    async def once(progress: _Progress) -> T:
+        if read_only and standby_ok and engine is not None:
+            async with read_connection(engine) as connection, sessions(bind=connection) as session:
+                return await run(session, progress)
+        async with sessions() as session:
+            return await run(session, progress)
 
     return await _retrying(once, sessions, attempts, read_only=read_only)
 
@@ -128,6 +146,7 @@ async def run_read(
     sessions: Sessions,
     work: ConnectionWork[T],
     *,
+    standby_ok: bool = False,
     attempts: int = DEFAULT_ATTEMPTS,
     timeout: float | None = None,  # noqa: ASYNC109 (covers retries; raises OperationTimeout)
 ) -> T:
@@ -145,12 +164,14 @@ async def run_read(
             sessions,
             lambda session: session.run_sync(lambda s: work(s.connection())),
             read_only=True,
+            standby_ok=standby_ok,
             attempts=attempts,
             timeout=timeout,
         )
 
     async def once(progress: _Progress) -> T:
-        async with engine.connect() as connection:
+        connect = read_connection(engine) if standby_ok else engine.connect()
+        async with connect as connection:
             progress.connected = True
             return await connection.run_sync(_read_only, work)
 
