@@ -24,6 +24,7 @@ from lab.servers.formation import (
     start,
 )
 from models import Base
+from tests.support.backends import BACKENDS
 from tests.support.databases import IN_CI
 
 
@@ -36,6 +37,8 @@ def _unavailable(reason: str) -> NoReturn:
 @pytest.fixture(scope="session")
 def running_formation() -> Iterator[Formation]:
     """The run's formation, started on first use."""
+    if "postgresql" not in BACKENDS:
+        pytest.skip("the PostgreSQL backend is not selected (TEST_BACKENDS)")
     if find_pg_autoctl() is None:
         _unavailable(HOW_TO_INSTALL)
     try:
