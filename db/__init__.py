@@ -20,9 +20,10 @@ from db.replicas import (
     start_position,
 )
 from db.session import create_session_factory
-from db.settings import DatabaseSettings, SettingsError
+from db.settings import POOLER_TRANSACTION, DatabaseSettings, SettingsError
 
 __all__ = [
+    "POOLER_TRANSACTION",
     "SQLITE_BEGIN_OPTION",
     "DatabaseSettings",
     "EngineMonitor",
