@@ -9,10 +9,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Final, TypeVar
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction
 
 from db import is_disconnect, note_write, read_connection, read_only_options
 from services import validation
@@ -80,10 +81,13 @@ async def _run_with_retries(
     engine = _engine(sessions)
 
     async def run(session: AsyncSession, progress: _Progress) -> T:
+        session.info[_PROGRESS] = progress
         async with session.begin():
-            options = read_only_options(session.get_bind().dialect.name) if read_only else {}
-            await session.connection(execution_options=options)
-            progress.connected = True
+            if read_only:
+                dialect = session.get_bind().dialect.name
+                await session.connection(execution_options=read_only_options(dialect))
+            # Otherwise the work's first statement connects, so it may still choose the
+            # connection's options (the job queue's one-statement claims run in autocommit).
             result = await work(session)
             await session.flush()
             progress.committing = True  # leaving the block sends COMMIT
@@ -105,6 +109,17 @@ class _Progress:
 
     connected: bool = False  # an OSError before this is the database's, after it is work's
     committing: bool = False  # COMMIT sent: a lost connection leaves the outcome unknown
+
+
+_PROGRESS: Final = "ledger.progress"
+
+
+@event.listens_for(Session, "after_begin")
+def _connected(session: Session, _transaction: SessionTransaction, _connection: Connection) -> None:
+    # The session has its connection: an OSError from here on is the work's own I/O.
+    progress = session.info.get(_PROGRESS)
+    if progress is not None:
+        progress.connected = True
 
 
 async def _retrying(
