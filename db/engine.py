@@ -9,7 +9,7 @@ import sqlite3
 import uuid
 import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, QueuePool
 
 from db.cancellation import interrupt_sqlite_on_cancel
+from db.disconnects import watch_disconnects
+from db.replicas import attach_replica
 from db.settings import DatabaseSettings, SettingsError
 from db.sqlite_one_hop import checked_dbapi
 
@@ -129,6 +131,11 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
         # server either, so TLS is asked for explicitly: ?ssl=require (or PGSSLMODE).
         connect_args["ssl"] = False
     engine = create_async_engine(url, connect_args=connect_args, **common)
+    watch_disconnects(engine)
+    if settings.read_url is not None:
+        attach_replica(
+            engine, create_engine(replace(settings, url=settings.read_url, read_url=None))
+        )
     if settings.pooled_by_transaction:
         _limit_each_transaction(engine, settings)
     _ENGINE_SETTINGS[engine.sync_engine] = settings

@@ -55,6 +55,9 @@ class DatabaseSettings:
     # Where job workers LISTEN for wake-ups (PostgreSQL); None: the DATABASE_URL. A pooler
     # in transaction mode cannot carry a LISTEN, so there it must point at the server.
     listen_url: str | None = None
+    # Where reads that may run on a standby go (PostgreSQL; db/replicas.py); None: the
+    # primary, like everything else.
+    read_url: str | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -98,7 +101,9 @@ class DatabaseSettings:
             raise SettingsError(f"DB_POOL_TIMEOUT must be positive, got {self.pool_timeout}")
         self._check_pooler(parsed.get_backend_name())
         if self.listen_url is not None:
-            _check_listen_url(self.listen_url, parsed.get_backend_name())
+            _check_listen_url(self.listen_url, parsed.get_backend_name(), "DB_LISTEN_URL")
+        if self.read_url is not None:
+            _check_listen_url(self.read_url, parsed.get_backend_name(), "DATABASE_READ_URL")
 
     def _check_pooler(self, backend: str) -> None:
         if self.pg_pooler is None:
@@ -183,21 +188,23 @@ class DatabaseSettings:
             sqlite_one_hop=_bool(env, "DB_SQLITE_ONE_HOP", defaults.sqlite_one_hop),
             pg_pooler=_optional(env, "DB_PG_POOLER"),
             listen_url=_optional(env, "DB_LISTEN_URL"),
+            read_url=_optional(env, "DATABASE_READ_URL"),
         )
 
 
-def _check_listen_url(listen_url: str, backend: str) -> None:
+def _check_listen_url(listen_url: str, backend: str, name: str) -> None:
+    """A second PostgreSQL URL (`name` is its variable): DB_LISTEN_URL, DATABASE_READ_URL."""
     try:
         parsed = make_url(listen_url)
     except (ArgumentError, ValueError):
         # Never repeat the value: it may hold a password.
-        raise SettingsError("DB_LISTEN_URL is not a database URL") from None
+        raise SettingsError(f"{name} is not a database URL") from None
     if backend != "postgresql":
-        raise SettingsError("DB_LISTEN_URL applies to PostgreSQL only; DATABASE_URL is SQLite")
+        raise SettingsError(f"{name} applies to PostgreSQL only; DATABASE_URL is SQLite")
     if (parsed.get_backend_name(), parsed.get_driver_name()) != ("postgresql", "asyncpg"):
-        raise SettingsError("DB_LISTEN_URL must be a postgresql+asyncpg:// URL")
+        raise SettingsError(f"{name} must be a postgresql+asyncpg:// URL")
     if parsed.port is not None and not 0 < parsed.port < 65536:
-        raise SettingsError(f"DB_LISTEN_URL has port {parsed.port}; a port is 1 to 65535")
+        raise SettingsError(f"{name} has port {parsed.port}; a port is 1 to 65535")
 
 
 def _same_database(first: str, second: str) -> bool:
