@@ -199,10 +199,9 @@ def _add_request_options(parser: argparse.ArgumentParser) -> None:
 def _settings(args: argparse.Namespace) -> DatabaseSettings:
     # --database-url stands in for DATABASE_URL before the settings are checked, so that the
     # DB_* settings are judged against the URL in use (DB_PG_POOLER needs PostgreSQL).
-    environ = dict(os.environ)
     if args.database_url:
-        environ["DATABASE_URL"] = args.database_url
-    return DatabaseSettings.from_env(environ)
+        return DatabaseSettings(url=args.database_url)
+    return DatabaseSettings()
 
 
 async def _run(args: argparse.Namespace, settings: DatabaseSettings) -> int:

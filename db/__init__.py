@@ -10,12 +10,13 @@ from db.engine import (
 )
 from db.monitor import EngineMonitor
 from db.session import create_session_factory
-from db.settings import DatabaseSettings, SettingsError
+from db.settings import DatabaseSettings, EnvironmentSettings, SettingsError
 
 __all__ = [
     "SQLITE_BEGIN_OPTION",
     "DatabaseSettings",
     "EngineMonitor",
+    "EnvironmentSettings",
     "PoolStatus",
     "SettingsError",
     "create_engine",

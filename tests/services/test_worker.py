@@ -7,7 +7,6 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import event, func, select, text
@@ -397,7 +396,7 @@ async def test_a_stop_does_not_wait_for_a_claim_stuck_behind_a_lock(
 
     # SQLite cannot interrupt a wait in its busy handler: a cancelled claim returns when
     # the wait ends, so the bound on a stop includes DB_BUSY_TIMEOUT_MS.
-    worker_engine = create_engine(replace(settings, busy_timeout_ms=200))
+    worker_engine = create_engine(settings.replace(busy_timeout_ms=200))
     stop = asyncio.Event()
     worker = Worker(Watched(create_session_factory(worker_engine)), {}, shutdown_timeout=0.1)
     try:
