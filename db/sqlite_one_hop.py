@@ -103,7 +103,7 @@ class _NoDriverCursor:
 _NO_DRIVER_CURSOR: Final = _NoDriverCursor()
 
 
-# What the engine's "begin" listener sends (db/engine.py): BEGIN and its locking mode.
+# What the engine's "begin" listener sends (db/sqlite_engine.py): BEGIN and its locking mode.
 _BEGIN: Final = re.compile(r"BEGIN(?: (?:DEFERRED|IMMEDIATE|EXCLUSIVE))?", re.IGNORECASE)
 
 

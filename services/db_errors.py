@@ -73,7 +73,7 @@ def translate(
 def _unreachable(exc: OSError, engine: AsyncEngine | None) -> str:
     if not isinstance(exc, TimeoutError):
         return str(exc) or type(exc).__name__
-    # db/engine.py gives asyncpg DB_POOL_TIMEOUT as its connect timeout too.
+    # db/postgres_engine.py gives asyncpg DB_POOL_TIMEOUT as its connect timeout too.
     settings = engine_settings(engine) if engine is not None else None
     limit = f"={settings.pool_timeout:g}s" if settings is not None else ""
     return f"no answer within DB_POOL_TIMEOUT{limit}"
