@@ -7,11 +7,12 @@ from services.access import AccessService
 from services.accounts import AccountService
 from services.auditor import LedgerAuditor
 from services.back_office import BackOffice
+from services.backoff import Backoff
 from services.batcher import BatcherClosed, TransferBatcher
 from services.callers import ANONYMOUS, SYSTEM, Caller, Role
 from services.dashboard import DashboardService
 from services.job_handler import JobHandler
-from services.jobs import JobQueue, RetryPolicy
+from services.jobs import JobQueue
 from services.notifications import TransferNotifier, ledger_handlers
 from services.outbox import TRANSFER_COMPLETED
 from services.results import (
@@ -48,6 +49,7 @@ __all__ = [
     "AuditReport",
     "Authenticated",
     "BackOffice",
+    "Backoff",
     "BatcherClosed",
     "Caller",
     "ClaimedJob",
@@ -65,7 +67,6 @@ __all__ = [
     "Outcome",
     "Registration",
     "Result",
-    "RetryPolicy",
     "Role",
     "TransferBatcher",
     "TransferNotifier",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Final, TypeVar
@@ -15,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from db import read_only_options
 from services import validation
+from services.backoff import Backoff
 from services.db_errors import is_transient, translate
 from services.errors import OperationTimeout
 
@@ -25,13 +25,13 @@ Work = Callable[[AsyncSession], Awaitable[T]]
 ConnectionWork = Callable[[Connection], T]
 
 DEFAULT_ATTEMPTS: Final = 5
-_BACKOFF_BASE_S: Final = 0.005
-_BACKOFF_CAP_S: Final = 0.25
+# A busy database clears in milliseconds (a writer commits): short steps, a low cap.
+RETRY_BACKOFF: Final = Backoff(base_seconds=0.01, cap_seconds=0.25)
 
 
 def backoff_delay(attempt: int) -> float:
-    """Exponential backoff with full jitter, so retrying writers spread out."""
-    return random.uniform(0, min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt))
+    """Seconds before retry number `attempt` of a transaction that met a busy database."""
+    return RETRY_BACKOFF.delay(attempt)
 
 
 async def run_in_transaction(

@@ -16,10 +16,10 @@ from db import DatabaseSettings, create_engine, create_session_factory, pool_sta
 from models import Job, Notification
 from services import (
     TRANSFER_COMPLETED,
+    Backoff,
     ClaimedJob,
     JobHandler,
     JobQueue,
-    RetryPolicy,
     TransferNotifier,
     TransferRequest,
     TransferService,
@@ -278,7 +278,7 @@ async def test_a_stale_worker_s_completion_is_refused_and_its_effect_rolled_back
 async def test_a_failing_handler_retries_then_goes_dead_and_the_worker_carries_on(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    queue = JobQueue(sessions, retry=RetryPolicy(base_seconds=0))
+    queue = JobQueue(sessions, retry=Backoff(base_seconds=0))
     bad = await queue.enqueue("bad", {}, max_attempts=3)
     good = await queue.enqueue("good", {})
     attempts: list[int] = []
