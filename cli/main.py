@@ -139,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--before", default=None, help="transfer id to page back from")
     history.add_argument("--json", action="store_true", help="print JSON")
 
+    export = add("export", commands.export, "print an account's whole history as JSON lines")
+    export.add_argument("account_id")
     audit = add("audit", commands.audit, "verify balances against the transfer history")
     audit.add_argument("--json", action="store_true", help="print JSON")
 

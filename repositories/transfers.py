@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import AsyncGenerator, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final, NamedTuple, cast
 
@@ -189,6 +189,27 @@ class TransferRepository(Repository[Transfer]):
         if before_id is not None:
             query = query.where(Transfer.id < before_id)
         return (await self.session.scalars(query)).all()
+
+    async def stream_history(self, account_id: int, *, batch_size: int) -> AsyncGenerator[Transfer]:
+        """An account's transfers, oldest first, fetched `batch_size` at a time from a
+        server-side cursor: memory stays flat however long the history is."""
+        query = (
+            select(Transfer)
+            .where(
+                or_(
+                    Transfer.source_account_id == account_id,
+                    Transfer.destination_account_id == account_id,
+                )
+            )
+            .order_by(Transfer.id)
+            .execution_options(yield_per=batch_size)
+        )
+        result = await self.session.stream_scalars(query)
+        try:
+            async for transfer in result:
+                yield transfer
+        finally:
+            await result.close()
 
     async def flows(self) -> Sequence[AccountFlow]:
         """Every account's balance with the sums of its incoming and outgoing transfers."""

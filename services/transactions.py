@@ -124,6 +124,29 @@ async def run_read(
         return await _retrying(once, sessions, attempts)
 
 
+@asynccontextmanager
+async def streaming_read(sessions: Sessions) -> AsyncIterator[AsyncSession]:
+    """A session in a read-only transaction (one consistent snapshot) for results too
+    large to hold: inside the block, read them with `session.stream()`,
+    `stream_scalars()` or `yield_per`, which fetch in batches from a server-side cursor.
+
+    The transaction and its pooled connection last as long as the block, so consume
+    promptly. Unlike `run_in_transaction` it is not retried (rows already handed on
+    cannot be taken back); a database error still reaches the caller translated into a
+    services.errors exception.
+    """
+    try:
+        async with sessions() as session, session.begin():
+            dialect = session.get_bind().dialect.name
+            await session.connection(execution_options=read_only_options(dialect))
+            yield session
+    except (DBAPIError, PoolTimeoutError) as exc:
+        error = translate(exc, _engine(sessions))
+        if error is None:
+            raise
+        raise error from exc
+
+
 def _read_only(connection: Connection, work: ConnectionWork[T]) -> T:
     connection.execution_options(**read_only_options(connection.dialect.name))
     with connection.begin():
