@@ -141,14 +141,18 @@ class DashboardService:
         """Who holds each of `account_ids`, in one `IN` query (not one query per id).
 
         N lookups cost N transactions and N connections from the pool, however
-        concurrently they run; one IN query costs one. Unknown ids are absent.
+        concurrently they run; one IN query costs one. Unknown ids are absent, and so,
+        for a user, is every account that is neither theirs nor on the other side of one
+        of their transfers: account ids cannot be probed (services/callers.py).
         """
         ids = validation.identifiers(account_ids, "account id", MAX_IDS)
+        self._caller.require_authenticated()
         if not ids:
             return {}
+        visible_to = None if self._caller.reads_everything else self._caller.user_id
 
         async def work(session: AsyncSession) -> dict[int, Counterparty]:
-            rows = await ActivityRepository(session).owners(ids)
+            rows = await ActivityRepository(session).owners(ids, visible_to=visible_to)
             return {i: Counterparty(*row) for i, row in rows.items()}
 
         return await self._read(work)
