@@ -340,6 +340,25 @@ async def test_a_job_past_its_timeout_is_cancelled_and_failed(
     assert dead.last_error.startswith("OperationTimeout: ")
 
 
+async def test_a_job_timeout_longer_than_a_day_lets_the_job_run(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    # The worker accepts any job_timeout below MAX_SECONDS; the handler's deadline must
+    # accept the same (it refused more than a day, failing every run of every job).
+    queue = JobQueue(sessions)
+    job = await queue.enqueue("quick", {}, max_attempts=1)
+
+    async def quick(job: ClaimedJob, session: AsyncSession) -> None:
+        return None
+
+    stop = asyncio.Event()
+    events = Events(stop)
+    events.stop_when(lambda c: c[WorkerEvent.DONE] + c[WorkerEvent.DEAD] >= 1)
+    await Worker(queue, {"quick": quick}, job_timeout=100_000, listener=events).run(stop)
+    assert (events.counts[WorkerEvent.DONE], events.counts[WorkerEvent.DEAD]) == (1, 0)
+    assert (await _job(sessions, job.id)).status == "done"
+
+
 async def test_shutdown_lets_in_flight_jobs_finish_within_the_deadline(
     engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
