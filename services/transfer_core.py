@@ -76,16 +76,24 @@ class TransferRequest:
         )
 
     def matches(self, transfer: Transfer | TransferRecord | TransferRequest) -> bool:
-        """Whether an earlier use of the same idempotency key asked for the same movement."""
+        """Whether an earlier use of the same idempotency key asked for the same request:
+        the same accounts, amount and description (as stored, trimmed). One rule for every
+        interface; the HTTP API's "same body" is this."""
         if isinstance(transfer, TransferRequest):
-            other = (transfer.source_id, transfer.destination_id, transfer.amount)
+            other = (
+                transfer.source_id,
+                transfer.destination_id,
+                transfer.amount,
+                transfer.description,
+            )
         else:
             other = (
                 transfer.source_account_id,
                 transfer.destination_account_id,
                 transfer.amount,
+                transfer.description,
             )
-        return (self.source_id, self.destination_id, self.amount) == other
+        return (self.source_id, self.destination_id, self.amount, self.description) == other
 
     @property
     def scoped_key(self) -> ScopedKey | None:

@@ -115,7 +115,7 @@ async def deposit(
         description=body.description,
         timeout=state.settings.request_timeout,
     )
-    return answer(record, response, key, body.description)
+    return answer(record, response)
 
 
 @router.post(
@@ -140,4 +140,4 @@ async def withdraw(
         description=body.description,
         timeout=state.settings.request_timeout,
     )
-    return answer(record, response, key, body.description)
+    return answer(record, response)
