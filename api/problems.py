@@ -13,9 +13,9 @@ from typing import Any, Final
 
 from fastapi.responses import JSONResponse
 
-from services.batcher import BatcherClosed
 from services.errors import (
     AccountNotFound,
+    BatcherClosed,
     CurrencyMismatch,
     DatabaseBusy,
     DatabaseUnavailable,

@@ -8,9 +8,10 @@ from services.accounts import AccountService
 from services.auditor import LedgerAuditor
 from services.back_office import BackOffice
 from services.backoff import Backoff
-from services.batcher import BatcherClosed, TransferBatcher
+from services.batcher import TransferBatcher
 from services.callers import ANONYMOUS, SYSTEM, Caller, Role
 from services.dashboard import DashboardService
+from services.errors import BatcherClosed
 from services.job_handler import JobHandler
 from services.jobs import JobQueue
 from services.notifications import TransferNotifier, ledger_handlers

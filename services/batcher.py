@@ -19,10 +19,10 @@ from typing import Final, Self
 
 from services.callers import SYSTEM, Caller
 from services.errors import (
+    BatcherClosed,
     DatabaseBusy,
     DatabaseUnavailable,
     InvalidInput,
-    LedgerError,
     OperationTimeout,
     SchemaNotMigrated,
 )
@@ -47,10 +47,6 @@ def split_budget(size: int) -> int:
     requests; past it the rest of the batch gets the failure. A batch of 256 that fails
     throughout costs at most 33 transactions, not 511."""
     return 4 * (size - 1).bit_length()
-
-
-class BatcherClosed(LedgerError):
-    """The batcher is shutting down (or was never started) and takes no new requests."""
 
 
 @dataclass(slots=True)

@@ -141,3 +141,8 @@ class NotAllowed(LedgerError):
 
 class InvalidToken(LedgerError):
     """An API token that is missing, unknown or revoked."""
+
+
+class BatcherClosed(LedgerError):
+    """The transfer batcher is shutting down (or was never started) and takes no new
+    requests; nothing of the refused request happened."""

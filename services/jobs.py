@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from db import engine_settings
 from db.wakeups import wake_after_commit
@@ -87,12 +87,6 @@ class JobQueue:
     def now(self) -> datetime:
         """The queue's current time."""
         return self._clock()
-
-    @classmethod
-    def joining(cls, session: AsyncSession) -> JobQueue:
-        """A queue for enqueueing inside `session`'s transaction (an outbox write), on the
-        database that session is bound to."""
-        return cls(async_sessionmaker(session.bind, expire_on_commit=False, autoflush=False))
 
     async def enqueue(
         self,

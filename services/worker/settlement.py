@@ -127,7 +127,9 @@ class BatchSettlement:
         )
         try:
             while batch.pending:
-                attempt = await self.transactions.run(key, self._attempt(batch))
+                attempt = asyncio.create_task(self._attempt(batch))
+                with self.transactions.tracking(key, attempt):
+                    await asyncio.wait({attempt})
                 if attempt.cancelled():
                     self._drop_lost(batch)
                     if not self.transactions.cancelling:
@@ -142,11 +144,10 @@ class BatchSettlement:
             heartbeat.cancel()
             await asyncio.gather(heartbeat, return_exceptions=True)
 
-    def _settle(self, batch: _Batch, attempt: asyncio.Task[object]) -> None:
+    def _settle(self, batch: _Batch, attempt: asyncio.Task[_Settled]) -> None:
         error = attempt.exception()
         if error is None:
             settled = attempt.result()
-            assert isinstance(settled, _Settled)
             committed = {job.id for job in settled.done} | {job.id for job, _ in settled.failed}
             batch.pending = [job for job in batch.pending if job.id not in committed]
             for job in settled.done:

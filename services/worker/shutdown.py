@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from services.results import ClaimedJob
 
@@ -22,18 +24,17 @@ class RunningTransactions:
     cancel it (and only it; the batch's own task then settles the rest)."""
 
     def __init__(self) -> None:
-        self._running: dict[int, asyncio.Task[object]] = {}
+        self._running: dict[int, asyncio.Task[Any]] = {}
         self.cancelling = False  # past the shutdown deadline, or run() cancelled
 
-    async def run(self, key: int, work: Awaitable[object]) -> asyncio.Task[object]:
-        """Run `work` as batch `key`'s current transaction; return its finished task."""
-        task = asyncio.ensure_future(work)
-        self._running[key] = task
+    @contextmanager
+    def tracking(self, key: int, transaction: asyncio.Task[Any]) -> Iterator[None]:
+        """Within the block, `transaction` is batch `key`'s current one (to cancel)."""
+        self._running[key] = transaction
         try:
-            await asyncio.wait({task})
+            yield
         finally:
             del self._running[key]
-        return task
 
     def cancel(self, key: int) -> None:
         """Cancel batch `key`'s transaction, if one is running."""

@@ -113,19 +113,26 @@ async def test_a_thousand_transfers_from_64_clients_conserve_money(
         source, destination = rng.sample(ids, 2)
         plan.append((source, destination, rng.randint(1, 4_000)))
 
+    moved: list[tuple[int, int, int]] = []
     async with TransferBatcher(sessions) as batcher:
 
         async def client(work: list[tuple[int, int, int]]) -> None:
             for source, destination, amount in work:
                 with suppress(InsufficientFunds):
                     await batcher.transfer(source, destination, amount)
+                    moved.append((source, destination, amount))
 
         await asyncio.gather(*(client(plan[i::64]) for i in range(64)))
 
     assert batcher.batches < len(plan)  # requests really were coalesced
-    balances = [await AccountService(sessions).balance(i) for i in ids]
-    assert sum(balances) == 80_000
-    assert min(balances) >= 0
+    balances = {i: await AccountService(sessions).balance(i) for i in ids}
+    assert sum(balances.values()) == 80_000
+    # Each acknowledged transfer moved its money once, and no refused one did.
+    expected = dict.fromkeys(ids, 10_000)
+    for source, destination, amount in moved:
+        expected[source] -= amount
+        expected[destination] += amount
+    assert balances == expected
     report = await LedgerAuditor(sessions).verify()
     assert report.ok, report.problems
 
