@@ -36,6 +36,7 @@ from services.errors import (
     PoolExhausted,
     SameAccount,
     SchemaNotMigrated,
+    StorageFull,
     UserNotFound,
 )
 
@@ -87,6 +88,9 @@ LEDGER_PROBLEMS: Final[dict[type[LedgerError], ProblemKind]] = {
         503, "database-unavailable", "The database cannot be reached", retry_after=True
     ),
     SchemaNotMigrated: ProblemKind(503, "not-migrated", "The database schema is not at head"),
+    StorageFull: ProblemKind(
+        503, "storage-full", "The database has no room to write", retry_after=True
+    ),
     OperationTimeout: ProblemKind(504, "timeout", "The request ran past its deadline"),
     LedgerError: ProblemKind(500, "internal", "Internal error"),
 }

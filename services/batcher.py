@@ -25,6 +25,7 @@ from services.errors import (
     InvalidInput,
     OperationTimeout,
     SchemaNotMigrated,
+    StorageFull,
 )
 from services.results import TransferRecord
 from services.transactions import Sessions, deadline
@@ -38,7 +39,13 @@ from services.transfer_core import (
 # Failures of the database, not of a request in the batch: splitting the batch cannot help
 # (each half would meet the same busy, unreachable or unmigrated database), so every
 # request of the batch gets the failure at once.
-_DATABASE_FAULTS: Final = (DatabaseBusy, DatabaseUnavailable, OperationTimeout, SchemaNotMigrated)
+_DATABASE_FAULTS: Final = (
+    DatabaseBusy,
+    DatabaseUnavailable,
+    OperationTimeout,
+    SchemaNotMigrated,
+    StorageFull,
+)
 
 
 def split_budget(size: int) -> int:

@@ -135,6 +135,11 @@ class DatabaseUnavailable(LedgerError):
     """The database server could not be reached (refused, unknown host, no answer)."""
 
 
+class StorageFull(LedgerError):
+    """The database has no room for the write (disk full, or out of memory): nothing of
+    the request was written. Writes succeed again once space is back; reads go on."""
+
+
 class NotAllowed(LedgerError):
     """The caller's role does not allow this (e.g. a deposit by a user); nothing changed."""
 
