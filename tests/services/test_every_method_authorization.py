@@ -66,7 +66,11 @@ def _caller_of_construction(cls: type) -> bool:
 
 def _service_classes() -> list[type]:
     exported = (getattr(services, name) for name in services.__all__)
-    return [obj for obj in exported if inspect.isclass(obj) and _is_service(obj)]
+    return [
+        obj
+        for obj in exported
+        if inspect.isclass(obj) and not issubclass(obj, BaseException) and _is_service(obj)
+    ]
 
 
 def _public_methods(cls: type) -> list[str]:
