@@ -16,7 +16,7 @@ from services.callers import SYSTEM, Caller
 from services.errors import AccountNotFound, UserNotFound
 from services.results import AccountRecord, HistoryPage, TransferRecord
 from services.transactions import Sessions, run_in_transaction, run_read, streaming_read
-from services.transfer_core import TransferRequest, execute_transfer, on_behalf_of
+from services.transfer_core import TransferRequest, execute_transfer
 
 # Rows a history stream fetches per round trip (or, on SQLite, per thread crossing).
 STREAM_BATCH: Final = 500
@@ -154,11 +154,14 @@ class AccountService:
         validation.identifier(account_id, "account id")
         source, destination = (None, account_id) if incoming else (account_id, None)
         request = TransferRequest.of(
-            source, destination, amount, idempotency_key=idempotency_key, description=description
+            source,
+            destination,
+            amount,
+            idempotency_key=idempotency_key,
+            description=description,
+            caller=self._caller,
         )
-        return await execute_transfer(
-            self._sessions, on_behalf_of(self._caller, request), timeout=timeout
-        )
+        return await execute_transfer(self._sessions, request, timeout=timeout)
 
     async def history(
         self,

@@ -32,7 +32,6 @@ from services.transactions import Sessions, deadline
 from services.transfer_core import (
     Outcome,
     TransferRequest,
-    account_transfer,
     execute_transfers,
 )
 
@@ -145,8 +144,14 @@ class TransferBatcher:
         that expires later leaves its outcome standing (see the class docstring). Either
         way the caller gets OperationTimeout.
         """
-        request = account_transfer(
-            source_id, destination_id, amount, idempotency_key, description, caller=caller
+        request = TransferRequest.of(
+            source_id,
+            destination_id,
+            amount,
+            idempotency_key=idempotency_key,
+            description=description,
+            caller=caller,
+            accounts_only=True,
         )
         if self._closing or self._writer is None or self._writer.done():
             raise BatcherClosed("the transfer batcher is not running")
