@@ -172,7 +172,7 @@ def test_max_concurrency_must_be_a_whole_number_from_1_to_100(
         DashboardService(sessions, max_concurrency=bound)  # type: ignore[arg-type]
 
 
-# None was a TypeError from iterating it (found by the fuzz suite).
+# Iterating a non-collection would be a TypeError deep in the service, not InvalidId.
 @pytest.mark.parametrize("account_ids", [None, 7, 1.5, "12", object()])
 async def test_account_owners_refuses_what_is_not_a_collection_of_ids(
     sessions: async_sessionmaker[AsyncSession], account_ids: Any
