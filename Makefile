@@ -43,21 +43,28 @@ openapi: $(STAMP)
 clean:
 	rm -rf $(VENV) ledger.db ledger.db-wal ledger.db-shm .pytest_cache .mypy_cache .ruff_cache
 
+# The lab (lab/): tools of the repository that a service grown from it does not need.
+# Benchmark: `make bench BENCH_ARGS=--quick`, or `python -m lab.bench --help` for every option.
+BENCH_ARGS ?=
+.PHONY: bench
+bench: $(STAMP)
+	$(BIN)/python -m lab.bench $(BENCH_ARGS)
+
 # Soak: a mixed load on each engine for SOAK_SECONDS (default 30) each, then a verdict on
 # money, connections and memory; e.g. `make soak SOAK_SECONDS=600 SOAK_ARGS=--engines=sqlite`.
-# Not part of `make test`, which runs its short form (tests/reliability/test_soak.py).
+# Not part of `make test`, which runs its short form (tests/lab/test_soak.py).
 SOAK_SECONDS ?= 30
 SOAK_ARGS ?=
 .PHONY: soak
 soak: $(STAMP)
-	$(BIN)/python -m reliability --seconds $(SOAK_SECONDS) $(SOAK_ARGS)
+	$(BIN)/python -m lab.reliability --seconds $(SOAK_SECONDS) $(SOAK_ARGS)
 
 # Mutation testing of the transfer core (services/transfer_core.py, repositories/accounts.py)
 # against its SQLite tests, in a throw-away copy of the repository; not part of `make test`.
 MUTATION_TIMEOUT ?= 60
 .PHONY: mutation
 mutation: $(STAMP)
-	$(BIN)/python -m reliability.mutation --timeout $(MUTATION_TIMEOUT)
+	$(BIN)/python -m lab.reliability.mutation --timeout $(MUTATION_TIMEOUT)
 
 # The template's promise to people who grow their app in it: in a temporary copy, add a
 # Merchant model, autogenerate its migration, add a repository, a service and a test, then

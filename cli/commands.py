@@ -12,7 +12,6 @@ from cli.context import AppContext
 from cli.demo import run_demo
 from cli.errors import CommandError
 from cli.inputs import parse_amount, parse_id
-from cli.repository_tools import BENCH_NOT_INSTALLED, make_bench_importable
 from cli.worker import WorkerOptions, run_worker
 from db import migrations
 from services import (
@@ -184,24 +183,6 @@ async def audit(app: AppContext, args: argparse.Namespace) -> int:
     )
     emit(args, {**_jsonable(report), "ok": report.ok}, text)
     return 0 if report.ok else 1
-
-
-async def bench(app: AppContext, args: argparse.Namespace) -> int:
-    """ledgerctl bench: the same benchmark as `python -m bench`, on its own databases."""
-    if not make_bench_importable():
-        raise CommandError(BENCH_NOT_INSTALLED)
-    # Imported here: the benchmark's modules cost every other command ~250 ms of start-up.
-    from bench import command as bench_command
-    from bench.errors import BenchError
-
-    try:
-        return await bench_command.run_from_args(args)
-    except BenchError as exc:
-        raise CommandError(str(exc)) from None
-    except OSError as exc:
-        # e.g. an unwritable --json path: the benchmark's own, not a database unreachable
-        # at DATABASE_URL, which is how ledgerctl would otherwise read an OSError.
-        raise CommandError(f"bench: {exc}") from None
 
 
 async def worker(app: AppContext, args: argparse.Namespace) -> int:

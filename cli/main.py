@@ -20,7 +20,6 @@ from cli import commands, operators, serve
 from cli.context import AppContext
 from cli.errors import EXIT_ERROR, EXIT_USAGE, exit_for
 from cli.inputs import whole_number
-from cli.repository_tools import make_bench_importable
 from db import DatabaseSettings, create_engine, create_session_factory
 from services import ensure_migrated
 from services.db_errors import translate
@@ -30,23 +29,9 @@ Subcommands = Any  # argparse's _SubParsersAction, which it does not export
 
 
 class _Parser(argparse.ArgumentParser):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._deferred: Callable[[argparse.ArgumentParser], object] | None = None
-
     def error(self, message: str) -> NoReturn:
         # argparse prints the whole usage block; one line is the contract here.
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
-
-    def defer_arguments(self, add: Callable[[argparse.ArgumentParser], object]) -> None:
-        """Run `add(self)` only when this (sub)command is the one being parsed."""
-        self._deferred = add
-
-    def parse_known_args(self, *args: Any, **kwargs: Any) -> Any:
-        if self._deferred is not None:
-            add, self._deferred = self._deferred, None
-            add(self)
-        return super().parse_known_args(*args, **kwargs)
 
 
 def _add(
@@ -75,7 +60,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ledger_commands(add)
     _add_reading_commands(add)
     _add_job_commands(add)
-    _add_tool_commands(add)
     operators.add_commands(add)
     serve.add_commands(add)
     return parser
@@ -188,29 +172,6 @@ def _add_job_commands(add: Add) -> None:
     jobs = add("jobs", commands.jobs, "show the job queue by status and the latest dead jobs")
     jobs.add_argument("--dead", default="5", help="how many dead jobs to list (default 5)")
     jobs.add_argument("--json", action="store_true", help="print JSON")
-
-
-def _add_tool_commands(add: Add) -> None:
-    bench = add(
-        "bench",
-        commands.bench,
-        "benchmark: when does async pay off? (= python -m bench)",
-        needs_schema=False,
-    )
-    bench.defer_arguments(_add_bench_arguments)
-
-
-def _add_bench_arguments(parser: argparse.ArgumentParser) -> None:
-    if not make_bench_importable():
-        # bench/ runs from a checkout only (pyproject.toml does not install it). Take every
-        # argument as a plain word (no option prefix), so that `ledgerctl bench --quick`
-        # reaches commands.bench, which says so in one line, instead of "unrecognized".
-        parser.prefix_chars = "\0"
-        parser.add_argument("bench_args", nargs=argparse.REMAINDER)
-        return
-    from bench import command as bench_command  # ~250 ms: only for `ledgerctl bench`
-
-    bench_command.add_arguments(parser)
 
 
 def _add_request_options(parser: argparse.ArgumentParser) -> None:

@@ -10,9 +10,10 @@ from db.engine import (
 )
 from db.monitor import EngineMonitor
 from db.session import create_session_factory
-from db.settings import DatabaseSettings, EnvironmentSettings, SettingsError
+from db.settings import POOLER_TRANSACTION, DatabaseSettings, EnvironmentSettings, SettingsError
 
 __all__ = [
+    "POOLER_TRANSACTION",
     "SQLITE_BEGIN_OPTION",
     "DatabaseSettings",
     "EngineMonitor",

@@ -16,6 +16,7 @@ from services.job_handler import JobHandler
 from services.jobs import JobQueue
 from services.notifications import TransferNotifier, ledger_handlers
 from services.outbox import TRANSFER_COMPLETED
+from services.outbox_audit import OutboxAuditor
 from services.results import (
     AccountRecord,
     AuditReport,
@@ -28,6 +29,7 @@ from services.results import (
     JobRecord,
     JobStats,
     NotificationRecord,
+    OutboxReport,
     Registration,
     Result,
     TransferRecord,
@@ -38,7 +40,7 @@ from services.schema import ensure_migrated
 from services.transfer_core import Outcome, TransferRequest
 from services.transfers import TransferService
 from services.users import UserService
-from services.worker import Worker, WorkerEvent
+from services.worker import Worker, WorkerEvent, drain
 
 __all__ = [
     "ANONYMOUS",
@@ -65,6 +67,8 @@ __all__ = [
     "JobStats",
     "LedgerAuditor",
     "NotificationRecord",
+    "OutboxAuditor",
+    "OutboxReport",
     "Outcome",
     "Registration",
     "Result",
@@ -79,6 +83,7 @@ __all__ = [
     "Worker",
     "WorkerEvent",
     "WorkerStats",
+    "drain",
     "ensure_migrated",
     "ledger_handlers",
 ]

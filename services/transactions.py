@@ -181,3 +181,18 @@ async def deadline(seconds: float | None) -> AsyncIterator[None]:
 def _engine(sessions: Sessions) -> AsyncEngine | None:
     bind = sessions.kw.get("bind")
     return bind if isinstance(bind, AsyncEngine) else None
+
+
+# The unit of work is public: a service added to this project (or a tool beside it) runs its
+# work through these, and `is_transient` is the one rule for what a retry may cure.
+__all__ = [
+    "DEFAULT_ATTEMPTS",
+    "ConnectionWork",
+    "Sessions",
+    "Work",
+    "backoff_delay",
+    "deadline",
+    "is_transient",
+    "run_in_transaction",
+    "run_read",
+]

@@ -4,15 +4,11 @@ schemas, on both engines (in this process: see tests/support/cli_runs.py)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from tests.support.backends import NewDatabase
 from tests.support.cli_runs import ledgerctl
-from tests.support.paths import PROJECT_ROOT
 
 
 @pytest.fixture(scope="module")
@@ -117,36 +113,3 @@ async def test_every_command_that_needs_the_schema_refuses_an_unmigrated_databas
 ) -> None:
     run = await ledgerctl("--database-url", await new_database(), *args)
     assert "run `ledgerctl migrate`" in run.one_line_error()
-
-
-def test_a_command_other_than_bench_does_not_import_the_benchmark() -> None:
-    probe = (
-        "import sys\n"
-        "from cli.main import build_parser\n"
-        "build_parser().parse_args(['balance', '1'])\n"
-        "print(sorted(m for m in sys.modules if m == 'bench' or m.startswith('bench.')))\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
-    )
-    assert done.stdout.strip() == "[]"
-
-
-async def test_bench_still_has_its_options() -> None:
-    run = await ledgerctl("bench", "--help")
-    assert run.code == 0
-    assert "--quick" in run.stdout
-
-
-async def test_a_file_the_benchmark_cannot_write_is_not_called_a_database_error(
-    tmp_path: Path,
-) -> None:
-    saved = PROJECT_ROOT / "docs" / "bench.json"
-    not_a_folder = tmp_path / "file"
-    not_a_folder.write_text("")
-    run = await ledgerctl(
-        "bench", "--from-json", str(saved), "--markdown", str(not_a_folder / "b.md")
-    )
-    line = run.one_line_error()
-    assert "File exists" in line
-    assert "database" not in line

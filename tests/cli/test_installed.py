@@ -11,7 +11,6 @@ import venv
 from pathlib import Path
 
 from db import migrations
-from tests.support.cli_process import assert_one_line_error
 from tests.support.paths import PROJECT_ROOT
 
 INSTALLED_PACKAGES = {"api", "cli", "db", "models", "repositories", "services"}
@@ -75,7 +74,7 @@ def test_installed_package_migrates_and_shadows_nothing(tmp_path: Path) -> None:
         for path in site_packages.iterdir()
         if not path.name.endswith((".dist-info", ".pth")) and path.name != "__pycache__"
     }
-    assert top_level == INSTALLED_PACKAGES  # no alembic/, bench/, reliability/, tests/
+    assert top_level == INSTALLED_PACKAGES  # no alembic/, lab/, tests/
 
     migrated = _run(ledgerctl, "--database-url", url, "migrate", cwd=elsewhere)
     assert migrated.returncode == 0, migrated.stderr
@@ -83,17 +82,3 @@ def test_installed_package_migrates_and_shadows_nothing(tmp_path: Path) -> None:
 
     audited = _run(ledgerctl, "--database-url", url, "audit", cwd=elsewhere)
     assert audited.returncode == 0, audited.stderr
-
-    bench = _run(ledgerctl, "bench", "--quick", cwd=elsewhere)
-    assert "not installed with the package" in assert_one_line_error(bench)
-
-
-def test_checkout_ledgerctl_runs_bench_from_any_directory(tmp_path: Path) -> None:
-    # The editable install maps cli/ but no longer bench/; ledgerctl finds it next to cli/.
-    done = _run(
-        sys.executable, "-I", "-c",
-        "import sys; from cli.main import main; sys.exit(main(['bench', '--help']))",
-        cwd=tmp_path,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("usage: ledgerctl bench")

@@ -1,5 +1,5 @@
 """The engine behind PgBouncer in transaction mode: what breaks without DB_PG_POOLER, and that
-the setting is what fixes it. Each test starts its own PgBouncer (db/scratch_pgbouncer.py)."""
+the setting is what fixes it. Each test starts its own PgBouncer (lab/servers/pgbouncer.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from db import DatabaseSettings, create_engine, read_only_options
-from db.scratch_pgbouncer import ScratchPgBouncer
+from lab.servers.pgbouncer import ScratchPgBouncer
 from tests.support.backends import NewDatabase, postgres_direct_only
 from tests.support.pgbouncer import pooled_settings
 

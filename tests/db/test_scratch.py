@@ -5,9 +5,8 @@ from __future__ import annotations
 from sqlalchemy import text
 
 from db import DatabaseSettings, create_engine
-from db.scratch import scratch_postgres_database
 from tests.support.backends import NewDatabase, postgres_direct_only
-from tests.support.databases import POSTGRES_URL
+from tests.support.databases import POSTGRES_URL, scratch_postgres_database
 
 
 @postgres_direct_only

@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from db import DatabaseSettings, create_engine, create_session_factory, migrations
-from db.scratch_pgbouncer import ScratchPgBouncer
+from lab.servers.pgbouncer import ScratchPgBouncer
 from services import LedgerAuditor
 from tests.support.backends import NewDatabase, postgres_direct_only
 from tests.support.databases import POSTGRES_URL

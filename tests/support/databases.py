@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import os
 import secrets
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
-
-from db.scratch import scratch_postgres_database
+from sqlalchemy.pool import NullPool
 
 DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
@@ -39,6 +39,28 @@ async def postgres_unreachable_reason() -> str | None:
     finally:
         await engine.dispose()
     return None
+
+
+@asynccontextmanager
+async def scratch_postgres_database(admin_url: str, prefix: str) -> AsyncIterator[str]:
+    """Create an empty database named `prefix_<random>` through `admin_url` (whose user may
+    CREATE DATABASE), yield its URL, and drop it afterwards, even with sessions still open.
+
+    Each run getting its own database is what lets parallel runs share one server; the lab's
+    benchmarks use it too.
+    """
+    name = f"{prefix}_{secrets.token_hex(6)}"
+    # No pool: an idle admin connection kept for the database's whole life would count
+    # against the server's max_connections once per live scratch database.
+    admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    try:
+        async with admin.connect() as connection:
+            await connection.execute(text(f'CREATE DATABASE "{name}"'))
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        async with admin.connect() as connection:
+            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
 
 
 def postgres_database() -> AbstractAsyncContextManager[str]:

@@ -3,7 +3,7 @@
 Opt-in: a test module (or test) marked `through_pgbouncer` also runs on the `pgbouncer`
 backend; every other `pgbouncer` item is deselected at collection. The instance is
 TEST_PGBOUNCER_URL if set (.ci/run starts one), else one this run starts itself when the
-pgbouncer executable is installed (db/scratch_pgbouncer.py), else the tests skip, saying
+pgbouncer executable is installed (lab/servers/pgbouncer.py), else the tests skip, saying
 how to enable them, or fail when CI=true.
 
 The fixture and the deselection hook live in tests/support/pgbouncer_plugin.py.
@@ -19,8 +19,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from db import DatabaseSettings, create_engine
-from db.scratch_pgbouncer import HOW_TO_INSTALL, find_pgbouncer, through
 from db.settings import POOLER_TRANSACTION
+from lab.servers.pgbouncer import HOW_TO_INSTALL, find_pgbouncer, through
 from tests.support.databases import IN_CI, POSTGRES_URL
 
 PGBOUNCER: Final = "pgbouncer"

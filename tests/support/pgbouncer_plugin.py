@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from db.scratch_pgbouncer import (
+from lab.servers.pgbouncer import (
     HOW_TO_INSTALL,
     PgBouncerError,
     ScratchPgBouncer,
@@ -62,7 +62,7 @@ def pgbouncer_server() -> Iterator[PgBouncerServer]:
 
 @pytest.fixture
 def start_pgbouncer() -> Iterator[Callable[..., ScratchPgBouncer]]:
-    """Start PgBouncer instances of the test's own configuration (db.scratch_pgbouncer.start
+    """Start PgBouncer instances of the test's own configuration (lab.servers.pgbouncer.start
     options); all are stopped after the test. Skips (fails in CI) without pgbouncer."""
     pgbouncer_executable()
     started: list[ScratchPgBouncer] = []

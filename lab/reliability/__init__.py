@@ -1,0 +1,1 @@
+"""Reliability tooling over the services: the soak (`make soak`) and mutation testing."""
