@@ -44,6 +44,7 @@ Sessions = async_sessionmaker[AsyncSession]
 TRUSTED_ONLY = {
     "JobQueue": "the job queue's own bookkeeping; handlers and workers are in-process code",
     "LedgerAuditor": "the audit a user reaches only through BackOffice.audit (operators)",
+    "OutboxAuditor": "an operator's check of the outbox, run by tests and the soak only",
     "Worker": "runs in-process job handlers; it has no caller and returns counts only",
 }
 # Methods of caller-bound services that act for nobody (lifecycle, not data).
