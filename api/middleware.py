@@ -19,10 +19,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.metrics import ApiMetrics
 from api.problems import http_problem
+from db import format_lsn, parse_lsn, start_position
 
 log = logging.getLogger("api")
 
 REQUEST_ID_HEADER: Final = "x-request-id"
+# The caller's read-your-writes position (db/replicas.py): answered after every request
+# that wrote, sent back by the client so that its later reads, wherever they run, see
+# its writes. docs/high-availability.md.
+READ_AFTER_HEADER: Final = "ledger-read-after"
 _SAFE_REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 
@@ -51,6 +56,8 @@ class LedgerMiddleware:
         given = headers.get(REQUEST_ID_HEADER, "")
         request_id = given if _SAFE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
+        given_position = headers.get(READ_AFTER_HEADER)
+        position = start_position(None if given_position is None else parse_lsn(given_position))
         started = time.perf_counter()
         status = {"code": 500, "sent": False, "refused": False}
 
@@ -64,6 +71,10 @@ class LedgerMiddleware:
                     *message["headers"],
                     (REQUEST_ID_HEADER.encode(), request_id.encode()),
                 ]
+                if position.lsn is not None:
+                    message["headers"].append(
+                        (READ_AFTER_HEADER.encode(), format_lsn(position.lsn).encode())
+                    )
             await send(message)
 
         try:
@@ -99,6 +110,13 @@ class LedgerMiddleware:
                 )
 
     def _refusal(self, scope: Scope, headers: dict[str, str], request_id: str) -> Any:
+        given_position = headers.get(READ_AFTER_HEADER)
+        if given_position is not None and parse_lsn(given_position) is None:
+            return http_problem(
+                "bad-request",
+                "Ledger-Read-After must be a WAL position as a response gave it, e.g. 0/16B3748",
+                request_id=request_id,
+            )
         length = headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
             return self._too_large(request_id)

@@ -33,6 +33,7 @@ from services.errors import (
     NotAllowed,
     NotFound,
     OperationTimeout,
+    OutcomeUnknown,
     PoolExhausted,
     SameAccount,
     SchemaNotMigrated,
@@ -86,6 +87,14 @@ LEDGER_PROBLEMS: Final[dict[type[LedgerError], ProblemKind]] = {
     BatcherClosed: ProblemKind(503, "shutting-down", "The server is stopping", retry_after=True),
     DatabaseUnavailable: ProblemKind(
         503, "database-unavailable", "The database cannot be reached", retry_after=True
+    ),
+    # Money movements carry an Idempotency-Key, so the service resolves a lost COMMIT
+    # itself; this is what is left when the database was still away: retry with the key.
+    OutcomeUnknown: ProblemKind(
+        503,
+        "outcome-unknown",
+        "The commit's answer was lost; retry with the same key",
+        retry_after=True,
     ),
     SchemaNotMigrated: ProblemKind(503, "not-migrated", "The database schema is not at head"),
     StorageFull: ProblemKind(

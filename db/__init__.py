@@ -1,5 +1,6 @@
 """Infrastructure: settings, the engine with its pool, and the session factory."""
 
+from db.disconnects import is_disconnect
 from db.engine import (
     SQLITE_BEGIN_OPTION,
     PoolStatus,
@@ -9,6 +10,15 @@ from db.engine import (
     read_only_options,
 )
 from db.monitor import EngineMonitor
+from db.replicas import (
+    Position,
+    current_position,
+    format_lsn,
+    note_write,
+    parse_lsn,
+    read_connection,
+    start_position,
+)
 from db.session import create_session_factory
 from db.settings import POOLER_TRANSACTION, DatabaseSettings, EnvironmentSettings, SettingsError
 
@@ -19,10 +29,18 @@ __all__ = [
     "EngineMonitor",
     "EnvironmentSettings",
     "PoolStatus",
+    "Position",
     "SettingsError",
     "create_engine",
     "create_session_factory",
+    "current_position",
     "engine_settings",
+    "format_lsn",
+    "is_disconnect",
+    "note_write",
+    "parse_lsn",
     "pool_status",
+    "read_connection",
     "read_only_options",
+    "start_position",
 ]

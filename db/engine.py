@@ -17,6 +17,7 @@ from db.postgres_engine import (
     TRANSACTION_LIMITS_PREFIX,
     create_postgres_engine,
 )
+from db.replicas import attach_replica
 from db.settings import DatabaseSettings
 from db.sqlite_engine import SQLITE_BEGIN_OPTION, RollbackOnClose, create_sqlite_engine
 
@@ -76,6 +77,10 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
         engine = create_sqlite_engine(settings, pool)
     else:
         engine = create_postgres_engine(settings, pool)
+        if settings.read_url is not None:
+            # Reads that may run on a standby go there (db/replicas.py).
+            replica = create_engine(settings.replace(url=settings.read_url, read_url=None))
+            attach_replica(engine, replica)
     _ENGINE_SETTINGS[engine.sync_engine] = settings
     return engine
 

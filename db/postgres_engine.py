@@ -11,6 +11,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from db.disconnects import watch_disconnects
 from db.settings import DatabaseSettings, SettingsError
 
 # How the server lists our connections (pg_stat_activity.application_name).
@@ -52,6 +53,7 @@ def create_postgres_engine(settings: DatabaseSettings, pool: dict[str, Any]) -> 
         # server either, so TLS is asked for explicitly: ?ssl=require (or PGSSLMODE).
         connect_args["ssl"] = False
     engine = create_async_engine(url, connect_args=connect_args, **pool)
+    watch_disconnects(engine)
     if settings.pooled_by_transaction:
         _limit_each_transaction(engine, settings)
     return engine

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Self
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
@@ -142,6 +142,9 @@ class DatabaseSettings(EnvironmentSettings):
     # Where job workers LISTEN for wake-ups (PostgreSQL); None: the DATABASE_URL. A pooler
     # in transaction mode cannot carry a LISTEN, so there it must point at the server.
     listen_url: str | None = Field(default=None, repr=False)
+    # Where reads that may run on a standby go (PostgreSQL; db/replicas.py); None: the
+    # primary, like everything else.
+    read_url: str | None = Field(default=None, validation_alias="DATABASE_READ_URL", repr=False)
 
     # The drivers this project is built on, per backend.
     DRIVERS: ClassVar[dict[str, str]] = {"sqlite": "aiosqlite", "postgresql": "asyncpg"}
@@ -186,21 +189,24 @@ class DatabaseSettings(EnvironmentSettings):
             )
         return mode
 
-    @field_validator("listen_url")
+    @field_validator("listen_url", "read_url")
     @classmethod
-    def _check_listen_url(cls, listen_url: str | None) -> str | None:
-        if listen_url is None:
+    def _check_second_url(cls, url: str | None, info: ValidationInfo) -> str | None:
+        """A second PostgreSQL URL: DB_LISTEN_URL, DATABASE_READ_URL."""
+        if url is None:
             return None
+        assert info.field_name is not None
+        name = cls.variable(info.field_name)
         try:
-            parsed = make_url(listen_url)
+            parsed = make_url(url)
         except (ArgumentError, ValueError):
             # Never repeat the value: it may hold a password.
-            raise SettingsError("DB_LISTEN_URL is not a database URL") from None
+            raise SettingsError(f"{name} is not a database URL") from None
         if (parsed.get_backend_name(), parsed.get_driver_name()) != ("postgresql", "asyncpg"):
-            raise SettingsError("DB_LISTEN_URL must be a postgresql+asyncpg:// URL")
-        if (port_error := _port_error("DB_LISTEN_URL", parsed)) is not None:
+            raise SettingsError(f"{name} must be a postgresql+asyncpg:// URL")
+        if (port_error := _port_error(name, parsed)) is not None:
             raise SettingsError(port_error)
-        return listen_url
+        return url
 
     @model_validator(mode="after")
     def _check_combination(self) -> Self:
@@ -219,8 +225,11 @@ class DatabaseSettings(EnvironmentSettings):
                     "to PostgreSQL, not through the pooler (LISTEN does not survive "
                     "transaction pooling)"
                 )
-        if self.listen_url is not None and backend != "postgresql":
-            raise SettingsError("DB_LISTEN_URL applies to PostgreSQL only; DATABASE_URL is SQLite")
+        for field in ("listen_url", "read_url"):
+            if getattr(self, field) is not None and backend != "postgresql":
+                raise SettingsError(
+                    f"{self.variable(field)} applies to PostgreSQL only; DATABASE_URL is SQLite"
+                )
         return self
 
     @classmethod

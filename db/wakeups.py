@@ -170,6 +170,8 @@ class SqliteWatcher:
         self._wake = wake
         self._interval = interval
         self.checks = 0
+        # Set once the first version is read: a commit before that would go unnoticed.
+        self.watching = asyncio.Event()
 
     async def run(self) -> None:
         """Watch until cancelled."""
@@ -185,6 +187,7 @@ class SqliteWatcher:
                 if last is not None and version != last:
                     self._wake()
                 last = version
+                self.watching.set()
                 await asyncio.sleep(self._interval)
 
 
@@ -254,7 +257,8 @@ class Wakeups:
     @property
     def live(self) -> bool:
         """Whether a job committed now would wake us."""
-        return self.listener is None or self.listener.connected.is_set()
+        listening = self.listener is None or self.listener.connected.is_set()
+        return listening and (self.watcher is None or self.watcher.watching.is_set())
 
     async def __aenter__(self) -> Wakeups:
         if self.listener is not None:

@@ -190,7 +190,9 @@ class AccountService:
             next_before = items[-1].id if len(rows) > page_size else None
             return HistoryPage(account_id=account_id, items=items, next_before=next_before)
 
-        return await run_in_transaction(self._sessions, work, read_only=True, timeout=timeout)
+        return await run_in_transaction(
+            self._sessions, work, read_only=True, standby_ok=True, timeout=timeout
+        )
 
     @asynccontextmanager
     async def history_stream(

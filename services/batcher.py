@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Final, Self
 
+from db import Position, current_position
 from services.callers import SYSTEM, Caller
 from services.errors import (
     BatcherClosed,
@@ -24,6 +25,7 @@ from services.errors import (
     DatabaseUnavailable,
     InvalidInput,
     OperationTimeout,
+    OutcomeUnknown,
     SchemaNotMigrated,
     StorageFull,
 )
@@ -42,6 +44,7 @@ _DATABASE_FAULTS: Final = (
     DatabaseBusy,
     DatabaseUnavailable,
     OperationTimeout,
+    OutcomeUnknown,  # a half may have committed: running it again could apply it twice
     SchemaNotMigrated,
     StorageFull,
 )
@@ -59,6 +62,7 @@ def split_budget(size: int) -> int:
 class _Pending:
     request: TransferRequest
     future: asyncio.Future[TransferRecord]
+    position: int | None = None  # the WAL position after its batch (db/replicas.py)
 
 
 class TransferBatcher:
@@ -91,6 +95,7 @@ class TransferBatcher:
         self._wakeup = asyncio.Event()
         self._closing = False
         self._writer: asyncio.Task[None] | None = None
+        self._written = Position()
         self.batches = 0
         self.largest_batch = 0
 
@@ -157,9 +162,13 @@ class TransferBatcher:
             raise BatcherClosed("the transfer batcher is not running")
         pending = _Pending(request, asyncio.get_running_loop().create_future())
         if timeout is None:  # the common case, without the cost of a context manager
-            return await self._enqueue(pending)
-        async with deadline(timeout):
-            return await self._enqueue(pending)
+            record = await self._enqueue(pending)
+        else:
+            async with deadline(timeout):
+                record = await self._enqueue(pending)
+        # Committed by the writer task: the caller's reads must see it too.
+        current_position().advance(pending.position)
+        return record
 
     def _enqueue(self, pending: _Pending) -> asyncio.Future[TransferRecord]:
         self._queue.append(pending)
@@ -167,6 +176,8 @@ class TransferBatcher:
         return pending.future
 
     async def _write_loop(self) -> None:
+        # The writer's position, shared with the batch tasks it starts, which advance it.
+        self._written = current_position()
         try:
             while True:
                 await self._wakeup.wait()
@@ -224,6 +235,7 @@ class TransferBatcher:
                         _settle(pending, exc)
             return
         for pending, outcome in zip(batch, outcomes, strict=True):
+            pending.position = self._written.lsn
             _settle(pending, outcome)
 
 

@@ -65,7 +65,7 @@ class DashboardService:
 
     async def _read(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         async with self.limit.slot():
-            return await run_in_transaction(self._sessions, work, read_only=True)
+            return await run_in_transaction(self._sessions, work, read_only=True, standby_ok=True)
 
     async def for_user(
         self,

@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from db import engine_settings
+from db import engine_settings, is_disconnect
 from services.errors import (
     DatabaseBusy,
     DatabaseUnavailable,
@@ -57,22 +57,35 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def translate(
-    exc: BaseException, engine: AsyncEngine | None = None, *, attempts: int = 1
+    exc: BaseException,
+    engine: AsyncEngine | None = None,
+    *,
+    attempts: int = 1,
+    read_only: bool = False,
 ) -> LedgerError | None:
     """The LedgerError that `exc` means to a caller, or None when it means none of them.
 
     None is for what a caller cannot act on (a bug, a constraint the services should have
     checked, a refused login): re-raise it as it is. `engine` names the pool's settings in
-    PoolExhausted; `attempts` is how often a transient failure was already retried.
+    PoolExhausted; `attempts` is how often a transient failure was already retried;
+    `read_only` whether the transaction was opened read-only (db.is_disconnect).
+    A lost connection means DatabaseUnavailable only if COMMIT was not sent: the caller
+    that sent it raises OutcomeUnknown instead (services/transactions.py).
     Pass an OSError only when it came from connecting: asyncpg raises a refused or timed-out
     connection unwrapped, and only the caller knows the error came from there.
     """
     if isinstance(exc, PoolTimeoutError):
         return pool_exhausted(engine)
-    if isinstance(exc, DBAPIError):
-        return _driver_error(exc, attempts)
     if isinstance(exc, OSError):
         return DatabaseUnavailable(f"cannot reach the database: {_unreachable(exc, engine)}")
+    if is_disconnect(exc, read_only=read_only):
+        orig = exc.orig if isinstance(exc, DBAPIError) else exc
+        return DatabaseUnavailable(
+            f"lost the database connection, or no server is the primary now ({orig}); "
+            "nothing was committed"
+        )
+    if isinstance(exc, DBAPIError):
+        return _driver_error(exc, attempts)
     return None
 
 

@@ -132,7 +132,15 @@ class SchemaNotMigrated(LedgerError):
 
 
 class DatabaseUnavailable(LedgerError):
-    """The database server could not be reached (refused, unknown host, no answer)."""
+    """The database server could not be reached (refused, unknown host, no answer), or the
+    connection to it was lost before the work committed (e.g. during a failover): nothing
+    was committed, and the same call can be retried once the database is back."""
+
+
+class OutcomeUnknown(LedgerError):
+    """The connection was lost after COMMIT was sent and before its answer came back:
+    the work may or may not have committed. Retrying is safe only with an idempotency
+    key (transfers with one resolve this themselves); without one, read first."""
 
 
 class StorageFull(LedgerError):

@@ -21,14 +21,16 @@ from services.callers import SYSTEM_SCOPE, Caller
 from services.errors import (
     AccountNotFound,
     CurrencyMismatch,
+    DatabaseUnavailable,
     IdempotencyConflict,
     InsufficientFunds,
     InvalidAmount,
     LedgerError,
     NotAllowed,
+    OutcomeUnknown,
 )
 from services.results import TransferRecord
-from services.transactions import Sessions, run_in_transaction
+from services.transactions import Sessions, deadline, run_in_transaction
 
 Outcome = TransferRecord | LedgerError
 ScopedKey = tuple[str, str]
@@ -323,7 +325,45 @@ async def execute_transfers(
     async def work(session: AsyncSession) -> list[Outcome]:
         return await apply_transfers(session, requests)
 
-    return await run_in_transaction(sessions, work, timeout=timeout)
+    async with deadline(timeout):
+        try:
+            return await run_in_transaction(sessions, work)
+        except OutcomeUnknown as unknown:
+            return await _resolve(sessions, requests, unknown)
+
+
+async def _resolve(
+    sessions: Sessions, requests: Sequence[TransferRequest], unknown: OutcomeUnknown
+) -> list[Outcome]:
+    """After a COMMIT whose answer was lost: run the requests that have an idempotency key
+    again, which finds each one committed (returned as it was) or applies it now, once.
+    A request without a key cannot be told apart from a new one: it stays OutcomeUnknown.
+    If the database is still away, the keyed ones stay unknown too (retry with the key).
+    """
+    keyed = [index for index, request in enumerate(requests) if request.scoped_key is not None]
+    outcomes: list[Outcome] = [
+        OutcomeUnknown(
+            f"{unknown} (this transfer had no idempotency key: read the account's history "
+            "before sending it again)"
+        )
+    ] * len(requests)
+    if not keyed:
+        return outcomes
+    retried = [requests[index] for index in keyed]
+
+    async def work(session: AsyncSession) -> list[Outcome]:
+        return await apply_transfers(session, retried)
+
+    try:
+        again = await run_in_transaction(sessions, work)
+    except (OutcomeUnknown, DatabaseUnavailable) as still:
+        again = [OutcomeUnknown(f"{unknown}; not resolved yet: {still}")] * len(keyed)
+    for index, outcome in zip(keyed, again, strict=True):
+        # Resolved within the same call: to its caller this is the first answer.
+        outcomes[index] = (
+            replace(outcome, replayed=False) if isinstance(outcome, TransferRecord) else outcome
+        )
+    return outcomes
 
 
 async def execute_transfer(

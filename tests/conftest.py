@@ -25,8 +25,8 @@ from tests.support.databases import (
 )
 from tests.support.pgbouncer import PGBOUNCER, PgBouncerServer, pooled_settings, through_pooler
 
-# The pgbouncer backend's fixture and its opt-in (deselection) hook.
-pytest_plugins = ("tests.support.pgbouncer_plugin",)
+# The pgbouncer backend's fixture and its opt-in (deselection) hook; the formation's.
+pytest_plugins = ("tests.support.pgbouncer_plugin", "tests.support.formation")
 
 _postgres_checked: list[str | None] = []
 

@@ -50,6 +50,8 @@ async def _idle(worker: Worker, queue: Watched) -> None:
         assert worker.wakeups is not None
         if worker.wakeups.listener is not None:
             await worker.wakeups.listener.connected.wait()
+        if worker.wakeups.watcher is not None:
+            await worker.wakeups.watcher.watching.wait()
 
 
 async def test_an_idle_worker_claims_as_soon_as_a_job_commits(
