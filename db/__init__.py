@@ -20,13 +20,14 @@ from db.replicas import (
     start_position,
 )
 from db.session import create_session_factory
-from db.settings import POOLER_TRANSACTION, DatabaseSettings, SettingsError
+from db.settings import POOLER_TRANSACTION, DatabaseSettings, EnvironmentSettings, SettingsError
 
 __all__ = [
     "POOLER_TRANSACTION",
     "SQLITE_BEGIN_OPTION",
     "DatabaseSettings",
     "EngineMonitor",
+    "EnvironmentSettings",
     "PoolStatus",
     "Position",
     "SettingsError",

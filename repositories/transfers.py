@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import AsyncGenerator, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final, NamedTuple, cast
 
@@ -52,11 +52,9 @@ class LedgerTotals(NamedTuple):
 
 
 class Written(NamedTuple):
-    """What `insert_and_apply` wrote: the new transfer ids in row order, and how many
-    accounts the guarded balance update changed."""
+    """What `insert_and_apply` wrote: the new transfer ids in row order."""
 
     ids: list[int]
-    accounts_changed: int
 
 
 class NewTransfer(NamedTuple):
@@ -122,11 +120,13 @@ class TransferRepository(Repository[Transfer]):
         (`JobRepository.add_per_id`). None, writing nothing, if the idempotency key of any
         row is taken (`insert_unless_key_taken`).
 
+        The caller decided `deltas` holding the accounts locked, so a delta the guarded
+        update refuses is a bug, not an outcome: it fails the transaction on both engines.
         On PostgreSQL the three are one statement (data-modifying CTEs), one round trip
         instead of three; the balance update and the jobs insert run only if every row
-        was inserted. On SQLite, which has no DML in a CTE, three statements, the last two
-        sent with COMMIT (`apply_decided_deltas`: a refused delta fails the transaction, so
-        `accounts_changed` is every account of `deltas`).
+        was inserted, and the count of changed accounts is checked here. On SQLite, which
+        has no DML in a CTE, three statements, the last two sent with COMMIT
+        (`apply_decided_deltas`: the balance CHECK fails the commit).
         """
         if self.session.get_bind().dialect.name != "postgresql":
             ids = await self.insert_unless_key_taken(rows, now)
@@ -135,7 +135,7 @@ class TransferRepository(Repository[Transfer]):
             # Both DEFERRED: on the one-hop adapter they cross with COMMIT.
             await AccountRepository(self.session).apply_decided_deltas(deltas, now)
             await JobRepository(self.session).add_per_id(jobs, ids, now=now)
-            return Written(ids, len(deltas))
+            return Written(ids)
         params: dict[str, Any] = dict(zip(_PG_ARRAYS, zip(*rows, strict=True), strict=True))
         params |= {
             "created_at": now,
@@ -152,7 +152,9 @@ class TransferRepository(Repository[Transfer]):
         if len(ids) < len(rows):
             await self.session.execute(delete(Transfer).where(Transfer.id.in_(ids)))
             return None
-        return Written(ids, int(changed))
+        if int(changed) != len(deltas):
+            raise RuntimeError("the guarded balance update refused an account")
+        return Written(ids)
 
     async def by_idempotency_keys(
         self, keys: Collection[tuple[str, str]]
@@ -189,6 +191,27 @@ class TransferRepository(Repository[Transfer]):
         if before_id is not None:
             query = query.where(Transfer.id < before_id)
         return (await self.session.scalars(query)).all()
+
+    async def stream_history(self, account_id: int, *, batch_size: int) -> AsyncGenerator[Transfer]:
+        """An account's transfers, oldest first, fetched `batch_size` at a time from a
+        server-side cursor: memory stays flat however long the history is."""
+        query = (
+            select(Transfer)
+            .where(
+                or_(
+                    Transfer.source_account_id == account_id,
+                    Transfer.destination_account_id == account_id,
+                )
+            )
+            .order_by(Transfer.id)
+            .execution_options(yield_per=batch_size)
+        )
+        result = await self.session.stream_scalars(query)
+        try:
+            async for transfer in result:
+                yield transfer
+        finally:
+            await result.close()
 
     async def flows(self) -> Sequence[AccountFlow]:
         """Every account's balance with the sums of its incoming and outgoing transfers."""

@@ -7,11 +7,13 @@ from services.access import AccessService
 from services.accounts import AccountService
 from services.auditor import LedgerAuditor
 from services.back_office import BackOffice
-from services.batcher import BatcherClosed, TransferBatcher
+from services.backoff import Backoff
+from services.batcher import TransferBatcher
 from services.callers import ANONYMOUS, SYSTEM, Caller, Role
 from services.dashboard import DashboardService
+from services.errors import BatcherClosed
 from services.job_handler import JobHandler
-from services.jobs import JobQueue, RetryPolicy
+from services.jobs import JobQueue
 from services.notifications import TransferNotifier, ledger_handlers
 from services.outbox import TRANSFER_COMPLETED
 from services.outbox_audit import OutboxAuditor
@@ -50,6 +52,7 @@ __all__ = [
     "AuditReport",
     "Authenticated",
     "BackOffice",
+    "Backoff",
     "BatcherClosed",
     "Caller",
     "ClaimedJob",
@@ -69,7 +72,6 @@ __all__ = [
     "Outcome",
     "Registration",
     "Result",
-    "RetryPolicy",
     "Role",
     "TransferBatcher",
     "TransferNotifier",
