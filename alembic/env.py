@@ -117,7 +117,7 @@ def do_run_migrations(connection: Connection) -> None:
         connection=connection,
         # SQLite cannot ALTER most things in place; batch mode recreates the table.
         render_as_batch=connection.dialect.name == "sqlite",
-        # Our engine emits its own BEGIN on SQLite (db/engine.py), so DDL there is
+        # Our engine emits its own BEGIN on SQLite (db/sqlite_engine.py), so DDL there is
         # transactional too: a failing migration leaves no half-built schema behind.
         transactional_ddl=True,
         **configure_options(),

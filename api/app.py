@@ -165,7 +165,7 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 400:
             # FastAPI's answer to a body it cannot decode (e.g. not UTF-8): the same
-            # kind of error as malformed JSON, so the same 422 (found by schemathesis).
+            # kind of error as malformed JSON, so a client gets the same 422 for both.
             return http_problem(
                 "validation-error",
                 f"body: {exc.detail}",

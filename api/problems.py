@@ -13,9 +13,9 @@ from typing import Any, Final
 
 from fastapi.responses import JSONResponse
 
-from services.batcher import BatcherClosed
 from services.errors import (
     AccountNotFound,
+    BatcherClosed,
     CurrencyMismatch,
     DatabaseBusy,
     DatabaseUnavailable,
@@ -37,6 +37,7 @@ from services.errors import (
     PoolExhausted,
     SameAccount,
     SchemaNotMigrated,
+    StorageFull,
     UserNotFound,
 )
 
@@ -96,6 +97,9 @@ LEDGER_PROBLEMS: Final[dict[type[LedgerError], ProblemKind]] = {
         retry_after=True,
     ),
     SchemaNotMigrated: ProblemKind(503, "not-migrated", "The database schema is not at head"),
+    StorageFull: ProblemKind(
+        503, "storage-full", "The database has no room to write", retry_after=True
+    ),
     OperationTimeout: ProblemKind(504, "timeout", "The request ran past its deadline"),
     LedgerError: ProblemKind(500, "internal", "Internal error"),
 }

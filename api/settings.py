@@ -1,74 +1,33 @@
-"""Settings of the HTTP layer, read once from the environment."""
+"""Settings of the HTTP layer: the database's, plus the API_* variables."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 
-from db import BrokerSettings, DatabaseSettings, SettingsError
+from db import BrokerSettings, DatabaseSettings, EnvironmentSettings
 
 
-@dataclass(frozen=True, slots=True)
-class ApiSettings:
-    """The database settings plus what only the API needs.
+class ApiSettings(EnvironmentSettings):
+    """The database settings plus what only the API needs; `ApiSettings()` reads the
+    environment (DATABASE_URL and DB_* as everywhere, BROKER_*, and API_*).
 
-    `request_timeout` is every request's deadline in seconds, passed to the services as
-    `timeout=` (past it: 504, rolled back). `batch_transfers` makes group commit the
-    write path of POST /transfers. `max_body_bytes` bounds a request body (413 past it).
+    `request_timeout` (API_REQUEST_TIMEOUT) is every request's deadline in seconds, passed
+    to the services as `timeout=` (past it: 504, rolled back). `batch_transfers`
+    (API_BATCH_TRANSFERS) makes group commit the write path of POST /transfers.
+    `max_body_bytes` (API_MAX_BODY_BYTES) bounds a request body (413 past it).
     """
 
-    database: DatabaseSettings = field(default_factory=DatabaseSettings)
-    # With a BROKER_URL, the app runs the outbox relay in its lifespan (docs/events.md).
-    broker: BrokerSettings = field(default_factory=BrokerSettings)
-    request_timeout: float = 5.0
-    batch_transfers: bool = True
-    max_body_bytes: int = 16 * 1024
+    model_config = SettingsConfigDict(env_prefix="API_")
 
-    def __post_init__(self) -> None:
-        if not 0 < self.request_timeout <= 3600:
-            raise SettingsError(
-                f"API_REQUEST_TIMEOUT must be 0 to 3600 seconds, got {self.request_timeout}"
-            )
-        if self.max_body_bytes < 256:
-            raise SettingsError(
-                f"API_MAX_BODY_BYTES must be at least 256, got {self.max_body_bytes}"
-            )
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    # With a BROKER_URL, the app runs the outbox relay in its lifespan (docs/events.md).
+    broker: BrokerSettings = Field(default_factory=BrokerSettings)
+    request_timeout: float = Field(default=5.0, gt=0, le=3600, allow_inf_nan=False)
+    batch_transfers: bool = True
+    max_body_bytes: int = Field(default=16 * 1024, ge=256)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
-        """DATABASE_URL, DB_* and BROKER_* as everywhere, plus API_REQUEST_TIMEOUT (seconds),
-        API_BATCH_TRANSFERS (true/false) and API_MAX_BODY_BYTES."""
-        env = os.environ if environ is None else environ
-        defaults = cls()
-        return cls(
-            database=DatabaseSettings.from_env(env),
-            broker=BrokerSettings.from_env(env),
-            request_timeout=_number(env, "API_REQUEST_TIMEOUT", defaults.request_timeout),
-            batch_transfers=_flag(env, "API_BATCH_TRANSFERS", defaults.batch_transfers),
-            max_body_bytes=int(_number(env, "API_MAX_BODY_BYTES", defaults.max_body_bytes)),
-        )
-
-
-def _number(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
-    if value != value or value in (float("inf"), float("-inf")):
-        raise SettingsError(f"{name} must be a finite number, got {raw!r}")
-    return value
-
-
-def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+    def from_env(cls) -> ApiSettings:
+        """The settings as the environment gives them (the same as `ApiSettings()`)."""
+        return cls()

@@ -159,6 +159,16 @@ async def history(app: AppContext, args: argparse.Namespace) -> int:
     return 0
 
 
+async def export(app: AppContext, args: argparse.Namespace) -> int:
+    """ledgerctl export ACCOUNT_ID: the whole history, oldest first, one JSON object per
+    line, streamed (memory stays flat however long it is)."""
+    account_id = parse_id(args.account_id, "account id")
+    async with AccountService(app.sessions).history_stream(account_id) as transfers:
+        async for transfer in transfers:
+            print(json.dumps(_jsonable(transfer), sort_keys=True))
+    return 0
+
+
 async def audit(app: AppContext, args: argparse.Namespace) -> int:
     """ledgerctl audit: exit 0 when the ledger is consistent, 1 otherwise."""
     report = await LedgerAuditor(app.sessions).verify()

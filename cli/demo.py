@@ -9,7 +9,7 @@ import statistics
 import time
 from collections import Counter
 from collections.abc import Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from cli.context import AppContext
@@ -101,7 +101,21 @@ async def run_demo(
         f"demo on {settings.display_url}: pool_size={settings.pool_size} "
         f"max_overflow={settings.max_overflow} pool_timeout={settings.pool_timeout}s"
     )
+    account_ids = await _set_up(app, users, tag)
+    ops = _plan(rng, account_ids, transfers, tag)
+    load = await _run_load(app, ops, concurrency, batched)
+    _report_load(app, load, len(ops), concurrency)
+    conserved, audited = await _verify(app, account_ids)
+    jobs = await JobQueue(app.sessions).stats()
+    print(
+        f"outbox: {jobs.queued} transfer.completed jobs queued in the transfers' own "
+        "transactions; `ledgerctl worker --drain` delivers their notifications"
+    )
+    return audited and conserved and load.replay_mismatches == 0
 
+
+async def _set_up(app: AppContext, users: int, tag: str) -> list[int]:
+    """`users` users, each with an account holding OPENING_BALANCE; their account ids."""
     user_service, account_service = UserService(app.sessions), AccountService(app.sessions)
     setup_started = time.perf_counter()
     people = await _gather_or_cancel(
@@ -111,13 +125,27 @@ async def run_demo(
     await _gather_or_cancel(
         *(account_service.deposit(a.id, OPENING_BALANCE, description="opening") for a in accounts)
     )
-    account_ids = [a.id for a in accounts]
     print(
         f"set up {users} users and accounts with {OPENING_BALANCE} cents each "
         f"in {time.perf_counter() - setup_started:.2f}s"
     )
+    return [a.id for a in accounts]
 
-    ops = _plan(rng, account_ids, transfers, tag)
+
+@dataclass(slots=True)
+class _Load:
+    """What the concurrent clients saw, and what the engine did meanwhile."""
+
+    monitor: EngineMonitor
+    batcher: TransferBatcher | None
+    elapsed: float = 0.0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)
+    replay_mismatches: int = 0
+
+
+async def _run_load(app: AppContext, ops: list[_Op], concurrency: int, batched: bool) -> _Load:
+    """Run `ops` from `concurrency` tasks, through the batcher unless `batched` is off."""
     queue: asyncio.Queue[_Op] = asyncio.Queue()
     for op in ops:
         queue.put_nowait(op)
@@ -125,13 +153,10 @@ async def run_demo(
     # sends each through TransferService in its own transaction, to compare.
     batcher = TransferBatcher(app.sessions) if batched else None
     transfer = batcher.transfer if batcher is not None else TransferService(app.sessions).transfer
-    outcomes: Counter[str] = Counter()
-    latencies: list[float] = []
+    load = _Load(monitor=EngineMonitor(app.engine), batcher=batcher)
     by_key: dict[str, int] = {}
-    replay_mismatches = 0
 
     async def client() -> None:
-        nonlocal replay_mismatches
         while not queue.empty():
             op = queue.get_nowait()
             started = time.perf_counter()
@@ -140,43 +165,50 @@ async def run_demo(
                     op.source, op.destination, op.amount, idempotency_key=op.key
                 )
             except InsufficientFunds:
-                outcomes["insufficient funds"] += 1
+                load.outcomes["insufficient funds"] += 1
             except IdempotencyConflict:
-                outcomes["idempotency conflict"] += 1
+                load.outcomes["idempotency conflict"] += 1
             else:
                 if op.key in by_key and by_key[op.key] != record.id:
-                    replay_mismatches += 1
+                    load.replay_mismatches += 1
                 by_key.setdefault(op.key, record.id)
-                outcomes["replayed" if op.kind == "replay" else "committed"] += 1
+                load.outcomes["replayed" if op.kind == "replay" else "committed"] += 1
             finally:
-                latencies.append(time.perf_counter() - started)
+                load.latencies.append(time.perf_counter() - started)
 
-    with EngineMonitor(app.engine) as monitor:
+    with load.monitor:
         started = time.perf_counter()
         if batcher is not None:
             async with batcher:
                 await _gather_or_cancel(*(client() for _ in range(concurrency)))
         else:
             await _gather_or_cancel(*(client() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
+        load.elapsed = time.perf_counter() - started
+    return load
 
+
+def _report_load(app: AppContext, load: _Load, requests: int, concurrency: int) -> None:
+    """Throughput, latency, group commit, outcomes, and what the pool and driver did."""
+    latencies, monitor, batcher = load.latencies, load.monitor, load.batcher
     quantiles = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
     print(
-        f"{len(ops)} transfer requests from {concurrency} concurrent tasks in {elapsed:.2f}s: "
-        f"{len(ops) / elapsed:.0f} requests/s, latency p50 {quantiles[49] * 1000:.1f} ms, "
-        f"p99 {quantiles[98] * 1000:.1f} ms"
+        f"{requests} transfer requests from {concurrency} concurrent tasks in "
+        f"{load.elapsed:.2f}s: {requests / load.elapsed:.0f} requests/s, latency p50 "
+        f"{quantiles[49] * 1000:.1f} ms, p99 {quantiles[98] * 1000:.1f} ms"
     )
     if batcher is not None:
         print(
             f"group commit: {batcher.batches} transactions, "
-            f"{len(ops) / max(batcher.batches, 1):.1f} requests per transaction on average, "
+            f"{requests / max(batcher.batches, 1):.1f} requests per transaction on average, "
             f"largest {batcher.largest_batch}"
         )
     else:
         print("group commit: off (one transaction per request)")
+    outcomes = load.outcomes
     print("outcomes: " + ", ".join(f"{count} {name}" for name, count in sorted(outcomes.items())))
-    if replay_mismatches:
-        print(f"replays that got a different transfer: {replay_mismatches}")
+    if load.replay_mismatches:
+        print(f"replays that got a different transfer: {load.replay_mismatches}")
+    settings = app.settings
     print(
         f"pool under load: peak {monitor.peak_checked_out} connections checked out "
         f"(pool_size {settings.pool_size} + max_overflow {settings.max_overflow}); "
@@ -184,15 +216,19 @@ async def run_demo(
     )
     print(
         f"driver work: {monitor.statements} statements and {monitor.commits} commits, "
-        f"{monitor.statements / max(len(ops), 1):.1f} statements per request"
+        f"{monitor.statements / max(requests, 1):.1f} statements per request"
     )
 
+
+async def _verify(app: AppContext, account_ids: list[int]) -> tuple[bool, bool]:
+    """Print the balances; (money conserved, audit ok)."""
+    account_service = AccountService(app.sessions)
     balances = {a: await account_service.balance(a) for a in account_ids}
     print("balances:")
     for account_id, balance in balances.items():
         print(f"  account {account_id:>5}: {format_amount(balance, CURRENCY):>13}")
     report = await LedgerAuditor(app.sessions).verify()
-    expected_total = OPENING_BALANCE * users
+    expected_total = OPENING_BALANCE * len(account_ids)
     demo_total = sum(balances.values())
     conserved = demo_total == expected_total
     print(
@@ -203,9 +239,4 @@ async def run_demo(
     )
     for problem in report.problems:
         print(f"  - {problem}")
-    jobs = await JobQueue(app.sessions).stats()
-    print(
-        f"outbox: {jobs.queued} transfer.completed jobs queued in the transfers' own "
-        "transactions; `ledgerctl worker --drain` delivers their notifications"
-    )
-    return report.ok and conserved and replay_mismatches == 0
+    return conserved, report.ok

@@ -22,6 +22,7 @@ from services.errors import (
     NotFound,
     OperationTimeout,
     SchemaNotMigrated,
+    StorageFull,
 )
 
 EXIT_ERROR: Final = 1  # a refused request, a database or configuration problem
@@ -48,6 +49,7 @@ EXITS: Final[dict[type[BaseException], Exit]] = {
     SchemaNotMigrated: Exit(EXIT_ERROR, "{url}: {error}"),
     DatabaseUnavailable: Exit(EXIT_ERROR, "{error} ({url})"),
     DatabaseBusy: Exit(EXIT_ERROR, "{error}" + _RETRY),
+    StorageFull: Exit(EXIT_ERROR, "{url}: {error}" + _RETRY),
     OperationTimeout: Exit(EXIT_ERROR, "{error}" + _RETRY),  # PoolExhausted too
     NotFound: Exit(EXIT_ERROR, "{error}"),
     LedgerError: Exit(EXIT_ERROR, "{error}"),  # bad input and refused requests

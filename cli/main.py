@@ -45,7 +45,7 @@ def _add(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The whole command tree."""
+    """The whole command tree: one function per group of commands."""
     parser = _Parser(prog="ledgerctl", description="Async ledger on SQLite or PostgreSQL.")
     parser.add_argument(
         "--database-url",
@@ -56,13 +56,26 @@ def build_parser() -> argparse.ArgumentParser:
     def add(name: str, handler: Handler, help_: str, needs_schema: bool = True) -> _Parser:
         return _add(sub, name, handler, help_, needs_schema=needs_schema)
 
+    _add_setup_commands(add)
+    _add_ledger_commands(add)
+    _add_reading_commands(add)
+    _add_job_commands(add)
+    operators.add_commands(add)
+    serve.add_commands(add)
+    events.add_commands(add)
+    return parser
+
+
+Add = Callable[..., _Parser]
+
+
+def _add_setup_commands(add: Add) -> None:
     add(
         "migrate",
         commands.migrate,
         "upgrade the database schema to the newest revision",
         needs_schema=False,
     )
-
     demo = add("demo", commands.demo, "run the demo workload and audit it")
     demo.add_argument(
         "--transfers", type=whole_number, default=1000, help="how many (default 1000)"
@@ -82,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="one transaction per transfer instead of group commit (to compare)",
     )
 
+
+def _add_ledger_commands(add: Add) -> None:
+    """Users, accounts, and the commands that move money."""
     user = add("user", commands.no_subcommand, "manage users", needs_schema=False)
     user_sub = user.add_subparsers(dest="user_command", required=True, parser_class=_Parser)
     user_add = _add(user_sub, "add", commands.user_add, "register a user")
@@ -114,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("amount", help=amount_help)
         _add_request_options(p)
 
+
+def _add_reading_commands(add: Add) -> None:
+    """Balances, history, the audit and the dashboard."""
     balance = add("balance", commands.balance, "show an account's balance")
     balance.add_argument("account_id")
     balance.add_argument("--json", action="store_true", help="print JSON")
@@ -124,9 +143,18 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--before", default=None, help="transfer id to page back from")
     history.add_argument("--json", action="store_true", help="print JSON")
 
+    export = add("export", commands.export, "print an account's whole history as JSON lines")
+    export.add_argument("account_id")
     audit = add("audit", commands.audit, "verify balances against the transfer history")
     audit.add_argument("--json", action="store_true", help="print JSON")
 
+    dashboard = add("dashboard", commands.dashboard, "show a user's accounts and activity")
+    dashboard.add_argument("user_id")
+    dashboard.add_argument("--recent", default="10", help="recent transfers (default 10)")
+    dashboard.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _add_job_commands(add: Add) -> None:
     worker = add("worker", commands.worker, "run background jobs until SIGINT or SIGTERM")
     worker.add_argument(
         "--concurrency", type=whole_number, default=4, help="batches of jobs at once (default 4)"
@@ -146,15 +174,6 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.add_argument("--dead", default="5", help="how many dead jobs to list (default 5)")
     jobs.add_argument("--json", action="store_true", help="print JSON")
 
-    dashboard = add("dashboard", commands.dashboard, "show a user's accounts and activity")
-    dashboard.add_argument("user_id")
-    dashboard.add_argument("--recent", default="10", help="recent transfers (default 10)")
-    dashboard.add_argument("--json", action="store_true", help="print JSON")
-    operators.add_commands(add)
-    serve.add_commands(add)
-    events.add_commands(add)
-    return parser
-
 
 def _add_request_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--key", default=None, help="idempotency key; a retry with it is safe")
@@ -165,10 +184,9 @@ def _add_request_options(parser: argparse.ArgumentParser) -> None:
 def _settings(args: argparse.Namespace) -> DatabaseSettings:
     # --database-url stands in for DATABASE_URL before the settings are checked, so that the
     # DB_* settings are judged against the URL in use (DB_PG_POOLER needs PostgreSQL).
-    environ = dict(os.environ)
     if args.database_url:
-        environ["DATABASE_URL"] = args.database_url
-    return DatabaseSettings.from_env(environ)
+        return DatabaseSettings(url=args.database_url)
+    return DatabaseSettings()
 
 
 async def _run(args: argparse.Namespace, settings: DatabaseSettings) -> int:

@@ -21,7 +21,7 @@ from db.replicas import (
     start_position,
 )
 from db.session import create_session_factory
-from db.settings import POOLER_TRANSACTION, DatabaseSettings, SettingsError
+from db.settings import POOLER_TRANSACTION, DatabaseSettings, EnvironmentSettings, SettingsError
 
 __all__ = [
     "POOLER_TRANSACTION",
@@ -29,6 +29,7 @@ __all__ = [
     "BrokerSettings",
     "DatabaseSettings",
     "EngineMonitor",
+    "EnvironmentSettings",
     "PoolStatus",
     "Position",
     "SettingsError",

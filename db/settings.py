@@ -1,21 +1,22 @@
-"""Database settings, read once from the environment and then immutable."""
+"""Database settings: DATABASE_URL and the DB_* variables, read once and then immutable.
+
+Both settings classes (this one and api.settings.ApiSettings) are pydantic-settings
+models built on `EnvironmentSettings`: a value passed to the constructor wins, the
+environment gives the rest, the field's default the remainder. A bad value is one
+`SettingsError` line that names its variable: `NAME must be ..., got 'value'`.
+"""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from typing import Any, ClassVar, Self
 
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_core import ErrorDetails
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 DEFAULT_SQLITE_FILE = "ledger.db"
-
-# Whether a DatabaseSettings built without `sqlite_one_hop` uses the one-hop adapter. A
-# module setting so that a test run can build every engine on the stock adapter
-# (`DB_SQLITE_ONE_HOP=false pytest`, see tests/conftest.py); applications set the field.
-SQLITE_ONE_HOP_DEFAULT = True
 
 # URL query parameters whose value is a secret (asyncpg reads these from the query).
 _SECRET_QUERY_KEYS = frozenset({"password", "sslpassword"})
@@ -24,44 +25,135 @@ _SECRET_QUERY_KEYS = frozenset({"password", "sslpassword"})
 # Session pooling needs nothing special (the engine owns its server connection for as
 # long as it holds the client one), so only transaction pooling is a mode of its own.
 POOLER_TRANSACTION = "transaction"
-_POOLERS = (POOLER_TRANSACTION,)
 
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
 
 
-@dataclass(frozen=True, slots=True)
-class DatabaseSettings:
-    """Everything needed to build an engine. Build it with `from_env()` or directly.
+# What a pydantic error type means, in the words of "NAME must be ..., got 'value'".
+_EXPECTATIONS: dict[str, str] = {
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "int_type": "a whole number",
+    "float_parsing": "a number",
+    "float_type": "a number",
+    "finite_number": "a finite number",
+    "bool_parsing": "one of true/false/1/0/yes/no/on/off",
+    "bool_type": "one of true/false/1/0/yes/no/on/off",
+    "greater_than": "more than {gt}",
+    "greater_than_equal": "at least {ge}",
+    "less_than": "less than {lt}",
+    "less_than_equal": "at most {le}",
+    "literal_error": "{expected} or unset",
+    "string_type": "a string",
+}
+
+
+class EnvironmentSettings(BaseSettings):
+    """Settings read from the environment, with one error format for a bad variable.
+
+    Construct with keyword arguments to override the environment (tests, tools); an
+    empty variable counts as unset. Every subclass names its fields' variables through
+    `env_prefix` or a `validation_alias`.
+    """
+
+    model_config = SettingsConfigDict(
+        frozen=True,
+        env_ignore_empty=True,
+        str_strip_whitespace=True,
+        validate_by_name=True,
+        validate_by_alias=True,
+        extra="ignore",
+    )
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as error:
+            raise SettingsError(self._one_line(error)) from None
+
+    def replace(self, **changes: Any) -> Self:
+        """A copy with `changes` applied and checked; every other value kept as it is."""
+        return type(self)(**{**dict(self), **changes})
+
+    @classmethod
+    def variable(cls, field: str) -> str:
+        """The environment variable that sets `field`."""
+        alias = cls.model_fields[field].validation_alias
+        if isinstance(alias, str):
+            return alias
+        return f"{cls.model_config.get('env_prefix', '')}{field}".upper()
+
+    @classmethod
+    def _one_line(cls, error: ValidationError) -> str:
+        first: ErrorDetails = error.errors(include_url=False)[0]
+        context = first.get("ctx", {})
+        if isinstance(context.get("error"), SettingsError):
+            # A check of this module's own: its message is already the one line.
+            return str(context["error"])
+        names = {cls.variable(name): name for name in cls.model_fields}
+        located = str(first["loc"][0]) if first["loc"] else ""
+        field = names.get(located.upper(), located)
+        name = cls.variable(field) if field in cls.model_fields else located
+        expected = _EXPECTATIONS.get(first["type"])
+        if expected is None:
+            return f"{name} is not valid: {first['msg']}"
+        bounds = {
+            k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in context.items()
+        }
+        return f"{name} must be {expected.format(**bounds)}, got {first['input']!r}"
+
+
+def _port_error(variable: str, url: URL) -> str | None:
+    if url.port is not None and not 0 < url.port < 65536:
+        return f"{variable} has port {url.port}; a port is 1 to 65535"
+    return None
+
+
+class DatabaseSettings(EnvironmentSettings):
+    """Everything needed to build an engine: `DatabaseSettings()` reads the environment.
 
     Pool settings matter on both engines: SQLite admits one writer at a time, so a large
     pool only queues writers behind the file lock, while PostgreSQL pays a full
     connection handshake for every connection the pool does not keep.
     """
 
-    url: str = f"sqlite+aiosqlite:///{DEFAULT_SQLITE_FILE}"
-    pool_size: int = 5
-    max_overflow: int = 10
-    pool_timeout: float = 30.0
+    model_config = SettingsConfigDict(env_prefix="DB_")
+
+    # repr=False: a URL may hold a password, and a settings object ends up in logs.
+    url: str = Field(
+        default=f"sqlite+aiosqlite:///{DEFAULT_SQLITE_FILE}",
+        validation_alias="DATABASE_URL",
+        repr=False,
+    )
+    pool_size: int = Field(default=5, ge=1)
+    max_overflow: int = Field(default=10, ge=0)
+    pool_timeout: float = Field(default=30.0, gt=0, allow_inf_nan=False)
     pool_recycle: int = 3600
     pool_pre_ping: bool = False
     echo: bool = False
-    busy_timeout_ms: int = 5_000
-    statement_timeout_ms: int = 30_000
-    lock_timeout_ms: int = 10_000
-    sqlite_one_hop: bool = field(default_factory=lambda: SQLITE_ONE_HOP_DEFAULT)
+    busy_timeout_ms: int = Field(default=5_000, ge=1)
+    statement_timeout_ms: int = Field(default=30_000, ge=1)
+    lock_timeout_ms: int = Field(default=10_000, ge=1)
+    # DB_SQLITE_ONE_HOP=false: SQLAlchemy's stock aiosqlite adapter (db/sqlite_one_hop.py).
+    sqlite_one_hop: bool = True
     pg_pooler: str | None = None
     # Where job workers LISTEN for wake-ups (PostgreSQL); None: the DATABASE_URL. A pooler
     # in transaction mode cannot carry a LISTEN, so there it must point at the server.
-    listen_url: str | None = None
+    listen_url: str | None = Field(default=None, repr=False)
     # Where reads that may run on a standby go (PostgreSQL; db/replicas.py); None: the
     # primary, like everything else.
-    read_url: str | None = None
+    read_url: str | None = Field(default=None, validation_alias="DATABASE_READ_URL", repr=False)
 
-    def __post_init__(self) -> None:
+    # The drivers this project is built on, per backend.
+    DRIVERS: ClassVar[dict[str, str]] = {"sqlite": "aiosqlite", "postgresql": "asyncpg"}
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, url: str) -> str:
         try:
-            parsed = make_url(self.url)
+            parsed = make_url(url)
         except ArgumentError:
             raise SettingsError(
                 "DATABASE_URL is not a database URL of the form "
@@ -72,59 +164,78 @@ class DatabaseSettings:
             # message quotes the "port", which after a typo such as a missing "@host" is
             # the password: never repeat it.
             raise SettingsError("DATABASE_URL has a port that is not a number") from None
-        if parsed.port is not None and not 0 < parsed.port < 65536:
-            raise SettingsError(f"DATABASE_URL has port {parsed.port}; a port is 1 to 65535")
-        if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        if (port_error := _port_error("DATABASE_URL", parsed)) is not None:
+            raise SettingsError(port_error)
+        backend = parsed.get_backend_name()
+        if backend not in cls.DRIVERS:
             raise SettingsError(
-                f"DATABASE_URL uses {parsed.get_backend_name()!r}; "
+                f"DATABASE_URL uses {backend!r}; "
                 "supported are sqlite+aiosqlite:// and postgresql+asyncpg://"
             )
-        expected_driver = {"sqlite": "aiosqlite", "postgresql": "asyncpg"}[
-            parsed.get_backend_name()
-        ]
-        if parsed.get_driver_name() != expected_driver:
+        if parsed.get_driver_name() != cls.DRIVERS[backend]:
             raise SettingsError(
                 f"DATABASE_URL uses the driver {parsed.get_driver_name()!r}; this project is async "
-                f"and needs {parsed.get_backend_name()}+{expected_driver}://"
+                f"and needs {backend}+{cls.DRIVERS[backend]}://"
             )
-        for name, value in (
-            ("DB_POOL_SIZE", self.pool_size),
-            ("DB_BUSY_TIMEOUT_MS", self.busy_timeout_ms),
-            ("DB_STATEMENT_TIMEOUT_MS", self.statement_timeout_ms),
-            ("DB_LOCK_TIMEOUT_MS", self.lock_timeout_ms),
-        ):
-            if value < 1:
-                raise SettingsError(f"{name} must be at least 1, got {value}")
-        if self.max_overflow < 0:
-            raise SettingsError(f"DB_MAX_OVERFLOW must be 0 or more, got {self.max_overflow}")
-        if self.pool_timeout <= 0:
-            raise SettingsError(f"DB_POOL_TIMEOUT must be positive, got {self.pool_timeout}")
-        self._check_pooler(parsed.get_backend_name())
-        if self.listen_url is not None:
-            _check_listen_url(self.listen_url, parsed.get_backend_name(), "DB_LISTEN_URL")
-        if self.read_url is not None:
-            _check_listen_url(self.read_url, parsed.get_backend_name(), "DATABASE_READ_URL")
+        return url
 
-    def _check_pooler(self, backend: str) -> None:
-        if self.pg_pooler is None:
-            return
-        if self.pg_pooler not in _POOLERS:
+    @field_validator("pg_pooler")
+    @classmethod
+    def _check_pooler_mode(cls, mode: str | None) -> str | None:
+        if mode is not None and mode != POOLER_TRANSACTION:
             raise SettingsError(
-                f"DB_PG_POOLER must be {POOLER_TRANSACTION!r} or unset, got {self.pg_pooler!r} "
+                f"DB_PG_POOLER must be {POOLER_TRANSACTION!r} or unset, got {mode!r} "
                 "(session pooling needs no setting)"
             )
-        if backend != "postgresql":
-            raise SettingsError(
-                f"DB_PG_POOLER={self.pg_pooler} is for PostgreSQL behind PgBouncer; "
-                f"DATABASE_URL is {backend}"
-            )
-        # LISTEN registers on the server session, which a transaction pooler hands to
-        # other clients between transactions: notifications would go to whoever holds it.
-        if self.listen_url is None or _same_database(self.listen_url, self.url):
-            raise SettingsError(
-                f"DB_PG_POOLER={self.pg_pooler} needs DB_LISTEN_URL: a direct connection to "
-                "PostgreSQL, not through the pooler (LISTEN does not survive transaction pooling)"
-            )
+        return mode
+
+    @field_validator("listen_url", "read_url")
+    @classmethod
+    def _check_second_url(cls, url: str | None, info: ValidationInfo) -> str | None:
+        """A second PostgreSQL URL: DB_LISTEN_URL, DATABASE_READ_URL."""
+        if url is None:
+            return None
+        assert info.field_name is not None
+        name = cls.variable(info.field_name)
+        try:
+            parsed = make_url(url)
+        except (ArgumentError, ValueError):
+            # Never repeat the value: it may hold a password.
+            raise SettingsError(f"{name} is not a database URL") from None
+        if (parsed.get_backend_name(), parsed.get_driver_name()) != ("postgresql", "asyncpg"):
+            raise SettingsError(f"{name} must be a postgresql+asyncpg:// URL")
+        if (port_error := _port_error(name, parsed)) is not None:
+            raise SettingsError(port_error)
+        return url
+
+    @model_validator(mode="after")
+    def _check_combination(self) -> Self:
+        backend = self.backend
+        if self.pg_pooler is not None:
+            if backend != "postgresql":
+                raise SettingsError(
+                    f"DB_PG_POOLER={self.pg_pooler} is for PostgreSQL behind PgBouncer; "
+                    f"DATABASE_URL is {backend}"
+                )
+            # LISTEN registers on the server session, which a transaction pooler hands to
+            # other clients between transactions: notifications would go to whoever holds it.
+            if self.listen_url is None or make_url(self.listen_url) == self.sqlalchemy_url:
+                raise SettingsError(
+                    f"DB_PG_POOLER={self.pg_pooler} needs DB_LISTEN_URL: a direct connection "
+                    "to PostgreSQL, not through the pooler (LISTEN does not survive "
+                    "transaction pooling)"
+                )
+        for field in ("listen_url", "read_url"):
+            if getattr(self, field) is not None and backend != "postgresql":
+                raise SettingsError(
+                    f"{self.variable(field)} applies to PostgreSQL only; DATABASE_URL is SQLite"
+                )
+        return self
+
+    @classmethod
+    def from_env(cls) -> DatabaseSettings:
+        """The settings as the environment gives them (the same as `DatabaseSettings()`)."""
+        return cls()
 
     @property
     def pooled_by_transaction(self) -> bool:
@@ -164,95 +275,4 @@ class DatabaseSettings:
 
     def with_url(self, url: str) -> DatabaseSettings:
         """A copy pointing at another database, every other setting kept."""
-        return replace(self, url=url)
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> DatabaseSettings:
-        """Read `DATABASE_URL` and the `DB_*` variables; unset ones keep their defaults."""
-        env = os.environ if environ is None else environ
-        defaults = cls()
-        url = env.get("DATABASE_URL") or f"sqlite+aiosqlite:///{Path(DEFAULT_SQLITE_FILE)}"
-        return cls(
-            url=url,
-            pool_size=_int(env, "DB_POOL_SIZE", defaults.pool_size),
-            max_overflow=_int(env, "DB_MAX_OVERFLOW", defaults.max_overflow),
-            pool_timeout=_float(env, "DB_POOL_TIMEOUT", defaults.pool_timeout),
-            pool_recycle=_int(env, "DB_POOL_RECYCLE", defaults.pool_recycle),
-            pool_pre_ping=_bool(env, "DB_POOL_PRE_PING", defaults.pool_pre_ping),
-            echo=_bool(env, "DB_ECHO", defaults.echo),
-            busy_timeout_ms=_int(env, "DB_BUSY_TIMEOUT_MS", defaults.busy_timeout_ms),
-            statement_timeout_ms=_int(
-                env, "DB_STATEMENT_TIMEOUT_MS", defaults.statement_timeout_ms
-            ),
-            lock_timeout_ms=_int(env, "DB_LOCK_TIMEOUT_MS", defaults.lock_timeout_ms),
-            sqlite_one_hop=_bool(env, "DB_SQLITE_ONE_HOP", defaults.sqlite_one_hop),
-            pg_pooler=_optional(env, "DB_PG_POOLER"),
-            listen_url=_optional(env, "DB_LISTEN_URL"),
-            read_url=_optional(env, "DATABASE_READ_URL"),
-        )
-
-
-def _check_listen_url(listen_url: str, backend: str, name: str) -> None:
-    """A second PostgreSQL URL (`name` is its variable): DB_LISTEN_URL, DATABASE_READ_URL."""
-    try:
-        parsed = make_url(listen_url)
-    except (ArgumentError, ValueError):
-        # Never repeat the value: it may hold a password.
-        raise SettingsError(f"{name} is not a database URL") from None
-    if backend != "postgresql":
-        raise SettingsError(f"{name} applies to PostgreSQL only; DATABASE_URL is SQLite")
-    if (parsed.get_backend_name(), parsed.get_driver_name()) != ("postgresql", "asyncpg"):
-        raise SettingsError(f"{name} must be a postgresql+asyncpg:// URL")
-    if parsed.port is not None and not 0 < parsed.port < 65536:
-        raise SettingsError(f"{name} has port {parsed.port}; a port is 1 to 65535")
-
-
-def _same_database(first: str, second: str) -> bool:
-    try:
-        return make_url(first) == make_url(second)
-    except (ArgumentError, ValueError):
-        return first.strip() == second.strip()
-
-
-def _optional(env: Mapping[str, str], name: str) -> str | None:
-    raw = env.get(name)
-    return None if raw is None or raw.strip() == "" else raw.strip()
-
-
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        return int(raw.strip())
-    except ValueError:
-        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
-
-
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw.strip())
-    except ValueError:
-        raise SettingsError(f"{name} must be a number of seconds, got {raw!r}") from None
-    if value != value or value in (float("inf"), float("-inf")):
-        raise SettingsError(f"{name} must be a finite number of seconds, got {raw!r}")
-    return value
-
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-
-
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    value = raw.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise SettingsError(f"{name} must be one of true/false/1/0/yes/no/on/off, got {raw!r}")
+        return self.replace(url=url)

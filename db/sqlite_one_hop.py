@@ -8,7 +8,10 @@ rows, close the cursor. This one runs all four in a single function on the conne
 thread, and holds a transaction's BEGIN back until its first statement, sent in the same
 crossing, so a transaction costs one crossing per statement plus one for COMMIT. A
 statement that asks for it (`DEFERRED`, a comment in its SQL) and returns nothing is held
-back too, and sent in the crossing of the next statement or of COMMIT.
+back too, and sent in the crossing of the next statement or of COMMIT. A streamed
+statement (`stream_results`, `yield_per`, `AsyncConnection.stream()`, `AsyncSession.stream()`)
+gets a server-side cursor that joins the same protocol: it sends what was held back in
+the crossing that opens it, then crosses once per batch of rows it fetches.
 
 It builds on private parts of SQLAlchemy 2.1's asyncio adapter classes and of aiosqlite's
 queue of calls (as SQLAlchemy's own dialect does for its isolation-level setter), so it is
@@ -23,9 +26,9 @@ import re
 import sqlite3
 import warnings
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
-from typing import Any, Final, NoReturn
+from typing import Any, Final, NoReturn, TypeVar
 
 import aiosqlite
 import sqlalchemy
@@ -33,12 +36,20 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_connection,
     AsyncAdapt_aiosqlite_cursor,
     AsyncAdapt_aiosqlite_dbapi,
+    AsyncAdapt_aiosqlite_ss_cursor,
 )
 from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
 
-_Result = tuple[Any, list[Any], int, int | None, bool]
+_Result = tuple[Any, list[Any], int, int | None]
+_Opened = tuple[Any, int, int | None, list[Any], sqlite3.Cursor | None]
+
+# Rows a streamed statement fetches in the crossing that opens it: SQLAlchemy asks for
+# one row at once, then for growing batches, and a small first batch answers the first
+# asks without a crossing each. Small: streaming is for results too big to hold.
+STREAM_FIRST_BATCH: Final = 64
 _Deferred = list[tuple[str, Any]]
+T = TypeVar("T")
 
 DEFERRED: Final = "/* ledger:deferred */"
 """Marks a statement whose caller needs neither rows nor a row count from it (an INSERT
@@ -103,36 +114,79 @@ class _NoDriverCursor:
 _NO_DRIVER_CURSOR: Final = _NoDriverCursor()
 
 
-# What the engine's "begin" listener sends (db/engine.py): BEGIN and its locking mode.
+# What the engine's "begin" listener sends (db/sqlite_engine.py): BEGIN and its locking mode.
 _BEGIN: Final = re.compile(r"BEGIN(?: (?:DEFERRED|IMMEDIATE|EXCLUSIVE))?", re.IGNORECASE)
 
 
+def _send_held(cursor: sqlite3.Cursor, begin: str | None, deferred: _Deferred) -> None:
+    if begin is not None:
+        cursor.execute(begin)
+    for held, held_parameters in deferred:
+        cursor.execute(held, held_parameters)
+
+
+def _execute(cursor: sqlite3.Cursor, operation: str, parameters: Any, many: bool) -> None:
+    if many:
+        cursor.executemany(operation, parameters)
+    elif parameters is None:
+        cursor.execute(operation)
+    else:
+        cursor.execute(operation, parameters)
+
+
 def _run_statement(
-    connection: sqlite3.Connection,
     operation: str,
     parameters: Any,
     many: bool,
+    connection: sqlite3.Connection,
     begin: str | None,
     deferred: _Deferred,
 ) -> _Result:
     # Runs on aiosqlite's thread: everything the caller will ask of the cursor, at once.
     cursor = connection.cursor()
     try:
-        if begin is not None:
-            cursor.execute(begin)
-        for held, held_parameters in deferred:
-            cursor.execute(held, held_parameters)
-        if many:
-            cursor.executemany(operation, parameters)
-        elif parameters is None:
-            cursor.execute(operation)
-        else:
-            cursor.execute(operation, parameters)
+        _send_held(cursor, begin, deferred)
+        _execute(cursor, operation, parameters, many)
         description = cursor.description
         rows = cursor.fetchall() if description else []
-        return description, rows, cursor.rowcount, cursor.lastrowid, connection.in_transaction
+        return description, rows, cursor.rowcount, cursor.lastrowid
     finally:
         cursor.close()
+
+
+def _open_statement(
+    operation: str,
+    parameters: Any,
+    many: bool,
+    connection: sqlite3.Connection,
+    begin: str | None,
+    deferred: _Deferred,
+) -> _Opened:
+    # On aiosqlite's thread: what was held back, then the statement, whose rows stay in
+    # SQLite until fetched (a server-side cursor). The cursor is used on this thread only.
+    cursor = connection.cursor()
+    try:
+        _send_held(cursor, begin, deferred)
+        _execute(cursor, operation, parameters, many)
+        description = cursor.description
+        first = cursor.fetchmany(STREAM_FIRST_BATCH) if description else []
+    except BaseException:
+        cursor.close()
+        raise
+    if len(first) < STREAM_FIRST_BATCH:  # every row is here: nothing left to stream
+        cursor.close()
+        return description, cursor.rowcount, cursor.lastrowid, first, None
+    return description, cursor.rowcount, cursor.lastrowid, first, cursor
+
+
+def _reporting_transaction(
+    statement: Callable[[sqlite3.Connection, str | None, _Deferred], T],
+    connection: sqlite3.Connection,
+    begin: str | None,
+    deferred: _Deferred,
+) -> tuple[T, bool]:
+    # On aiosqlite's thread: the statement's result, and whether a transaction is open.
+    return statement(connection, begin, deferred), connection.in_transaction
 
 
 def _commit_after(connection: sqlite3.Connection, begin: str | None, deferred: _Deferred) -> None:
@@ -140,10 +194,7 @@ def _commit_after(connection: sqlite3.Connection, begin: str | None, deferred: _
     # fails, the transaction stays open and the caller's rollback ends it.
     cursor = connection.cursor()
     try:
-        if begin is not None:
-            cursor.execute(begin)
-        for held, held_parameters in deferred:
-            cursor.execute(held, held_parameters)
+        _send_held(cursor, begin, deferred)
     finally:
         cursor.close()
     connection.commit()
@@ -208,35 +259,121 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
         await self._run(operation, seq_of_parameters, many=True)
 
     async def _run(self, operation: Any, parameters: Any, *, many: bool) -> None:
-        connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
         adapter: OneHopConnection = self._adapt_connection  # type: ignore[assignment]
-        if not many and not parameters and _BEGIN.fullmatch(operation):
-            # Held back: it crosses with the transaction's first statement. A BEGIN that
-            # fails (the write lock stayed busy) then fails that statement, as it would
-            # have failed the transaction had it been sent alone.
-            adapter.pending_begin = operation
-            adapter.in_transaction = adapter.transaction_known_open = True
-            self._description, self._rowcount, self._lastrowid = None, -1, None
-            self._rows = deque()
+        self._description, self._rowcount, self._lastrowid = None, -1, None
+        self._rows = deque()
+        if adapter.hold_back(operation, parameters, many=many):
             return
-        if not many and adapter.transaction_known_open and DEFERRED in operation:
-            adapter.deferred.append((operation, parameters))
-            adapter.in_transaction = True
-            self._description, self._rowcount, self._lastrowid = None, -1, None
-            self._rows = deque()
-            return
-        async with adapter._execute_mutex:
-            # Until the statement reports back, assume it may have opened a transaction.
-            adapter.in_transaction = True
-            begin, adapter.pending_begin = adapter.pending_begin, None
-            deferred, adapter.deferred = adapter.deferred, []
-            call = partial(
-                _run_statement, connection._conn, operation, parameters, many, begin, deferred
-            )
-            result: _Result = await connection._execute(call)  # type: ignore[no-untyped-call]
-        self._description, rows, self._rowcount, self._lastrowid, adapter.in_transaction = result
-        adapter.transaction_known_open = adapter.in_transaction
+        result = await adapter.send(partial(_run_statement, operation, parameters, many))
+        self._description, rows, self._rowcount, self._lastrowid = result
         self._rows = deque(rows)
+
+
+class OneHopServerSideCursor(AsyncAdapt_aiosqlite_ss_cursor):
+    """A streaming cursor on the one-hop protocol: opening it sends the held-back BEGIN and
+    DEFERRED statements with the statement itself, and it tells the connection whether a
+    transaction is open; its rows stay in SQLite and cross a batch per fetch."""
+
+    __slots__ = ("_arraysize", "_buffer", "_description", "_lastrowid", "_open", "_rowcount")
+
+    def __init__(self, adapt_connection: AsyncAdapt_aiosqlite_connection) -> None:
+        # Not the base initialiser: it creates an aiosqlite cursor, a crossing of its own.
+        self._adapt_connection = adapt_connection
+        self._connection = adapt_connection._connection
+        self._cursor = _NO_DRIVER_CURSOR  # type: ignore[assignment]
+        self._soft_closed_memoized = EMPTY_DICT
+        self._open: sqlite3.Cursor | None = None
+        self._buffer: deque[Any] = deque()
+        self._description: Any = None
+        self._rowcount = -1
+        self._lastrowid: int | None = None
+        self._arraysize = 1
+
+    @property
+    def description(self) -> Any:
+        return self._description
+
+    @property
+    def rowcount(self) -> int:
+        return self._rowcount
+
+    @property
+    def lastrowid(self) -> Any:
+        return self._lastrowid
+
+    @property
+    def arraysize(self) -> int:
+        return self._arraysize
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        self._arraysize = value
+
+    def setinputsizes(self, *inputsizes: Any) -> None:
+        return None
+
+    def nextset(self) -> None:
+        self.close()
+
+    async def _async_soft_close(self) -> None:
+        # The rows are still to be fetched: nothing to close early (as the stock one).
+        return None
+
+    async def _execute_async(self, operation: Any, parameters: Any) -> None:
+        await self._run(operation, parameters, many=False)
+
+    async def _executemany_async(self, operation: Any, seq_of_parameters: Any) -> None:
+        await self._run(operation, seq_of_parameters, many=True)
+
+    async def _run(self, operation: Any, parameters: Any, *, many: bool) -> None:
+        adapter: OneHopConnection = self._adapt_connection  # type: ignore[assignment]
+        await self._close_open()
+        self._description, self._rowcount, self._lastrowid = None, -1, None
+        if adapter.hold_back(operation, parameters, many=many):
+            return
+        opened = await adapter.send(partial(_open_statement, operation, parameters, many))
+        self._description, self._rowcount, self._lastrowid, first, self._open = opened
+        self._buffer = deque(first)
+
+    def _fetch(self, size: int | None) -> list[Any]:
+        wanted = len(self._buffer) if size is None else size
+        rows = [self._buffer.popleft() for _ in range(min(wanted, len(self._buffer)))]
+        if self._open is None or (size is not None and len(rows) == size):
+            return rows
+        cursor = self._open
+        call = cursor.fetchall if size is None else partial(cursor.fetchmany, size - len(rows))
+        adapter: OneHopConnection = self._adapt_connection  # type: ignore[assignment]
+        try:
+            more: list[Any] = await_(adapter.on_thread(call))
+        except Exception as error:
+            adapter._handle_exception(error)
+        return rows + more
+
+    def fetchone(self) -> Any:
+        rows = self._fetch(1)
+        return rows[0] if rows else None
+
+    def fetchmany(self, size: int | None = None) -> Any:
+        return self._fetch(self._arraysize if size is None else size)
+
+    def fetchall(self) -> Any:
+        return self._fetch(None)
+
+    def __iter__(self) -> Any:
+        while rows := self._fetch(max(self._arraysize, 100)):
+            yield from rows
+
+    async def _close_open(self) -> None:
+        self._buffer.clear()
+        cursor, self._open = self._open, None
+        if cursor is not None:
+            adapter: OneHopConnection = self._adapt_connection  # type: ignore[assignment]
+            await adapter.on_thread(cursor.close)
+
+    def close(self) -> None:
+        self._buffer.clear()
+        if self._open is not None:
+            await_(self._close_open())
 
 
 class OneHopConnection(AsyncAdapt_aiosqlite_connection):
@@ -250,6 +387,7 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
 
     __slots__ = ("deferred", "in_transaction", "pending_begin", "transaction_known_open")
     _cursor_cls = OneHopCursor  # type: ignore[assignment]
+    _ss_cursor_cls = OneHopServerSideCursor  # type: ignore[assignment]
 
     def __init__(self, dbapi: Any, connection: Any) -> None:
         super().__init__(dbapi, connection)
@@ -259,6 +397,49 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
         # ends: outside one (autocommit) nothing would send it.
         self.deferred: _Deferred = []
         self.transaction_known_open = False
+
+    def hold_back(self, operation: str, parameters: Any, *, many: bool) -> bool:
+        """Keep a BEGIN, or a DEFERRED statement inside a transaction, for the next
+        crossing; True if it was kept. A BEGIN inside a transaction fails here, at once,
+        as SQLite would fail it."""
+        if not many and not parameters and _BEGIN.fullmatch(operation):
+            if self.pending_begin is not None or self.transaction_known_open:
+                # Held back, it would replace the first BEGIN (a BEGIN IMMEDIATE silently
+                # downgraded) or fail one statement late.
+                raise sqlite3.OperationalError("cannot start a transaction within a transaction")
+            if self.in_transaction:
+                # In doubt (a statement failed before SQLite could say): let SQLite judge.
+                return False
+            # A BEGIN that fails (the write lock stayed busy) then fails the statement it
+            # crosses with, as it would have failed the transaction had it been sent alone.
+            self.pending_begin = operation
+            self.in_transaction = self.transaction_known_open = True
+            return True
+        if not many and self.transaction_known_open and DEFERRED in operation:
+            self.deferred.append((operation, parameters))
+            self.in_transaction = True
+            return True
+        return False
+
+    async def send(self, statement: Callable[[sqlite3.Connection, str | None, _Deferred], T]) -> T:
+        """Run `statement(connection, begin, deferred)` on the connection's thread, given
+        what was held back, in one crossing; then trust SQLite's own transaction flag."""
+        connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
+        async with self._execute_mutex:
+            # Until the statement reports back, assume it may have opened a transaction.
+            self.in_transaction = True
+            begin, self.pending_begin = self.pending_begin, None
+            deferred, self.deferred = self.deferred, []
+            call = partial(_reporting_transaction, statement, connection._conn, begin, deferred)
+            result, self.in_transaction = await self.on_thread(call)
+            self.transaction_known_open = self.in_transaction
+        return result
+
+    async def on_thread(self, call: Callable[[], T]) -> T:
+        """`call()` on the connection's thread, in order with every other call."""
+        connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
+        result: T = await connection._execute(call)  # type: ignore[no-untyped-call]
+        return result
 
     def commit(self) -> None:
         if self.deferred:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from sqlalchemy import BigInteger, Select, func, or_, select, union_all
+from sqlalchemy import BigInteger, Select, and_, exists, func, or_, select, union_all
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.expression import cast, literal
 
 from models import Account, Transfer, User
@@ -98,9 +99,13 @@ class ActivityRepository(Repository[Transfer]):
             for c, a, bh, bl, rh, rl, sh, sl, n in rows
         ]
 
-    async def owners(self, account_ids: Collection[int]) -> dict[int, tuple[int, str, int, str]]:
+    async def owners(
+        self, account_ids: Collection[int], *, visible_to: int | None = None
+    ) -> dict[int, tuple[int, str, int, str]]:
         """Per account id: (account id, currency, owner id, owner name), in one `IN` query;
-        unknown ids are simply absent. What a user may see of the other side of a transfer."""
+        unknown ids are simply absent. What a user may see of the other side of a transfer:
+        with `visible_to`, only that user's own accounts and those on the other side of a
+        transfer with one of them (the rest are absent, as unknown ids are)."""
         if not account_ids:
             return {}
         query = (
@@ -108,5 +113,22 @@ class ActivityRepository(Repository[Transfer]):
             .join(User, User.id == Account.owner_id)
             .where(Account.id.in_(sorted(set(account_ids))))
         )
+        if visible_to is not None:
+            # An alias: the plain entity would correlate with the outer query's accounts.
+            held = aliased(Account)
+            theirs = select(held.id).where(held.owner_id == visible_to)
+            dealt_with = exists().where(
+                or_(
+                    and_(
+                        Transfer.source_account_id == Account.id,
+                        Transfer.destination_account_id.in_(theirs),
+                    ),
+                    and_(
+                        Transfer.destination_account_id == Account.id,
+                        Transfer.source_account_id.in_(theirs),
+                    ),
+                )
+            )
+            query = query.where(or_(Account.owner_id == visible_to, dealt_with))
         rows = await self.session.execute(query)
         return {row[0]: (row[0], row[1], row[2], row[3]) for row in rows}

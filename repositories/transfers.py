@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import AsyncGenerator, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final, NamedTuple, cast
 
@@ -53,11 +53,9 @@ class LedgerTotals(NamedTuple):
 
 
 class Written(NamedTuple):
-    """What `insert_and_apply` wrote: the new transfer ids in row order, and how many
-    accounts the guarded balance update changed."""
+    """What `insert_and_apply` wrote: the new transfer ids in row order."""
 
     ids: list[int]
-    accounts_changed: int
 
 
 class NewTransfer(NamedTuple):
@@ -125,14 +123,16 @@ class TransferRepository(Repository[Transfer]):
         transfer (`OutboxEventRepository.add_transfer_events`). None, writing nothing, if
         the idempotency key of any row is taken (`insert_unless_key_taken`).
 
+        The caller decided `deltas` holding the accounts locked, so a delta the guarded
+        update refuses is a bug, not an outcome: it fails the transaction on both engines.
         On PostgreSQL the four are one statement (data-modifying CTEs), one round trip
         instead of four; the balance update, the jobs and the events are written only if
-        every row was inserted, and the events only after the balance update has locked
-        its accounts, so that two transactions on one account number their events in the
-        order they commit. On SQLite, which has no DML in a CTE, four statements, the last
-        three sent with COMMIT (`apply_decided_deltas`: a refused delta fails the
-        transaction, so `accounts_changed` is every account of `deltas`); its single
-        writer numbers every event in commit order.
+        every row was inserted, the count of changed accounts is checked here, and the
+        events are numbered only after the balance update has locked its accounts, so that
+        two transactions on one account number their events in the order they commit. On
+        SQLite, which has no DML in a CTE, four statements, the last three sent with COMMIT
+        (`apply_decided_deltas`: the balance CHECK fails the commit); its single writer
+        numbers every event in commit order.
         """
         if self.session.get_bind().dialect.name != "postgresql":
             ids = await self.insert_unless_key_taken(rows, now)
@@ -142,7 +142,7 @@ class TransferRepository(Repository[Transfer]):
             await AccountRepository(self.session).apply_decided_deltas(deltas, now)
             await JobRepository(self.session).add_per_id(jobs, ids, now=now)
             await OutboxEventRepository(self.session).add_transfer_events(event_type, ids, now=now)
-            return Written(ids, len(deltas))
+            return Written(ids)
         params: dict[str, Any] = dict(zip(_PG_ARRAYS, zip(*rows, strict=True), strict=True))
         params |= {
             "created_at": now,
@@ -161,7 +161,9 @@ class TransferRepository(Repository[Transfer]):
         if len(ids) < len(rows):
             await self.session.execute(delete(Transfer).where(Transfer.id.in_(ids)))
             return None
-        return Written(ids, int(changed))
+        if int(changed) != len(deltas):
+            raise RuntimeError("the guarded balance update refused an account")
+        return Written(ids)
 
     async def by_idempotency_keys(
         self, keys: Collection[tuple[str, str]]
@@ -198,6 +200,27 @@ class TransferRepository(Repository[Transfer]):
         if before_id is not None:
             query = query.where(Transfer.id < before_id)
         return (await self.session.scalars(query)).all()
+
+    async def stream_history(self, account_id: int, *, batch_size: int) -> AsyncGenerator[Transfer]:
+        """An account's transfers, oldest first, fetched `batch_size` at a time from a
+        server-side cursor: memory stays flat however long the history is."""
+        query = (
+            select(Transfer)
+            .where(
+                or_(
+                    Transfer.source_account_id == account_id,
+                    Transfer.destination_account_id == account_id,
+                )
+            )
+            .order_by(Transfer.id)
+            .execution_options(yield_per=batch_size)
+        )
+        result = await self.session.stream_scalars(query)
+        try:
+            async for transfer in result:
+                yield transfer
+        finally:
+            await result.close()
 
     async def flows(self) -> Sequence[AccountFlow]:
         """Every account's balance with the sums of its incoming and outgoing transfers."""

@@ -9,14 +9,16 @@ from services.access import AccessService
 from services.accounts import AccountService
 from services.auditor import LedgerAuditor
 from services.back_office import BackOffice
-from services.batcher import BatcherClosed, TransferBatcher
+from services.backoff import Backoff
+from services.batcher import TransferBatcher
 from services.callers import ANONYMOUS, SYSTEM, Caller, Role
 from services.cloud_events import CloudEvent
 from services.dashboard import DashboardService
+from services.errors import BatcherClosed
 from services.event_handler import EventHandler
 from services.event_outbox import EventOutbox
 from services.job_handler import JobHandler
-from services.jobs import JobQueue, RetryPolicy
+from services.jobs import JobQueue
 from services.notifications import TransferNotifier, ledger_handlers
 from services.outbox import TRANSFER_COMPLETED, TRANSFER_COMPLETED_EVENT
 from services.outbox_audit import OutboxAuditor
@@ -80,6 +82,7 @@ __all__ = [
     "AuditReport",
     "Authenticated",
     "BackOffice",
+    "Backoff",
     "BatcherClosed",
     "Caller",
     "ClaimedJob",
@@ -108,7 +111,6 @@ __all__ = [
     "Registration",
     "RelayStats",
     "Result",
-    "RetryPolicy",
     "Role",
     "StatementLineRecord",
     "StatementService",

@@ -16,14 +16,13 @@ import secrets
 from typing import Final
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import ApiToken, User, utcnow
-from repositories import TokenRepository, UserRepository, live_token_row
-from services import validation
+from models import utcnow
+from repositories import TokenRepository, live_token_row
 from services.callers import ANONYMOUS, Caller, Role
-from services.errors import DuplicateEmail, InvalidInput, InvalidToken, NotAllowed
+from services.errors import InvalidToken
+from services.registration import register_user
 from services.results import Authenticated, Registration, UserRecord
 from services.transactions import Sessions, run_in_transaction, run_read
 
@@ -53,28 +52,17 @@ class AccessService:
         role: Role = Role.USER,
         timeout: float | None = None,  # noqa: ASYNC109 (raises OperationTimeout)
     ) -> Registration:
-        """Create a user and a token for them in one transaction."""
-        normalised = validation.email(email)
-        display_name = validation.name(name)
-        if not isinstance(role, Role):
-            raise InvalidInput(f"role must be a Role, got {type(role).__name__}")
-        if role is not Role.USER and not self._caller.is_trusted:
-            raise NotAllowed("operators are created by `ledgerctl operator add`, not over the API")
+        """Create a user and a token for them in one transaction (services/registration.py)."""
         token = secrets.token_urlsafe(TOKEN_BYTES)
-
-        async def work(session: AsyncSession) -> UserRecord:
-            user = await UserRepository(session).add(
-                User(email=normalised, name=display_name, role=role.value)
-            )
-            await TokenRepository(session).add(
-                ApiToken(user_id=user.id, token_hash=token_hash(token))
-            )
-            return UserRecord.of(user)
-
-        try:
-            user = await run_in_transaction(self._sessions, work, timeout=timeout)
-        except IntegrityError as exc:
-            raise DuplicateEmail(normalised) from exc
+        user = await register_user(
+            self._sessions,
+            self._caller,
+            email,
+            name,
+            role=role,
+            token_hash=token_hash(token),
+            timeout=timeout,
+        )
         return Registration(user=user, token=token)
 
     async def authenticate(

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing, asynccontextmanager
+from typing import Final
+
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import Account
+from models import Account, Transfer
 from repositories import AccountRepository, TransferRepository, UserRepository, account_row
 from services import validation
 from services.callers import SYSTEM, Caller
 from services.errors import AccountNotFound, UserNotFound
 from services.results import AccountRecord, HistoryPage, TransferRecord
-from services.transactions import Sessions, run_in_transaction, run_read
-from services.transfer_core import TransferRequest, execute_transfer, on_behalf_of
+from services.transactions import Sessions, run_in_transaction, run_read, streaming_read
+from services.transfer_core import TransferRequest, execute_transfer
+
+# Rows a history stream fetches per round trip (or, on SQLite, per thread crossing).
+STREAM_BATCH: Final = 500
+MAX_STREAM_BATCH: Final = 10_000
 
 
 class AccountService:
@@ -146,11 +154,14 @@ class AccountService:
         validation.identifier(account_id, "account id")
         source, destination = (None, account_id) if incoming else (account_id, None)
         request = TransferRequest.of(
-            source, destination, amount, idempotency_key=idempotency_key, description=description
+            source,
+            destination,
+            amount,
+            idempotency_key=idempotency_key,
+            description=description,
+            caller=self._caller,
         )
-        return await execute_transfer(
-            self._sessions, on_behalf_of(self._caller, request), timeout=timeout
-        )
+        return await execute_transfer(self._sessions, request, timeout=timeout)
 
     async def history(
         self,
@@ -182,3 +193,33 @@ class AccountService:
         return await run_in_transaction(
             self._sessions, work, read_only=True, standby_ok=True, timeout=timeout
         )
+
+    @asynccontextmanager
+    async def history_stream(
+        self, account_id: int, *, batch_size: int = STREAM_BATCH
+    ) -> AsyncIterator[AsyncIterator[TransferRecord]]:
+        """The account's whole history, oldest first, as a stream: `async with
+        service.history_stream(id) as transfers: async for t in transfers: ...`.
+
+        Rows arrive `batch_size` at a time from one read-only snapshot, so memory stays
+        flat however long the history is (for exports and audits). Entering the block
+        checks the caller as `history` does (AccountNotFound for another user's account)
+        before any row is read; the transaction lasts as long as the block.
+        """
+        validation.identifier(account_id, "account id")
+        batch = validation.bounded_int(batch_size, "batch_size", MAX_STREAM_BATCH)
+        self._caller.require_authenticated()
+        async with streaming_read(self._sessions) as session:
+            account = await AccountRepository(session).get(account_id)
+            if account is None or not self._caller.may_read_user(account.owner_id):
+                raise AccountNotFound(account_id)
+            transfers = TransferRepository(session).stream_history(account_id, batch_size=batch)
+            # Closed here, while the session is still open, however far the caller read.
+            async with aclosing(_records(transfers)) as records:
+                yield records
+
+
+async def _records(transfers: AsyncGenerator[Transfer]) -> AsyncGenerator[TransferRecord]:
+    async with aclosing(transfers):
+        async for transfer in transfers:
+            yield TransferRecord.of(transfer)

@@ -1,8 +1,9 @@
 """Use case: everything a user's dashboard shows, read concurrently.
 
 Each query runs in its own session and read-only transaction, because one AsyncSession
-(one connection) cannot serve two tasks at once; a semaphore bounds how many run at the
-same time, so a burst of dashboards queues here instead of exhausting the pool.
+(one connection) cannot serve two tasks at once; a limit shared by every DashboardService
+over the same engine (services/query_limit.py) bounds how many run at the same time, so a
+burst of dashboards queues here instead of exhausting the pool.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from repositories import (
 from services import validation
 from services.callers import SYSTEM, Caller
 from services.errors import UserNotFound
+from services.query_limit import shared_limit
 from services.results import (
     AccountRecord,
     Counterparty,
@@ -43,8 +45,9 @@ MAX_IDS: Final = 1000
 class DashboardService:
     """Read-side views assembled from several queries run side by side.
 
-    `max_concurrency` bounds the queries of this service in flight at once, across
-    all its callers; keep it below DB_POOL_SIZE so other work still finds connections.
+    `max_concurrency` bounds the dashboard queries in flight at once across every
+    DashboardService over the same engine in this process (one built per request
+    included); keep it below DB_POOL_SIZE so other work still finds connections.
     """
 
     def __init__(
@@ -56,12 +59,12 @@ class DashboardService:
     ) -> None:
         self._sessions = sessions
         self._caller = caller
-        self._slots = asyncio.Semaphore(
-            validation.bounded(max_concurrency, "max_concurrency", 1, MAX_CONCURRENCY)
+        self.limit = shared_limit(
+            sessions, validation.bounded(max_concurrency, "max_concurrency", 1, MAX_CONCURRENCY)
         )
 
     async def _read(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-        async with self._slots:
+        async with self.limit.slot():
             return await run_in_transaction(self._sessions, work, read_only=True, standby_ok=True)
 
     async def for_user(
@@ -141,14 +144,18 @@ class DashboardService:
         """Who holds each of `account_ids`, in one `IN` query (not one query per id).
 
         N lookups cost N transactions and N connections from the pool, however
-        concurrently they run; one IN query costs one. Unknown ids are absent.
+        concurrently they run; one IN query costs one. Unknown ids are absent, and so,
+        for a user, is every account that is neither theirs nor on the other side of one
+        of their transfers: account ids cannot be probed (services/callers.py).
         """
         ids = validation.identifiers(account_ids, "account id", MAX_IDS)
+        self._caller.require_authenticated()
         if not ids:
             return {}
+        visible_to = None if self._caller.reads_everything else self._caller.user_id
 
         async def work(session: AsyncSession) -> dict[int, Counterparty]:
-            rows = await ActivityRepository(session).owners(ids)
+            rows = await ActivityRepository(session).owners(ids, visible_to=visible_to)
             return {i: Counterparty(*row) for i, row in rows.items()}
 
         return await self._read(work)

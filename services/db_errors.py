@@ -9,6 +9,7 @@ failed: the success path costs nothing.
 from __future__ import annotations
 
 import re
+from sqlite3 import SQLITE_FULL
 from typing import Any, Final
 
 from sqlalchemy.exc import DBAPIError
@@ -23,6 +24,7 @@ from services.errors import (
     OperationTimeout,
     PoolExhausted,
     SchemaNotMigrated,
+    StorageFull,
 )
 
 # PostgreSQL SQLSTATEs after which running the whole transaction again can succeed:
@@ -35,6 +37,10 @@ _PG_STATEMENT_TIMEOUT: Final = "57014"
 _PG_UNDEFINED_TABLE: Final = "42P01"
 _SQLITE_NO_SUCH_TABLE: Final = re.compile(r"no such table: (\S+)")
 _PG_TABLE_NAME: Final = re.compile(r'relation "([^"]+)" does not exist')
+
+# No room to write: PostgreSQL's disk_full and out_of_memory (class 53, insufficient
+# resources); SQLite's SQLITE_FULL ("database or disk is full").
+_PG_STORAGE_FULL: Final = frozenset({"53100", "53200"})
 
 MIGRATE_HINT: Final = "run `ledgerctl migrate` (or `await db.migrations.upgrade(engine)`)"
 
@@ -86,7 +92,7 @@ def translate(
 def _unreachable(exc: OSError, engine: AsyncEngine | None) -> str:
     if not isinstance(exc, TimeoutError):
         return str(exc) or type(exc).__name__
-    # db/engine.py gives asyncpg DB_POOL_TIMEOUT as its connect timeout too.
+    # db/postgres_engine.py gives asyncpg DB_POOL_TIMEOUT as its connect timeout too.
     settings = engine_settings(engine) if engine is not None else None
     limit = f"={settings.pool_timeout:g}s" if settings is not None else ""
     return f"no answer within DB_POOL_TIMEOUT{limit}"
@@ -102,6 +108,11 @@ def _driver_error(exc: DBAPIError, attempts: int) -> LedgerError | None:
         )
     if is_transient(exc):
         return DatabaseBusy(f"the database stayed busy through {attempts} attempts: {orig}")
+    if sqlstate in _PG_STORAGE_FULL or getattr(orig, "sqlite_errorcode", None) == SQLITE_FULL:
+        return StorageFull(
+            f"the database has no room to write ({message}); nothing of this request was "
+            "written: free space and try again"
+        )
     missing = _SQLITE_NO_SUCH_TABLE.search(message)
     if missing is None and sqlstate == _PG_UNDEFINED_TABLE:
         missing = _PG_TABLE_NAME.search(message)

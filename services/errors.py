@@ -143,9 +143,19 @@ class OutcomeUnknown(LedgerError):
     key (transfers with one resolve this themselves); without one, read first."""
 
 
+class StorageFull(LedgerError):
+    """The database has no room for the write (disk full, or out of memory): nothing of
+    the request was written. Writes succeed again once space is back; reads go on."""
+
+
 class NotAllowed(LedgerError):
     """The caller's role does not allow this (e.g. a deposit by a user); nothing changed."""
 
 
 class InvalidToken(LedgerError):
     """An API token that is missing, unknown or revoked."""
+
+
+class BatcherClosed(LedgerError):
+    """The transfer batcher is shutting down (or was never started) and takes no new
+    requests; nothing of the refused request happened."""

@@ -8,13 +8,11 @@ state. Delivery is at least once: handlers must be idempotent.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from db import engine_settings
 from db.wakeups import wake_after_commit
@@ -22,6 +20,7 @@ from models import JobStatus, utcnow
 from models.job import LEASE_OWNER_MAX_LENGTH
 from repositories import JobRepository, NewJob
 from services import validation
+from services.backoff import Backoff
 from services.errors import InvalidInput
 from services.results import ClaimedJob, JobRecord, JobStats
 from services.transactions import Sessions, run_in_transaction
@@ -31,25 +30,6 @@ Clock = Callable[[], datetime]
 ERROR_MAX_LENGTH: Final = 2000
 MAX_ATTEMPTS_LIMIT: Final = 1000
 CLAIM_LIMIT: Final = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Exponential backoff with jitter: attempt n waits between half and all of
-    min(cap, base * 2**(n-1)) seconds, so jobs that failed together do not retry together."""
-
-    base_seconds: float = 1.0
-    cap_seconds: float = 300.0
-    rng: random.Random = field(default_factory=random.Random, compare=False)
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.base_seconds <= self.cap_seconds:
-            raise InvalidInput("retry backoff needs 0 <= base_seconds <= cap_seconds")
-
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait before the run after failed attempt number `attempt` (from 1)."""
-        ceiling = min(self.cap_seconds, self.base_seconds * 2.0 ** max(attempt - 1, 0))
-        return ceiling / 2 + self.rng.uniform(0, ceiling / 2)
 
 
 def describe_error(error: BaseException | str) -> str:
@@ -93,11 +73,11 @@ class JobQueue:
         sessions: Sessions,
         *,
         clock: Clock = utcnow,
-        retry: RetryPolicy | None = None,
+        retry: Backoff | None = None,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
-        self.retry = retry if retry is not None else RetryPolicy()
+        self.retry = retry if retry is not None else Backoff()
 
     @property
     def sessions(self) -> Sessions:
@@ -107,12 +87,6 @@ class JobQueue:
     def now(self) -> datetime:
         """The queue's current time."""
         return self._clock()
-
-    @classmethod
-    def joining(cls, session: AsyncSession) -> JobQueue:
-        """A queue for enqueueing inside `session`'s transaction (an outbox write), on the
-        database that session is bound to."""
-        return cls(async_sessionmaker(session.bind, expire_on_commit=False, autoflush=False))
 
     async def enqueue(
         self,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 
 from db import is_disconnect, note_write, read_connection, read_only_options
 from services import validation
+from services.backoff import Backoff
 from services.db_errors import is_transient, translate
 from services.errors import OperationTimeout, OutcomeUnknown
 
@@ -27,13 +27,13 @@ Work = Callable[[AsyncSession], Awaitable[T]]
 ConnectionWork = Callable[[Connection], T]
 
 DEFAULT_ATTEMPTS: Final = 5
-_BACKOFF_BASE_S: Final = 0.005
-_BACKOFF_CAP_S: Final = 0.25
+# A busy database clears in milliseconds (a writer commits): short steps, a low cap.
+RETRY_BACKOFF: Final = Backoff(base_seconds=0.01, cap_seconds=0.25)
 
 
 def backoff_delay(attempt: int) -> float:
-    """Exponential backoff with full jitter, so retrying writers spread out."""
-    return random.uniform(0, min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt))
+    """Seconds before retry number `attempt` of a transaction that met a busy database."""
+    return RETRY_BACKOFF.delay(attempt)
 
 
 async def run_in_transaction(
@@ -192,6 +192,29 @@ async def run_read(
 
     async with deadline(timeout):
         return await _retrying(once, sessions, attempts, read_only=True)
+
+
+@asynccontextmanager
+async def streaming_read(sessions: Sessions) -> AsyncIterator[AsyncSession]:
+    """A session in a read-only transaction (one consistent snapshot) for results too
+    large to hold: inside the block, read them with `session.stream()`,
+    `stream_scalars()` or `yield_per`, which fetch in batches from a server-side cursor.
+
+    The transaction and its pooled connection last as long as the block, so consume
+    promptly. Unlike `run_in_transaction` it is not retried (rows already handed on
+    cannot be taken back); a database error still reaches the caller translated into a
+    services.errors exception.
+    """
+    try:
+        async with sessions() as session, session.begin():
+            dialect = session.get_bind().dialect.name
+            await session.connection(execution_options=read_only_options(dialect))
+            yield session
+    except (DBAPIError, PoolTimeoutError) as exc:
+        error = translate(exc, _engine(sessions))
+        if error is None:
+            raise
+        raise error from exc
 
 
 def _read_only(connection: Connection, work: ConnectionWork[T]) -> T:

@@ -8,7 +8,6 @@ fails on its own, exactly as if they had been applied one at a time.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -65,29 +64,55 @@ class TransferRequest:
         *,
         idempotency_key: object = None,
         description: object = None,
+        caller: Caller | None = None,
+        accounts_only: bool = False,
     ) -> TransferRequest:
-        """Validate every field, raising a typed `InvalidInput` subclass on the first bad one."""
+        """Validate every field, raising a typed `InvalidInput` subclass on the first bad
+        one. The one builder of requests: `accounts_only` requires both ends (a transfer,
+        not a deposit or withdrawal); with `caller`, the request as that caller makes it:
+        its key in the caller's scope, its source limited to the caller's own accounts,
+        and NotAllowed (before any IO) for a deposit by a non-operator."""
         valid_amount = validation.amount(amount)
         source, destination = validation.transfer_ends(source_id, destination_id)
+        key = validation.idempotency_key(idempotency_key)
+        text = validation.description(description)
+        if accounts_only:
+            validation.both_ends(source, destination)
+        if caller is None:
+            return cls(source, destination, valid_amount, key, text)
+        if source is None and not caller.may_deposit:
+            raise NotAllowed(
+                "only an operator may deposit: money enters the ledger through the back office"
+            )
         return cls(
-            source_id=source,
-            destination_id=destination,
-            amount=valid_amount,
-            idempotency_key=validation.idempotency_key(idempotency_key),
-            description=validation.description(description),
+            source,
+            destination,
+            valid_amount,
+            key,
+            text,
+            caller.idempotency_scope,
+            caller.owner_filter(),
         )
 
     def matches(self, transfer: Transfer | TransferRecord | TransferRequest) -> bool:
-        """Whether an earlier use of the same idempotency key asked for the same movement."""
+        """Whether an earlier use of the same idempotency key asked for the same request:
+        the same accounts, amount and description (as stored, trimmed). One rule for every
+        interface; the HTTP API's "same body" is this."""
         if isinstance(transfer, TransferRequest):
-            other = (transfer.source_id, transfer.destination_id, transfer.amount)
+            other = (
+                transfer.source_id,
+                transfer.destination_id,
+                transfer.amount,
+                transfer.description,
+            )
         else:
             other = (
                 transfer.source_account_id,
                 transfer.destination_account_id,
                 transfer.amount,
+                transfer.description,
             )
-        return (self.source_id, self.destination_id, self.amount) == other
+        return (self.source_id, self.destination_id, self.amount, self.description) == other
 
     @property
     def scoped_key(self) -> ScopedKey | None:
@@ -100,50 +125,6 @@ class TransferRequest:
     def account_ids(self) -> tuple[int, ...]:
         """The accounts this request touches."""
         return tuple(i for i in (self.source_id, self.destination_id) if i is not None)
-
-
-def account_transfer(
-    source_id: object,
-    destination_id: object,
-    amount: object,
-    idempotency_key: object = None,
-    description: object = None,
-    *,
-    caller: Caller | None = None,
-) -> TransferRequest:
-    """A validated account-to-account request: both ends are required. With `caller`, the
-    request as `on_behalf_of(caller, ...)` makes it, built once rather than copied."""
-    valid_amount = validation.amount(amount)
-    source, destination = validation.transfer_ends(source_id, destination_id)
-    key = validation.idempotency_key(idempotency_key)
-    text = validation.description(description)
-    source, destination = validation.both_ends(source, destination)
-    if caller is None:
-        return TransferRequest(source, destination, valid_amount, key, text)
-    # An account transfer has a source, so the deposit rule of on_behalf_of cannot apply.
-    return TransferRequest(
-        source,
-        destination,
-        valid_amount,
-        key,
-        text,
-        caller.idempotency_scope,
-        caller.owner_filter(),
-    )
-
-
-def on_behalf_of(caller: Caller, request: TransferRequest) -> TransferRequest:
-    """`request` as made by `caller`: its key in the caller's scope, its source limited to
-    the caller's own accounts; NotAllowed (before any IO) for a deposit by a non-operator."""
-    if request.source_id is None and not caller.may_deposit:
-        raise NotAllowed(
-            "only an operator may deposit: money enters the ledger through the back office"
-        )
-    return dataclasses.replace(
-        request,
-        idempotency_scope=caller.idempotency_scope,
-        source_owner_id=caller.owner_filter(),
-    )
 
 
 @dataclass(slots=True)
@@ -249,10 +230,6 @@ async def apply_transfers(
             rows, deltas, outbox.TRANSFERS_COMPLETED, created_at, outbox.TRANSFER_COMPLETED_EVENT
         )
         if written is not None:
-            if written.accounts_changed != len(deltas):
-                # Only possible if something wrote balances without holding the lock: fail
-                # the whole transaction rather than commit a state we did not decide on.
-                raise RuntimeError("the guarded balance update refused an account")
             outbox.enqueued(session)
             for (index, row), transfer_id in zip(plan.accepted, written.ids, strict=True):
                 plan.outcomes[index] = _record(transfer_id, row, created_at)

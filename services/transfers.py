@@ -13,10 +13,8 @@ from services.transactions import Sessions
 from services.transfer_core import (
     Outcome,
     TransferRequest,
-    account_transfer,
     execute_transfer,
     execute_transfers,
-    on_behalf_of,
 )
 
 
@@ -47,8 +45,14 @@ class TransferService:
         With `timeout` (seconds), a transfer that takes longer is cancelled, rolled back
         and raises OperationTimeout.
         """
-        request = account_transfer(
-            source_id, destination_id, amount, idempotency_key, description, caller=self._caller
+        request = TransferRequest.of(
+            source_id,
+            destination_id,
+            amount,
+            idempotency_key=idempotency_key,
+            description=description,
+            caller=self._caller,
+            accounts_only=True,
         )
         return await execute_transfer(self._sessions, request, timeout=timeout)
 
@@ -68,20 +72,25 @@ class TransferService:
             raise InvalidInput(
                 f"requests must be a sequence of TransferRequest, got {type(requests).__name__}"
             )
-        mine = [on_behalf_of(self._caller, _checked(request)) for request in requests]
+        mine = [_checked(request, self._caller) for request in requests]
         return await execute_transfers(self._sessions, mine, timeout=timeout)
 
 
 # What a caller supplies, by name, so a parameter added to of() is re-checked too; the
-# scope and the source's owner are the service's to set (on_behalf_of), never the caller's.
-_CALLER_FIELDS: Final = tuple(inspect.signature(TransferRequest.of).parameters)
+# scope and the source's owner are the service's to set (from its caller), never the
+# caller's, as are of()'s service-side options.
+_SERVICE_SIDE: Final = frozenset({"caller", "accounts_only"})
+_CALLER_FIELDS: Final = tuple(
+    name for name in inspect.signature(TransferRequest.of).parameters if name not in _SERVICE_SIDE
+)
 
 
-def _checked(request: object) -> TransferRequest:
+def _checked(request: object, caller: Caller) -> TransferRequest:
     if not isinstance(request, TransferRequest):
         raise InvalidInput(
             f"each request must be a TransferRequest (build it with TransferRequest.of), "
             f"got {type(request).__name__}"
         )
     # A request built with the dataclass constructor skipped of()'s checks: run them.
-    return TransferRequest.of(**{name: getattr(request, name) for name in _CALLER_FIELDS})
+    fields = {name: getattr(request, name) for name in _CALLER_FIELDS}
+    return TransferRequest.of(**fields, caller=caller)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import User
 from repositories import UserRepository
 from services import validation
 from services.callers import SYSTEM, Caller
-from services.errors import DuplicateEmail, UserNotFound
+from services.errors import UserNotFound
+from services.registration import register_user
 from services.results import UserRecord
 from services.transactions import Sessions, run_in_transaction
 
@@ -22,19 +21,9 @@ class UserService:
         self._caller = caller
 
     async def register(self, email: str, name: str) -> UserRecord:
-        """Create a user. The email is trimmed and lower-cased; a taken one is DuplicateEmail."""
-        normalised = validation.email(email)
-        display_name = validation.name(name)
-
-        async def work(session: AsyncSession) -> UserRecord:
-            user = await UserRepository(session).add(User(email=normalised, name=display_name))
-            return UserRecord.of(user)
-
-        try:
-            return await run_in_transaction(self._sessions, work)
-        except IntegrityError as exc:
-            # The unique index decides, so two concurrent registrations cannot both win.
-            raise DuplicateEmail(normalised) from exc
+        """Create a user. The email is trimmed and lower-cased; a taken one is DuplicateEmail
+        (services/registration.py)."""
+        return await register_user(self._sessions, self._caller, email, name)
 
     async def get(
         self,

@@ -25,9 +25,6 @@ from services.errors import (
 # Balances are signed 64-bit integers on both engines.
 MAX_AMOUNT: Final = 2**63 - 1
 MAX_ID: Final = 2**63 - 1
-# A deadline longer than a day is a mistake, not a deadline (None means no deadline);
-# past float range asyncio.timeout() would raise OverflowError instead.
-MAX_TIMEOUT_S: Final = 86_400.0
 # How much of a refused value an error message quotes.
 SHOWN_MAX_LENGTH: Final = 60
 
@@ -173,21 +170,9 @@ def page_limit(value: object, maximum: int = 500) -> int:
 
 
 def timeout(value: object) -> float | None:
-    """A deadline in seconds: None (no deadline), or a positive number up to a day.
-
-    Compared before any conversion: an int too large for a float would make
-    asyncio.timeout() raise OverflowError.
-    """
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidInput(f"timeout must be a number of seconds, got {type(value).__name__}")
-    if not 0 < value <= MAX_TIMEOUT_S:  # NaN fails this too
-        raise InvalidInput(
-            f"timeout must be more than 0 and at most {MAX_TIMEOUT_S:g} seconds "
-            f"(None for no deadline), got {shown(value)}"
-        )
-    return float(value)
+    """A deadline in seconds: None (no deadline), or what `seconds` accepts: one rule for
+    every duration, so a duration one part accepts is never refused by another."""
+    return None if value is None else seconds(value, "timeout")
 
 
 def transfer_ends(source_id: object, destination_id: object) -> tuple[int | None, int | None]:
@@ -210,7 +195,8 @@ def both_ends(source: int | None, destination: int | None) -> tuple[int, int]:
 
 
 # Longer than any lease, timeout or poll interval anyone means (about 115 days); beyond
-# it, asyncio's timers and datetime arithmetic overflow.
+# it, asyncio's timers and datetime arithmetic overflow. Compared before any conversion:
+# an int too large for a float would make asyncio.timeout() raise OverflowError.
 MAX_SECONDS: Final = 10**7
 
 

@@ -6,8 +6,7 @@ each test starts from empty tables.
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -15,7 +14,6 @@ import pytest
 from sqlalchemy import delete, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-import db.settings
 from db import DatabaseSettings, create_engine, create_session_factory, migrations
 from models import Base
 from tests.support.backends import BACKENDS, NewDatabase
@@ -31,15 +29,6 @@ from tests.support.pgbouncer import PGBOUNCER, PgBouncerServer, pooled_settings,
 pytest_plugins = ("tests.support.pgbouncer_plugin", "tests.support.formation")
 
 _postgres_checked: list[str | None] = []
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _sqlite_adapter() -> Iterator[None]:
-    """`DB_SQLITE_ONE_HOP=false pytest`: every engine not told otherwise gets the stock adapter."""
-    chosen = DatabaseSettings.from_env({"DB_SQLITE_ONE_HOP": os.getenv("DB_SQLITE_ONE_HOP", "")})
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(db.settings, "SQLITE_ONE_HOP_DEFAULT", chosen.sqlite_one_hop)
-        yield
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

@@ -68,15 +68,22 @@ def imports(module: str, source: str) -> Iterator[Import]:
     yield from visit(tree, False)
 
 
+def _runner(module: str) -> str | None:
+    """The runner `module` belongs to (a runner's package holds its parts), if any."""
+    return next((r for r in RUNNERS if module == r or module.startswith(f"{r}.")), None)
+
+
 def violation(found: Import) -> str | None:
     """Why `found` breaks the layer order, or None if it does not."""
     importer = found.module.split(".")[0]
     target = found.target.split(".")[0]
     if importer == target:
+        runner = _runner(found.target)
         if (
             importer == "services"
-            and found.target in RUNNERS
-            and found.module not in {found.target, "services.__init__"}
+            and runner is not None
+            and _runner(found.module) != runner
+            and found.module != "services.__init__"
         ):
             return f"a service imports {found.target}, which runs services (RUNNERS)"
         return None
@@ -127,6 +134,13 @@ def test_the_check_finds_an_import_inside_a_function() -> None:
 def test_the_check_refuses_a_handler_that_imports_the_worker() -> None:
     (found,) = imports("services.notifications", "from services.worker import Worker\n")
     assert violation(found) is not None
+
+
+def test_the_check_refuses_a_handler_that_imports_a_part_of_the_worker() -> None:
+    (found,) = imports("services.notifications", "from services.worker.settlement import X\n")
+    assert violation(found) is not None
+    (inside,) = imports("services.worker.scheduling", "from services.worker.settlement import X\n")
+    assert violation(inside) is None
 
 
 def test_the_check_resolves_relative_imports() -> None:

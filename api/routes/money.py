@@ -7,8 +7,7 @@ from typing import Final
 from fastapi import Response
 
 from api.schemas import TransferOut
-from services import TransferRecord, validation
-from services.errors import IdempotencyConflict
+from services import TransferRecord
 
 REPLAY_HEADER: Final = "Idempotent-Replayed"
 MONEY_RESPONSES: Final[dict[int | str, dict[str, object]]] = {
@@ -25,16 +24,10 @@ MONEY_RESPONSES: Final[dict[int | str, dict[str, object]]] = {
 }
 
 
-def answer(
-    record: TransferRecord, response: Response, key: str, description: str | None
-) -> TransferOut:
-    """The 201 body; on a replay, the replay header, or 422 if the body differs.
-
-    The services compare accounts and amount; the HTTP rule is "same body", so a replay
-    whose description differs from the original's is refused as a reused key too.
-    """
+def answer(record: TransferRecord, response: Response) -> TransferOut:
+    """The 201 body; on a replay, with the replay header. A reused key whose request
+    differs (accounts, amount or description) never gets here: the service refuses it
+    (IdempotencyConflict, 422), for every interface alike."""
     if record.replayed:
-        if record.description != validation.description(description):
-            raise IdempotencyConflict(key)
         response.headers[REPLAY_HEADER] = "true"
     return TransferOut.model_validate(record)

@@ -49,4 +49,4 @@ async def transfer(
             description=body.description,
             timeout=timeout,
         )
-    return answer(record, response, key, body.description)
+    return answer(record, response)

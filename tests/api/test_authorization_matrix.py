@@ -33,6 +33,7 @@ ENDPOINTS = [
     Endpoint("GET", "/accounts", None, (401, 401, 200, 200, 200)),
     Endpoint("GET", "/accounts/{a}", None, (401, 401, 404, 200, 200)),
     Endpoint("GET", "/accounts/{a}/transfers", None, (401, 401, 404, 200, 200)),
+    Endpoint("GET", "/accounts/{a}/transfers/export", None, (401, 401, 404, 200, 200)),
     Endpoint("POST", "/accounts/{a}/deposits", {"amount": 5}, (401, 401, 403, 403, 201), True),
     Endpoint("POST", "/accounts/{a}/withdrawals", {"amount": 5}, (401, 401, 404, 201, 404), True),
     Endpoint(

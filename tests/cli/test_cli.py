@@ -54,6 +54,10 @@ async def test_a_user_account_and_money_round_trip_with_json_reads(migrated_url:
     assert balance["balance"] == 1000
     history = json.loads(ledgerctl(migrated_url, "history", account_id, "--json").stdout)
     assert [t["kind"] for t in history["items"]] == ["withdrawal", "deposit"]
+    exported = ledgerctl(migrated_url, "export", account_id)
+    assert exported.returncode == 0, exported.stderr
+    lines = [json.loads(line) for line in exported.stdout.splitlines()]
+    assert lines == list(reversed(history["items"]))
 
 
 @pytest.mark.parametrize(
@@ -64,6 +68,7 @@ async def test_a_user_account_and_money_round_trip_with_json_reads(migrated_url:
         (("deposit", "x", "10"), "account id"),
         (("transfer", "1", "1", "5"), "to itself"),
         (("balance", "99999"), "does not exist"),
+        (("export", "99999"), "does not exist"),
         (("account", "open", "1", "EURO"), "currency"),
         (("user", "add", "not-an-email", "Name"), "email"),
     ],

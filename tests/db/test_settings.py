@@ -2,19 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 import pytest
 
 from db import DatabaseSettings, SettingsError, create_engine
 
+Environ = Callable[[Mapping[str, str]], DatabaseSettings]
 
-def test_defaults_point_at_the_embedded_sqlite_file() -> None:
-    settings = DatabaseSettings.from_env({})
+
+@pytest.fixture
+def from_env(monkeypatch: pytest.MonkeyPatch) -> Environ:
+    """DatabaseSettings() read from exactly these variables (none of the caller's DB_*)."""
+
+    def read(variables: Mapping[str, str]) -> DatabaseSettings:
+        for name in DatabaseSettings.model_fields:
+            monkeypatch.delenv(DatabaseSettings.variable(name), raising=False)
+        for name, value in variables.items():
+            monkeypatch.setenv(name, value)
+        return DatabaseSettings()
+
+    return read
+
+
+def test_defaults_point_at_the_embedded_sqlite_file(from_env: Environ) -> None:
+    settings = from_env({})
     assert settings.url == "sqlite+aiosqlite:///ledger.db"
     assert settings.backend == "sqlite"
 
 
-def test_environment_variables_override_defaults() -> None:
-    settings = DatabaseSettings.from_env(
+def test_environment_variables_override_defaults(from_env: Environ) -> None:
+    settings = from_env(
         {
             "DATABASE_URL": "postgresql+asyncpg://u:p@db/ledger",
             "DB_POOL_SIZE": "20",
@@ -44,9 +62,9 @@ def test_environment_variables_override_defaults() -> None:
         ("DB_BUSY_TIMEOUT_MS", "1.5"),
     ],
 )
-def test_a_bad_value_names_its_variable(variable: str, value: str) -> None:
+def test_a_bad_value_names_its_variable(variable: str, value: str, from_env: Environ) -> None:
     with pytest.raises(SettingsError, match=variable):
-        DatabaseSettings.from_env({variable: value})
+        from_env({variable: value})
 
 
 @pytest.mark.parametrize(
@@ -77,12 +95,14 @@ def test_display_url_hides_the_password() -> None:
     assert "***" in settings.display_url
 
 
-def test_the_listen_url_is_read_from_db_listen_url_and_defaults_to_the_database_url() -> None:
+def test_the_listen_url_is_read_from_db_listen_url_and_defaults_to_the_database_url(
+    from_env: Environ,
+) -> None:
     pooled = "postgresql+asyncpg://u:p@pooler:6432/ledger"
     direct = "postgresql+asyncpg://u:p@db:5432/ledger"
-    settings = DatabaseSettings.from_env({"DATABASE_URL": pooled, "DB_LISTEN_URL": direct})
+    settings = from_env({"DATABASE_URL": pooled, "DB_LISTEN_URL": direct})
     assert (settings.listen_url, settings.listener_url) == (direct, direct)
-    default = DatabaseSettings.from_env({"DATABASE_URL": pooled})
+    default = from_env({"DATABASE_URL": pooled})
     assert (default.listen_url, default.listener_url) == (None, pooled)
 
 
@@ -103,28 +123,28 @@ POOLED = "postgresql+asyncpg://u@pgbouncer:6432/ledger"
 DIRECT = "postgresql+asyncpg://u@db:5432/ledger"
 
 
-def test_the_transaction_pooler_setting_and_the_listen_url_are_read_from_the_environment() -> None:
-    settings = DatabaseSettings.from_env(
+def test_the_transaction_pooler_setting_and_the_listen_url_are_read_from_the_environment(
+    from_env: Environ,
+) -> None:
+    settings = from_env(
         {"DATABASE_URL": POOLED, "DB_PG_POOLER": "transaction", "DB_LISTEN_URL": DIRECT}
     )
     assert (settings.pg_pooler, settings.listen_url) == ("transaction", DIRECT)
     assert settings.pooled_by_transaction
 
 
-def test_without_db_pg_pooler_the_engine_talks_to_postgresql_directly() -> None:
-    settings = DatabaseSettings.from_env({"DATABASE_URL": DIRECT, "DB_PG_POOLER": ""})
+def test_without_db_pg_pooler_the_engine_talks_to_postgresql_directly(from_env: Environ) -> None:
+    settings = from_env({"DATABASE_URL": DIRECT, "DB_PG_POOLER": ""})
     assert settings.pg_pooler is None
     assert not settings.pooled_by_transaction
 
 
 @pytest.mark.parametrize("value", ["session", "statement", "pgbouncer", "yes"])
-def test_an_unknown_pooler_mode_is_refused(value: str) -> None:
+def test_an_unknown_pooler_mode_is_refused(value: str, from_env: Environ) -> None:
     with pytest.raises(
         SettingsError, match=f"DB_PG_POOLER must be 'transaction' or unset, got '{value}'"
     ):
-        DatabaseSettings.from_env(
-            {"DATABASE_URL": POOLED, "DB_PG_POOLER": value, "DB_LISTEN_URL": DIRECT}
-        )
+        from_env({"DATABASE_URL": POOLED, "DB_PG_POOLER": value, "DB_LISTEN_URL": DIRECT})
 
 
 def test_a_transaction_pooler_in_front_of_sqlite_is_refused() -> None:
@@ -138,3 +158,47 @@ def test_a_transaction_pooler_in_front_of_sqlite_is_refused() -> None:
 def test_a_transaction_pooler_needs_a_separate_direct_listen_url(listen_url: str | None) -> None:
     with pytest.raises(SettingsError, match="needs DB_LISTEN_URL: a direct connection"):
         DatabaseSettings(url=POOLED, pg_pooler="transaction", listen_url=listen_url)
+
+
+@pytest.mark.parametrize(
+    ("variables", "line"),
+    [
+        ({"DB_POOL_SIZE": "five"}, "DB_POOL_SIZE must be a whole number, got 'five'"),
+        ({"DB_POOL_SIZE": "0"}, "DB_POOL_SIZE must be at least 1, got '0'"),
+        ({"DB_POOL_TIMEOUT": "-1"}, "DB_POOL_TIMEOUT must be more than 0, got '-1'"),
+        ({"DB_POOL_TIMEOUT": "inf"}, "DB_POOL_TIMEOUT must be a finite number, got 'inf'"),
+        ({"DB_ECHO": "loud"}, "DB_ECHO must be one of true/false/1/0/yes/no/on/off, got 'loud'"),
+    ],
+)
+def test_every_bad_variable_is_one_line_in_one_format(
+    variables: Mapping[str, str], line: str, from_env: Environ
+) -> None:
+    with pytest.raises(SettingsError) as refused:
+        from_env(variables)
+    assert str(refused.value) == line
+
+
+def test_a_value_given_in_code_wins_and_the_environment_gives_the_rest(
+    from_env: Environ, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # How `DB_SQLITE_ONE_HOP=false pytest` reaches every engine a test builds.
+    from_env({"DB_SQLITE_ONE_HOP": "false", "DB_POOL_SIZE": "7"})
+    settings = DatabaseSettings(url="sqlite+aiosqlite:///other.db", pool_size=2)
+    assert (settings.url, settings.pool_size, settings.sqlite_one_hop) == (
+        "sqlite+aiosqlite:///other.db",
+        2,
+        False,
+    )
+
+
+def test_a_copy_with_changes_is_checked_like_the_original() -> None:
+    settings = DatabaseSettings(url=DIRECT, pool_size=3)
+    assert settings.replace(pool_size=4).pool_size == 4
+    assert settings.replace(pool_size=4).url == DIRECT
+    with pytest.raises(SettingsError, match="DB_POOL_SIZE must be at least 1"):
+        settings.replace(pool_size=0)
+
+
+def test_the_settings_repr_does_not_show_the_password() -> None:
+    settings = DatabaseSettings(url="postgresql+asyncpg://ledger:s3cret@db/ledger")
+    assert "s3cret" not in repr(settings)

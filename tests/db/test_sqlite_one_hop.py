@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import sqlite3
 import tomllib
@@ -13,7 +12,10 @@ from typing import Any
 import aiosqlite.core
 import pytest
 from sqlalchemy import text
-from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_cursor
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_cursor,
+    AsyncAdapt_aiosqlite_ss_cursor,
+)
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -24,6 +26,7 @@ from db.sqlite_one_hop import (
     TESTED_VERSIONS,
     OneHopCursor,
     OneHopDBAPI,
+    OneHopServerSideCursor,
     OneHopUnavailable,
     installed_versions,
     refusal,
@@ -265,15 +268,55 @@ def _reads_driver_cursor(member: object) -> bool:
     return False
 
 
-def test_every_base_cursor_method_that_needs_a_driver_cursor_is_overridden() -> None:
+@pytest.mark.parametrize(
+    ("stock", "ours"),
+    [
+        (AsyncAdapt_aiosqlite_cursor, OneHopCursor),
+        (AsyncAdapt_aiosqlite_ss_cursor, OneHopServerSideCursor),
+    ],
+)
+def test_every_base_cursor_method_that_needs_a_driver_cursor_is_overridden(
+    stock: type, ours: type
+) -> None:
     needing = {
         name
-        for base in AsyncAdapt_aiosqlite_cursor.__mro__[:-1]
+        for base in stock.__mro__[:-1]
         for name, member in vars(base).items()
         if _reads_driver_cursor(member)
     }
     assert needing  # the check sees the base class's code at all
-    assert needing - set(vars(OneHopCursor)) == set()
+    assert needing - set(vars(ours)) == set()
+
+
+ROWS_STREAMED = 500
+
+
+async def test_a_streamed_read_opens_with_its_begin_in_one_crossing_then_one_per_batch(
+    tmp_path: Path, crossings: list[str]
+) -> None:
+    engine = await _ledger_engine(tmp_path, one_hop=True)
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))  # the pool's first connect, not counted
+            await connection.rollback()
+            crossings.clear()
+            async with connection.begin():
+                stream = await connection.stream(
+                    text(
+                        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+                        f"WHERE i < {ROWS_STREAMED}) SELECT i FROM n"
+                    )
+                )
+                opened = len(crossings)
+                rows = [row async for batch in stream.partitions(1000) for row in batch]
+                read = len(crossings)
+        assert len(rows) == ROWS_STREAMED
+        assert opened == 1  # BEGIN IMMEDIATE, the SELECT and its first rows together
+        # Then a crossing per batch SQLAlchemy asks for (growing from 1, 5, 25, ... rows,
+        # the first answered by the opening crossing), and none more.
+        assert read - opened <= 4
+    finally:
+        await engine.dispose()
 
 
 async def test_nextset_and_setinputsizes_behave_as_on_a_sqlite3_cursor(tmp_path: Path) -> None:
@@ -350,8 +393,8 @@ def test_the_tested_range_holds_what_pyproject_pins() -> None:
 
 @sqlite_only
 def test_the_suite_runs_on_the_adapter_db_sqlite_one_hop_chooses(engine: AsyncEngine) -> None:
-    wanted = DatabaseSettings.from_env({"DB_SQLITE_ONE_HOP": os.getenv("DB_SQLITE_ONE_HOP", "")})
-    assert isinstance(engine.dialect.dbapi, OneHopDBAPI) == wanted.sqlite_one_hop
+    # `DB_SQLITE_ONE_HOP=false pytest`: every engine not told otherwise gets the stock adapter.
+    assert isinstance(engine.dialect.dbapi, OneHopDBAPI) == DatabaseSettings().sqlite_one_hop
 
 
 async def test_a_base_method_reaching_for_a_driver_cursor_fails_with_a_dbapi_error(

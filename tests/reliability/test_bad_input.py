@@ -294,7 +294,7 @@ async def test_sql_fragments_are_stored_verbatim_and_touch_no_table(
     transfers = TransferService(sessions)
     record = await transfers.transfer(a.id, b.id, 5, idempotency_key=fragment, description=fragment)
     assert (record.idempotency_key, record.description) == (fragment, fragment)
-    retry = await transfers.transfer(a.id, b.id, 5, idempotency_key=fragment)
+    retry = await transfers.transfer(a.id, b.id, 5, idempotency_key=fragment, description=fragment)
     assert retry == replace(record, replayed=True)
     history = await AccountService(sessions).history(b.id)
     assert [(t.idempotency_key, t.description) for t in history.items] == [(fragment, fragment)]

@@ -16,7 +16,7 @@ import random
 import threading
 from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -54,7 +54,7 @@ class Planned:
 @pytest.fixture
 async def storm_engine(settings: DatabaseSettings) -> AsyncIterator[AsyncEngine]:
     """An engine of its own, with a pool small enough that requests also queue for it."""
-    engine = create_engine(replace(settings, pool_size=5, max_overflow=0))
+    engine = create_engine(settings.replace(pool_size=5, max_overflow=0))
     yield engine
     await engine.dispose()
 
@@ -178,7 +178,7 @@ async def test_a_connection_closed_in_the_middle_of_a_statement_leaves_no_write_
     # closes that connection while the statement is still open (its cursor kept alive by
     # the cancellation's traceback). No writer may be locked out afterwards.
     account = await open_account(sessions, balance=100)
-    engine = create_engine(replace(settings, busy_timeout_ms=200))
+    engine = create_engine(settings.replace(busy_timeout_ms=200))
     entered, release = threading.Event(), threading.Event()
 
     def hold(value: int) -> int:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -46,7 +45,7 @@ async def test_a_connect_cancelled_at_any_point_leaves_a_clean_log(
     async with captured_log() as log:
         for iterations in range(ITERATIONS):
             # A new engine each time, so that every checkout has to connect.
-            engine = create_engine(replace(settings, pool_size=1, max_overflow=0))
+            engine = create_engine(settings.replace(pool_size=1, max_overflow=0))
 
             async def checkout(engine: AsyncEngine = engine) -> None:
                 async with engine.connect() as connection:
@@ -67,7 +66,7 @@ async def test_tls_is_still_used_when_asked_for(
     # that the request reached asyncpg instead of being overridden by ssl=False.
     if how == "url":
         url = make_url(settings.url).update_query_dict({"ssl": "require"})
-        settings = replace(settings, url=url.render_as_string(hide_password=False))
+        settings = settings.replace(url=url.render_as_string(hide_password=False))
     else:
         monkeypatch.setenv("PGSSLMODE", "require")
     engine = create_engine(settings)

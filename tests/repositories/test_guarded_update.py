@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from repositories import AccountRepository
+from models import utcnow
+from repositories import AccountRepository, NewTransfer, TransferRepository
+from services.outbox import TRANSFER_COMPLETED_EVENT, TRANSFERS_COMPLETED
 from tests.support.ledger import open_account, snapshot
 
 
@@ -43,3 +47,33 @@ async def test_only_the_refused_account_is_left_out_of_the_count(
 async def test_no_deltas_change_no_account(sessions: async_sessionmaker[AsyncSession]) -> None:
     async with sessions() as session, session.begin():
         assert await AccountRepository(session).apply_deltas({}) == 0
+
+
+async def test_a_decided_delta_the_database_refuses_fails_the_batch_write_on_every_engine(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    # What a caller that decided wrongly (or raced a writer that held no lock) would send:
+    # on PostgreSQL the count of changed accounts says so, on SQLite the CHECK fails the
+    # commit; either way nothing of the batch commits.
+    poor = await open_account(sessions, balance=5)
+    other = await open_account(sessions)
+    before = await snapshot(sessions)
+    row = NewTransfer(
+        source_account_id=poor.id,
+        destination_account_id=other.id,
+        amount=6,
+        currency="EUR",
+        idempotency_key=None,
+        description=None,
+        idempotency_scope=None,
+    )
+    with pytest.raises((RuntimeError, IntegrityError)):
+        async with sessions() as session, session.begin():
+            await TransferRepository(session).insert_and_apply(
+                [row],
+                {poor.id: -6, other.id: 6},
+                TRANSFERS_COMPLETED,
+                utcnow(),
+                TRANSFER_COMPLETED_EVENT,
+            )
+    assert await snapshot(sessions) == before

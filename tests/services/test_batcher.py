@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from db import DatabaseSettings, create_engine, create_session_factory
 from models import Account
 from services import (
     AccountService,
@@ -22,8 +23,10 @@ from services import (
     TransferRecord,
     TransferService,
 )
+from services.batcher import split_budget
 from services.errors import (
     AccountNotFound,
+    DatabaseBusy,
     IdempotencyConflict,
     InsufficientFunds,
     InvalidAmount,
@@ -31,6 +34,7 @@ from services.errors import (
     OperationTimeout,
     SameAccount,
 )
+from services.transactions import DEFAULT_ATTEMPTS
 from tests.support.ledger import open_account, snapshot
 from tests.support.pgbouncer import through_pgbouncer
 
@@ -109,19 +113,26 @@ async def test_a_thousand_transfers_from_64_clients_conserve_money(
         source, destination = rng.sample(ids, 2)
         plan.append((source, destination, rng.randint(1, 4_000)))
 
+    moved: list[tuple[int, int, int]] = []
     async with TransferBatcher(sessions) as batcher:
 
         async def client(work: list[tuple[int, int, int]]) -> None:
             for source, destination, amount in work:
                 with suppress(InsufficientFunds):
                     await batcher.transfer(source, destination, amount)
+                    moved.append((source, destination, amount))
 
         await asyncio.gather(*(client(plan[i::64]) for i in range(64)))
 
     assert batcher.batches < len(plan)  # requests really were coalesced
-    balances = [await AccountService(sessions).balance(i) for i in ids]
-    assert sum(balances) == 80_000
-    assert min(balances) >= 0
+    balances = {i: await AccountService(sessions).balance(i) for i in ids}
+    assert sum(balances.values()) == 80_000
+    # Each acknowledged transfer moved its money once, and no refused one did.
+    expected = dict.fromkeys(ids, 10_000)
+    for source, destination, amount in moved:
+        expected[source] -= amount
+        expected[destination] += amount
+    assert balances == expected
     report = await LedgerAuditor(sessions).verify()
     assert report.ok, report.problems
 
@@ -151,6 +162,76 @@ async def test_a_poisoned_request_fails_alone_and_leaves_nothing_half_applied(
     assert await AccountService(sessions).balance(b.id) == 50
     assert (await snapshot(sessions)).transfers == 1 + 5
     assert (await LedgerAuditor(sessions).verify()).ok
+
+
+REQUESTS = 64
+
+
+class Begins:
+    """Counts the transactions an engine begins."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.count = 0
+        self._engine = engine.sync_engine
+
+    def _begun(self, *_: Any) -> None:
+        self.count += 1
+
+    def __enter__(self) -> Begins:
+        event.listen(self._engine, "begin", self._begun)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        event.remove(self._engine, "begin", self._begun)
+
+
+async def test_a_batch_against_a_database_that_stays_busy_fails_whole_without_splitting(
+    sessions: async_sessionmaker[AsyncSession], engine: AsyncEngine, settings: DatabaseSettings
+) -> None:
+    a = await open_account(sessions, balance=1_000)
+    b = await open_account(sessions)
+    impatient = create_engine(settings.replace(busy_timeout_ms=20, lock_timeout_ms=20))
+    try:
+        async with (
+            TransferBatcher(create_session_factory(impatient)) as batcher,
+            _write_lock_held(engine, a.id),
+        ):
+            with Begins(impatient) as begins:
+                results = await asyncio.gather(
+                    *(batcher.transfer(a.id, b.id, 1) for _ in range(REQUESTS)),
+                    return_exceptions=True,
+                )
+    finally:
+        await impatient.dispose()
+    assert {type(r) for r in results} == {DatabaseBusy}
+    # One batch, retried as any transaction is; not 127 halves retried 5 times each.
+    assert batcher.batches == 1
+    assert begins.count <= DEFAULT_ATTEMPTS
+    assert (await snapshot(sessions)).transfers == 1
+
+
+async def test_a_batch_that_fails_throughout_is_split_within_its_budget(
+    sessions: async_sessionmaker[AsyncSession], engine: AsyncEngine
+) -> None:
+    a = await open_account(sessions, balance=1_000)
+    b = await open_account(sessions)
+
+    def poison(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if "INSERT INTO transfers" in statement and "POISON" in repr(parameters):
+            raise RuntimeError("injected failure")
+
+    event.listen(engine.sync_engine, "before_cursor_execute", poison)
+    try:
+        async with TransferBatcher(sessions) as batcher:
+            results = await asyncio.gather(
+                *(batcher.transfer(a.id, b.id, 1, description="POISON") for _ in range(REQUESTS)),
+                return_exceptions=True,
+            )
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", poison)
+    assert {type(r) for r in results} == {RuntimeError}
+    assert batcher.batches <= 1 + split_budget(REQUESTS) < 2 * REQUESTS - 1
+    assert (await snapshot(sessions)).transfers == 1
 
 
 async def test_a_request_cancelled_before_its_batch_starts_is_dropped(

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from db import EngineMonitor, pool_status
 from services import (
     AccountService,
+    Caller,
     Counterparty,
     CurrencySummary,
     DashboardService,
@@ -23,6 +24,7 @@ from services import (
 from services.errors import InvalidId, InvalidInput, OperationTimeout, UserNotFound
 from services.transactions import run_in_transaction
 from tests.support.jobs import StatementLog
+from tests.support.ledger import open_account
 
 
 async def _run_all_jobs(sessions: async_sessionmaker[AsyncSession]) -> None:
@@ -150,6 +152,18 @@ async def test_the_owners_of_many_accounts_come_from_one_in_query(
     assert log.statements == []
 
 
+async def test_a_user_sees_the_owners_of_their_own_and_their_counterparties_accounts_only(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    mine = await open_account(sessions, balance=100)
+    partner = await open_account(sessions)
+    stranger = await open_account(sessions)
+    await TransferService(sessions).transfer(mine.id, partner.id, 5)
+    as_me = DashboardService(sessions, caller=Caller.user(mine.owner_id))
+    owners = await as_me.account_owners([mine.id, partner.id, stranger.id])
+    assert set(owners) == {mine.id, partner.id}
+
+
 @pytest.mark.parametrize("bound", [0, 101, 2.5, True, "4"])
 def test_max_concurrency_must_be_a_whole_number_from_1_to_100(
     sessions: async_sessionmaker[AsyncSession], bound: object
@@ -158,7 +172,7 @@ def test_max_concurrency_must_be_a_whole_number_from_1_to_100(
         DashboardService(sessions, max_concurrency=bound)  # type: ignore[arg-type]
 
 
-# None was a TypeError from iterating it (found by the fuzz suite).
+# Iterating a non-collection would be a TypeError deep in the service, not InvalidId.
 @pytest.mark.parametrize("account_ids", [None, 7, 1.5, "12", object()])
 async def test_account_owners_refuses_what_is_not_a_collection_of_ids(
     sessions: async_sessionmaker[AsyncSession], account_ids: Any

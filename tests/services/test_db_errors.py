@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
@@ -25,7 +23,7 @@ def test_a_refused_connection_is_database_unavailable_with_its_reason() -> None:
 async def test_a_connect_timeout_names_the_setting_that_bounds_it(
     settings: DatabaseSettings,
 ) -> None:
-    engine = create_engine(replace(settings, pool_timeout=0.25))
+    engine = create_engine(settings.replace(pool_timeout=0.25))
     try:
         error = translate(TimeoutError(), engine)
     finally:

@@ -101,7 +101,7 @@ async def test_a_huge_batcher_timeout_is_invalid_input(sessions: Sessions) -> No
         )
 
 
-# Found by the fuzz suite once it sent huge ints: the queue quoted them with !r.
+# A huge int must be shown shortened in the message, not quoted whole with !r.
 @pytest.mark.parametrize(
     "claim",
     [

@@ -8,7 +8,13 @@ from dataclasses import replace
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services import AccountService, LedgerAuditor, TransferService
+from services import (
+    AccountService,
+    LedgerAuditor,
+    TransferBatcher,
+    TransferRequest,
+    TransferService,
+)
 from services.errors import IdempotencyConflict
 from tests.support.ledger import open_account, snapshot
 
@@ -57,6 +63,44 @@ async def test_reusing_a_key_for_another_request_is_a_conflict(
     with pytest.raises(IdempotencyConflict):
         await transfers.transfer(*other, idempotency_key="k-1")
     assert await snapshot(sessions) == before
+
+
+@pytest.mark.parametrize(
+    ("first", "again"), [("rent", "rent, december"), ("rent", None), (None, "rent")]
+)
+async def test_a_replay_whose_description_differs_is_a_conflict_on_every_write_path(
+    sessions: async_sessionmaker[AsyncSession], first: str | None, again: str | None
+) -> None:
+    # The same rule the HTTP API applies ("same body"), for every interface: the service.
+    a = await open_account(sessions, balance=1_000)
+    b = await open_account(sessions)
+    transfers, accounts = TransferService(sessions), AccountService(sessions)
+    await transfers.transfer(a.id, b.id, 5, idempotency_key="t", description=first)
+    await accounts.deposit(a.id, 5, idempotency_key="d", description=first)
+    before = await snapshot(sessions)
+    with pytest.raises(IdempotencyConflict):
+        await transfers.transfer(a.id, b.id, 5, idempotency_key="t", description=again)
+    with pytest.raises(IdempotencyConflict):
+        await accounts.deposit(a.id, 5, idempotency_key="d", description=again)
+    async with TransferBatcher(sessions) as batcher:
+        with pytest.raises(IdempotencyConflict):
+            await batcher.transfer(a.id, b.id, 5, idempotency_key="t", description=again)
+    (outcome,) = await transfers.transfer_many(
+        [TransferRequest.of(a.id, b.id, 5, idempotency_key="t", description=again)]
+    )
+    assert isinstance(outcome, IdempotencyConflict)
+    assert await snapshot(sessions) == before
+
+
+async def test_a_replay_with_the_same_description_is_the_original(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    a = await open_account(sessions, balance=1_000)
+    b = await open_account(sessions)
+    transfers = TransferService(sessions)
+    first = await transfers.transfer(a.id, b.id, 5, idempotency_key="t", description=" rent ")
+    again = await transfers.transfer(a.id, b.id, 5, idempotency_key="t", description="rent")
+    assert again == replace(first, replayed=True)
 
 
 async def test_keys_are_shared_by_deposits_withdrawals_and_transfers(

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from models import Job, JobStatus
-from services import JobQueue, RetryPolicy
+from services import Backoff, JobQueue
 from services.errors import InvalidInput
 from tests.support.jobs import FakeClock, StatementLog
 from tests.support.pgbouncer import through_pgbouncer
@@ -131,7 +131,7 @@ async def test_failures_back_off_exponentially_then_go_dead_with_the_error_kept(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     clock = FakeClock()
-    retry = RetryPolicy(base_seconds=10, cap_seconds=1000, rng=random.Random(1))
+    retry = Backoff(base_seconds=10, cap_seconds=1000, rng=random.Random(1))
     queue = JobQueue(sessions, clock=clock, retry=retry)
     job_id = (await queue.enqueue("k", {}, max_attempts=3)).id
 

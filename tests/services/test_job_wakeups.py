@@ -12,11 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from db.wakeups import JOBS_CHANNEL
 from models import utcnow
 from services import TRANSFER_COMPLETED, ClaimedJob, JobQueue, TransferService, Worker, WorkerEvent
-from tests.services.test_worker import Events, _running
 from tests.support.backends import postgres_direct_only, postgres_only, sqlite_only
 from tests.support.jobs import StatementLog
 from tests.support.ledger import open_account
 from tests.support.pgbouncer import through_pgbouncer
+from tests.support.workers import Events, running_worker
 
 # Through PgBouncer the listener must still reach the server directly (DB_LISTEN_URL).
 pytestmark = through_pgbouncer
@@ -63,7 +63,7 @@ async def test_an_idle_worker_claims_as_soon_as_a_job_commits(
     worker = Worker(
         queue, {"k": _noop}, poll_interval=NEVER, max_poll_interval=NEVER, listener=events
     )
-    async with _running(worker, stop) as run:
+    async with running_worker(worker, stop) as run:
         await _idle(worker, queue)
         async with sessions() as session, session.begin():
             await JobQueue(sessions).enqueue("k", {}, session=session)
@@ -83,7 +83,7 @@ async def test_a_commit_from_another_process_is_noticed_by_data_version(
     worker = Worker(
         queue, {"k": _noop}, poll_interval=0.05, max_poll_interval=NEVER, listener=events
     )
-    async with _running(worker, stop) as run:
+    async with running_worker(worker, stop) as run:
         await _idle(worker, queue)
         # A plain sqlite3 connection, as another process would write: no in-process signal.
         now = utcnow().strftime("%Y-%m-%d %H:%M:%S.%f")
@@ -111,7 +111,7 @@ async def test_a_lost_listener_reconnects_and_picks_up_jobs_committed_meanwhile(
     worker = Worker(
         queue, {"k": _noop}, poll_interval=NEVER, max_poll_interval=NEVER, listener=events
     )
-    async with _running(worker, stop) as run:
+    async with running_worker(worker, stop) as run:
         await _idle(worker, queue)
         assert worker.wakeups is not None
         assert worker.wakeups.listener is not None
@@ -136,7 +136,7 @@ async def test_an_idle_worker_sends_at_most_one_query_per_max_poll_interval(
     stop = asyncio.Event()
     worker = Worker(queue, {"k": _noop}, poll_interval=0.05, max_poll_interval=1.0)
     window = 3.0
-    async with _running(worker, stop) as run:
+    async with running_worker(worker, stop) as run:
         await _idle(worker, queue)
         with StatementLog(engine) as log:
             claims_before = queue.claims
@@ -164,7 +164,7 @@ async def test_an_idle_worker_claims_as_soon_as_a_transfer_commits(
         listener=events,
     )
     before = (await queue.stats()).queued
-    async with _running(worker, stop) as run:
+    async with running_worker(worker, stop) as run:
         await _idle(worker, queue)
         await events.wait_for(WorkerEvent.DONE, before)
         # Polls never come round: only the transfer's wake-up can bring its job.

@@ -1,4 +1,4 @@
-"""A malformed batch is InvalidInput before anything is applied (found by the fuzz suite)."""
+"""A malformed batch is InvalidInput before anything is applied: no request of it runs."""
 
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ them: never an ORM object or a repository's row.
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import importlib
 import inspect
@@ -25,6 +26,13 @@ from services.results import Result, UserRecord
 
 PLAIN = (int, str, bool, float, bytes, type(None), datetime)
 CONTAINERS = (tuple, list, dict, set, frozenset)
+# A stream of results; a @contextmanager method is annotated with what it yields too.
+STREAMS = (
+    collections.abc.AsyncIterator,
+    collections.abc.AsyncGenerator,
+    collections.abc.Iterator,
+    collections.abc.Generator,
+)
 
 
 def _result_classes() -> list[type]:
@@ -37,7 +45,7 @@ def _result_classes() -> list[type]:
 
 def _service_methods() -> list[typing.Any]:
     found = []
-    for info in pkgutil.iter_modules(services.__path__, prefix="services."):
+    for info in pkgutil.walk_packages(services.__path__, prefix="services."):
         module = importlib.import_module(info.name)
         for cls in vars(module).values():
             if not inspect.isclass(cls) or cls.__module__ != module.__name__:
@@ -54,9 +62,11 @@ def _service_methods() -> list[typing.Any]:
 
 def _leaves(annotation: typing.Any) -> list[typing.Any]:
     origin = typing.get_origin(annotation)
+    if annotation is None:
+        return [type(None)]
     if origin is None:
         return [annotation]
-    if origin in CONTAINERS or origin in (typing.Union, types.UnionType):
+    if origin in CONTAINERS or origin in STREAMS or origin in (typing.Union, types.UnionType):
         return [leaf for arg in typing.get_args(annotation) for leaf in _leaves(arg)]
     return [annotation]
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from dataclasses import replace
 
 import pytest
 from sqlalchemy import Connection, text
@@ -24,7 +23,7 @@ async def one_connection(
     settings: DatabaseSettings, sessions: object
 ) -> AsyncIterator[AsyncEngine]:
     """A second engine on the test database whose pool holds one connection."""
-    engine = create_engine(replace(settings, pool_size=1, max_overflow=0, pool_timeout=0.3))
+    engine = create_engine(settings.replace(pool_size=1, max_overflow=0, pool_timeout=0.3))
     yield engine
     await engine.dispose()
 
@@ -74,7 +73,7 @@ async def test_an_exhausted_pool_raises_pool_exhausted(one_connection: AsyncEngi
 async def test_a_deadline_bounds_the_wait_for_a_pooled_connection(
     settings: DatabaseSettings, sessions: object
 ) -> None:
-    engine = create_engine(replace(settings, pool_size=1, max_overflow=0, pool_timeout=60))
+    engine = create_engine(settings.replace(pool_size=1, max_overflow=0, pool_timeout=60))
     try:
         async with engine.connect():
             began = time.perf_counter()

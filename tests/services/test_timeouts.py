@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -33,7 +32,7 @@ PROMPT_S = 5.0
 @pytest.fixture
 async def small_engine(settings: DatabaseSettings, sessions: object) -> AsyncIterator[AsyncEngine]:
     """A second engine on the test database with a one-connection pool."""
-    engine = create_engine(replace(settings, pool_size=1, max_overflow=0, pool_timeout=0.3))
+    engine = create_engine(settings.replace(pool_size=1, max_overflow=0, pool_timeout=0.3))
     yield engine
     await engine.dispose()
 
@@ -202,7 +201,7 @@ async def test_an_exhausted_pool_raises_an_error_naming_the_pool_settings(
 async def test_a_deadline_also_bounds_the_wait_for_a_pooled_connection(
     settings: DatabaseSettings, sessions: object
 ) -> None:
-    engine = create_engine(replace(settings, pool_size=1, max_overflow=0, pool_timeout=60))
+    engine = create_engine(settings.replace(pool_size=1, max_overflow=0, pool_timeout=60))
     try:
         async with engine.connect():
             began = time.perf_counter()
@@ -219,7 +218,7 @@ async def test_a_deadline_also_bounds_the_wait_for_a_pooled_connection(
 async def test_the_postgres_statement_timeout_raises_operation_timeout(
     settings: DatabaseSettings, sessions: object
 ) -> None:
-    engine = create_engine(replace(settings, statement_timeout_ms=50))
+    engine = create_engine(settings.replace(statement_timeout_ms=50))
     try:
 
         async def work(session: AsyncSession) -> None:

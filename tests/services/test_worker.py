@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
-from dataclasses import replace
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import event, func, select, text
@@ -17,54 +16,23 @@ from db import DatabaseSettings, create_engine, create_session_factory, pool_sta
 from models import Job, Notification
 from services import (
     TRANSFER_COMPLETED,
+    Backoff,
     ClaimedJob,
     JobHandler,
     JobQueue,
-    RetryPolicy,
     TransferNotifier,
     TransferRequest,
     TransferService,
     Worker,
     WorkerEvent,
-    WorkerStats,
 )
 from services.transactions import run_in_transaction
 from tests.support.jobs import FakeClock, StatementLog
 from tests.support.ledger import open_account
 from tests.support.pgbouncer import through_pgbouncer
+from tests.support.workers import Events, running_worker
 
 pytestmark = through_pgbouncer
-
-
-class Events:
-    """A worker listener that counts events and wakes tests waiting for a count."""
-
-    def __init__(self, stop: asyncio.Event | None = None) -> None:
-        self.counts: Counter[WorkerEvent] = Counter()
-        self.jobs: dict[WorkerEvent, list[int]] = {}
-        self._changed = asyncio.Condition()
-        self._stop = stop
-        self._stop_when: Callable[[Counter[WorkerEvent]], bool] | None = None
-
-    def __call__(self, event: WorkerEvent, job: ClaimedJob) -> None:
-        self.counts[event] += 1
-        self.jobs.setdefault(event, []).append(job.id)
-        if self._stop is not None and self._stop_when is not None and self._stop_when(self.counts):
-            self._stop.set()
-        asyncio.get_running_loop().create_task(self._notify())
-
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
-
-    def stop_when(self, condition: Callable[[Counter[WorkerEvent]], bool]) -> None:
-        """Set the stop event as soon as `condition(counts)` holds."""
-        self._stop_when = condition
-
-    async def wait_for(self, event: WorkerEvent, count: int = 1) -> None:
-        """Return once `event` has happened `count` times (fail, not hang, if it never does)."""
-        async with asyncio.timeout(60), self._changed:
-            await self._changed.wait_for(lambda: self.counts[event] >= count)
 
 
 def _gate(*, write_first: bool = False) -> tuple[asyncio.Event, asyncio.Event, JobHandler]:
@@ -103,18 +71,6 @@ def _no_task_left_behind() -> Iterator[None]:
     left = {t for t in asyncio.all_tasks() - before if not t.done()}
     names = [t.get_name() for t in left]
     assert not [n for n in names if n.startswith(("job-", "handler-"))], names
-
-
-@asynccontextmanager
-async def _running(worker: Worker, stop: asyncio.Event) -> AsyncIterator[asyncio.Task[WorkerStats]]:
-    """Run the worker in a task; if the test fails first, cancel it rather than leak it."""
-    run = asyncio.create_task(worker.run(stop))
-    try:
-        yield run
-    finally:
-        if not run.done():
-            run.cancel()
-            await asyncio.gather(run, return_exceptions=True)
 
 
 async def _one_deposit_job(sessions: async_sessionmaker[AsyncSession]) -> int:
@@ -197,7 +153,7 @@ async def test_a_long_job_renews_its_lease_and_is_not_reclaimed(
         heartbeat_interval=0.05,
         listener=events,
     )
-    async with _running(worker, stop) as run:
+    async with running_worker(worker, stop) as run:
         await started.wait()
         for _ in range(3):  # 150 s in all, far past the first lease of 60 s
             clock.advance(50)
@@ -227,7 +183,7 @@ async def test_a_worker_that_lost_its_lease_cancels_the_job_and_commits_nothing(
         heartbeat_interval=0.01,
         listener=events,
     )
-    async with _running(worker, stop) as run:
+    async with running_worker(worker, stop) as run:
         await started.wait()  # the handler waits before it opens its transaction
         clock.advance(61)  # the worker stalled past its lease...
         (taken,) = await queue.claim("other", limit=1, lease_seconds=60)  # ...and lost the job
@@ -257,7 +213,7 @@ async def test_a_stale_worker_s_completion_is_refused_and_its_effect_rolled_back
         heartbeat_interval=59,
         listener=events,
     )
-    async with _running(worker, stop) as run:
+    async with running_worker(worker, stop) as run:
         await started.wait()
         clock.advance(61)
         (taken,) = await queue.claim("other", limit=1, lease_seconds=60)
@@ -279,7 +235,7 @@ async def test_a_stale_worker_s_completion_is_refused_and_its_effect_rolled_back
 async def test_a_failing_handler_retries_then_goes_dead_and_the_worker_carries_on(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    queue = JobQueue(sessions, retry=RetryPolicy(base_seconds=0))
+    queue = JobQueue(sessions, retry=Backoff(base_seconds=0))
     bad = await queue.enqueue("bad", {}, max_attempts=3)
     good = await queue.enqueue("good", {})
     attempts: list[int] = []
@@ -341,6 +297,25 @@ async def test_a_job_past_its_timeout_is_cancelled_and_failed(
     assert dead.last_error.startswith("OperationTimeout: ")
 
 
+async def test_a_job_timeout_longer_than_a_day_lets_the_job_run(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    # The worker accepts any job_timeout below MAX_SECONDS; the handler's deadline must
+    # accept the same (it refused more than a day, failing every run of every job).
+    queue = JobQueue(sessions)
+    job = await queue.enqueue("quick", {}, max_attempts=1)
+
+    async def quick(job: ClaimedJob, session: AsyncSession) -> None:
+        return None
+
+    stop = asyncio.Event()
+    events = Events(stop)
+    events.stop_when(lambda c: c[WorkerEvent.DONE] + c[WorkerEvent.DEAD] >= 1)
+    await Worker(queue, {"quick": quick}, job_timeout=100_000, listener=events).run(stop)
+    assert (events.counts[WorkerEvent.DONE], events.counts[WorkerEvent.DEAD]) == (1, 0)
+    assert (await _job(sessions, job.id)).status == "done"
+
+
 async def test_shutdown_lets_in_flight_jobs_finish_within_the_deadline(
     engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
@@ -349,7 +324,7 @@ async def test_shutdown_lets_in_flight_jobs_finish_within_the_deadline(
     stop = asyncio.Event()
     worker = Worker(JobQueue(sessions), {TRANSFER_COMPLETED: handler}, shutdown_timeout=30)
     with _no_task_left_behind():
-        async with _running(worker, stop) as run:
+        async with running_worker(worker, stop) as run:
             await started.wait()
             stop.set()
             proceed.set()
@@ -371,7 +346,7 @@ async def test_shutdown_past_the_deadline_hands_unfinished_jobs_back(
         JobQueue(sessions), {TRANSFER_COMPLETED: handler}, concurrency=1, shutdown_timeout=0.1
     )
     with _no_task_left_behind():
-        async with _running(worker, stop) as run:
+        async with running_worker(worker, stop) as run:
             await started.wait()
             stop.set()
             began = time.perf_counter()
@@ -397,7 +372,7 @@ async def test_a_stop_does_not_wait_for_a_claim_stuck_behind_a_lock(
 
     # SQLite cannot interrupt a wait in its busy handler: a cancelled claim returns when
     # the wait ends, so the bound on a stop includes DB_BUSY_TIMEOUT_MS.
-    worker_engine = create_engine(replace(settings, busy_timeout_ms=200))
+    worker_engine = create_engine(settings.replace(busy_timeout_ms=200))
     stop = asyncio.Event()
     worker = Worker(Watched(create_session_factory(worker_engine)), {}, shutdown_timeout=0.1)
     try:
@@ -407,7 +382,7 @@ async def test_a_stop_does_not_wait_for_a_claim_stuck_behind_a_lock(
                 await blocker.execute(text("LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE"))
             else:
                 await blocker.execute(text("UPDATE jobs SET attempts = attempts"))
-            async with _running(worker, stop) as run:
+            async with running_worker(worker, stop) as run:
                 await claiming.wait()
                 stop.set()
                 began = time.perf_counter()
@@ -436,7 +411,7 @@ async def test_cancelling_the_worker_itself_leaves_no_job_task_or_connection(
     assert pool_status(engine).checked_out == 0
 
 
-async def test_cancelling_the_worker_mid_claim_leaves_no_claim_running(
+async def test_cancelling_the_worker_mid_claim_leaves_no_claimrunning_worker(
     engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     await _one_deposit_job(sessions)
@@ -579,7 +554,7 @@ async def test_a_stale_lease_in_a_batch_is_refused_alone_and_the_rest_commits(
         heartbeat_interval=59,  # slower than the test: the completion finds the loss
         listener=events,
     )
-    async with _running(worker, stop) as run:
+    async with running_worker(worker, stop) as run:
         await started.wait()
         clock.advance(61)
         (taken,) = await queue.claim("other", limit=1, lease_seconds=60)

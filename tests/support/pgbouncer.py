@@ -11,7 +11,7 @@ The fixture and the deselection hook live in tests/support/pgbouncer_plugin.py.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Final, NoReturn
 
 import pytest
@@ -44,12 +44,12 @@ def through_pooler(url: str, pooler_url: str) -> str:
 
 def pooled_settings(settings: DatabaseSettings) -> DatabaseSettings:
     """`settings` made safe behind the transaction pooler, listening directly."""
-    return replace(settings, pg_pooler=POOLER_TRANSACTION, listen_url=direct_url(settings.url))
+    return settings.replace(pg_pooler=POOLER_TRANSACTION, listen_url=direct_url(settings.url))
 
 
 async def _unreachable_reason(url: str) -> str | None:
     settings = pooled_settings(DatabaseSettings(url=url, pool_size=1, max_overflow=0))
-    engine = create_engine(replace(settings, pool_timeout=5))
+    engine = create_engine(settings.replace(pool_timeout=5))
     try:
         async with engine.connect() as connection:
             await connection.execute(text("SELECT 1"))

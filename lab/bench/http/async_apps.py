@@ -8,7 +8,6 @@ routes are added here, never in api/: the API does not gain bench routes.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import text
@@ -53,7 +52,7 @@ async def waits_in_db(account_id: int, state: State) -> AccountOut:
 
 
 def _app(batch: bool) -> FastAPI:
-    settings = replace(ApiSettings.from_env(), batch_transfers=batch)
+    settings = ApiSettings.from_env().replace(batch_transfers=batch)
     app = create_app(settings)
     app.include_router(router)
     return app

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import ClassVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -119,11 +118,14 @@ class _ThroughPgBouncer(LedgerServices):
     def settings(self) -> DatabaseSettings:
         if self.target.pooler_url is None:
             raise ValueError(f"{self.key} needs a target with a pooler_url")
-        return replace(
-            super().settings(),
-            url=self.target.pooler_url,
-            pg_pooler=POOLER_TRANSACTION,
-            listen_url=self.target.url,
+        return (
+            super()
+            .settings()
+            .replace(
+                url=self.target.pooler_url,
+                pg_pooler=POOLER_TRANSACTION,
+                listen_url=self.target.url,
+            )
         )
 
 

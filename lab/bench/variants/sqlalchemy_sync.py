@@ -94,7 +94,7 @@ def _sqlite_engine(url: str, pool: int) -> Engine:
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
-        # As db/engine.py does for the async engine: no legacy transaction control.
+        # As db/sqlite_engine.py does for the async engine: no legacy transaction control.
         dbapi_connection.isolation_level = None
         for pragma in PRAGMAS:
             dbapi_connection.execute(pragma)

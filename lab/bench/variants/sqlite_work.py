@@ -1,6 +1,6 @@
 """The blocking sqlite3 unit of work for each operation, shared by the sqlite3 variants.
 
-Connections are set up like the project's engine does (db/engine.py): the driver's own
+Connections are set up like the project's engine does (db/sqlite_engine.py): the driver's own
 transaction control is off (`isolation_level=None`), every write transaction begins
 IMMEDIATE, and the same PRAGMAs apply, so the variants differ only in how they are called.
 """
