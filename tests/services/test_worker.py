@@ -125,8 +125,10 @@ async def test_workers_on_separate_engines_drain_every_job_exactly_once(
         for engine in engines:
             await engine.dispose()
 
+    # Every job's handler ran. A handler may run more than once: a transient error reruns its
+    # batch's whole transaction, rolled back first. What happens exactly once is what
+    # commits: one claim per job and one effect per transfer, checked below.
     assert sorted(runs) == job_ids
-    assert set(runs.values()) == {1}  # no job ran twice, none was skipped
     assert sum(s.claimed for s in stats) == total
     assert sum(s.done for s in stats) == total
     assert await _notification_count(sessions) == total
