@@ -19,7 +19,8 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from examples.scratch import Sessions, fix, funded_accounts, pitfall, scratch_ledger
 from services import AccountService
@@ -39,7 +40,9 @@ async def threaded_handler() -> None:
     await asyncio.to_thread(blocking_work)
 
 
-async def slowest_read(sessions: Sessions, account: int, handler: Callable[[], Awaitable[None]]) -> float:
+async def slowest_read(
+    sessions: Sessions, account: int, handler: Callable[[], Coroutine[Any, Any, None]]
+) -> float:
     """Seconds the slowest of a stream of small reads took while `handler` ran beside them."""
     accounts = AccountService(sessions)
     latencies: list[float] = []

@@ -60,7 +60,8 @@ async def main() -> None:
             fix(f"loaded eagerly with selectinload: user.accounts holds {len(user.accounts)}")
 
         record = await AccountService(sessions).get(first)
-        fix(f"services return frozen records, nothing lazy: {type(record).__name__}.balance = {record.balance}")
+        kind = type(record).__name__
+        fix(f"services return frozen records, nothing lazy: {kind}.balance = {record.balance}")
 
 
 if __name__ == "__main__":

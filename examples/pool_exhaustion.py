@@ -33,7 +33,9 @@ from examples.scratch import Sessions, fix, pitfall, scratch_ledger
 from services.errors import PoolExhausted
 from services.transactions import run_in_transaction
 
-POOL: Final = {"pool_size": 2, "max_overflow": 1, "pool_timeout": 0.2}
+POOL_SIZE: Final = 2
+POOL_TIMEOUT: Final = 0.2
+POOL: Final = {"pool_size": POOL_SIZE, "max_overflow": 1, "pool_timeout": POOL_TIMEOUT}
 REQUESTS: Final = 8
 # Each request holds its connection this long (a slow call): the third wave of requests
 # would wait twice this for a connection, longer than pool_timeout.
@@ -69,7 +71,7 @@ def two_connections_per_thread(threads: int, connections: int) -> tuple[int, flo
             poolclass=sqlalchemy.QueuePool,
             pool_size=connections,
             max_overflow=0,
-            pool_timeout=POOL["pool_timeout"],
+            pool_timeout=POOL_TIMEOUT,
         )
         everyone_holds_one = threading.Barrier(min(threads, connections))
 
@@ -94,7 +96,7 @@ async def main() -> None:
         failed, message = await burst(sessions, limit=None)
         pitfall(f"{REQUESTS} concurrent requests on a pool of 2 + 1: {failed} failed: {message}")
         started = time.perf_counter()
-        failed, _ = await burst(sessions, limit=asyncio.Semaphore(POOL["pool_size"]))
+        failed, _ = await burst(sessions, limit=asyncio.Semaphore(POOL_SIZE))
         fix(
             f"bounded to the pool size with a semaphore: {REQUESTS - failed} of {REQUESTS} "
             f"succeeded, in {time.perf_counter() - started:.2f}s"

@@ -41,7 +41,10 @@ async def main() -> None:
         accounts = AccountService(sessions)
         records = await asyncio.gather(*(accounts.get(i) for i in ids))
         balances = sum(record.balance for record in records)
-        fix(f"a session per task: {len(records)} of {len(ids)} accounts read concurrently, {balances} in all")
+        fix(
+            f"a session per task: {len(records)} of {len(ids)} accounts read concurrently, "
+            f"{balances} in all"
+        )
 
 
 if __name__ == "__main__":

@@ -31,9 +31,9 @@ WRITE = text("UPDATE accounts SET balance = :balance WHERE id = :id")
 
 
 async def withdraw(
-    engine: AsyncEngine, account: int, amount: int, begin: str, both_read: asyncio.Barrier, order: int
+    engine: AsyncEngine, account: int, begin: str, both_read: asyncio.Barrier, order: int
 ) -> str:
-    """Read the balance, then write it less `amount`, in one transaction begun with `begin`.
+    """Read the balance, then write it less 100, in one transaction begun with `begin`.
     The first task commits before the second writes."""
     async with engine.connect() as connection:
         connection = await connection.execution_options(**{SQLITE_BEGIN_OPTION: begin})
@@ -45,17 +45,17 @@ async def withdraw(
                 await asyncio.sleep(0.1)  # the second commits first
             started = time.perf_counter()
             try:
-                await connection.execute(WRITE, {"balance": balance - amount, "id": account})
+                await connection.execute(WRITE, {"balance": balance - 100, "id": account})
             except OperationalError as error:
                 elapsed = (time.perf_counter() - started) * 1000
-                return f"failed after {elapsed:.0f} ms: {str(error.orig)}"
+                return f"failed after {elapsed:.0f} ms: {error.orig}"
         return "committed"
 
 
 async def race(engine: AsyncEngine, account: int, begin: str) -> list[str]:
     both_read = asyncio.Barrier(2)
     return list(
-        await asyncio.gather(*(withdraw(engine, account, 100, begin, both_read, i) for i in (0, 1)))
+        await asyncio.gather(*(withdraw(engine, account, begin, both_read, i) for i in (0, 1)))
     )
 
 
@@ -65,12 +65,12 @@ async def main() -> None:
 
         outcomes = await race(engine, account, "DEFERRED")
         failure = next((o for o in outcomes if o.startswith("failed")), "none failed")
-        pitfall(f"two read-then-write transactions with BEGIN DEFERRED: {failure} (busy_timeout 5000 ms)")
+        pitfall(f"read then write, BEGIN DEFERRED: {failure} (busy_timeout: 5000 ms)")
 
         outcomes = await race(engine, account, "IMMEDIATE")
         async with engine.connect() as connection:
             balance = (await connection.execute(READ, {"id": account})).scalar_one()
-        fix(f"with BEGIN IMMEDIATE: {' and '.join(outcomes)}; balance {balance} (900 - 2 x 100)")
+        fix(f"BEGIN IMMEDIATE: {' and '.join(outcomes)}; balance {balance} (900 - 2 x 100)")
 
 
 if __name__ == "__main__":

@@ -153,7 +153,7 @@ def test_the_check_resolves_relative_imports() -> None:
 # the app's public names only (what these modules' __all__ lists, or, without one, their
 # names without a leading underscore) and the tests' support code, so that a change inside
 # the app cannot break them and a service grown from this repository can delete them whole.
-APART: Final = ("lab",)
+APART: Final = ("lab", "examples")
 PUBLIC_SURFACES: Final = frozenset(
     {
         *("services", "services.errors", "services.transactions"),
@@ -222,7 +222,7 @@ def test_no_app_module_imports_the_lab_or_the_tests() -> None:
     assert problems == [], "\n".join(problems)
 
 
-def test_the_lab_uses_the_app_only_through_its_public_names() -> None:
+def test_the_lab_and_the_examples_use_the_app_only_through_its_public_names() -> None:
     problems = [
         f"{path.relative_to(PROJECT_ROOT)}:{found.line}: imports {found.target}: {reason}"
         for module, path in modules_of(APART)

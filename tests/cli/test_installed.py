@@ -74,7 +74,7 @@ def test_installed_package_migrates_and_shadows_nothing(tmp_path: Path) -> None:
         for path in site_packages.iterdir()
         if not path.name.endswith((".dist-info", ".pth")) and path.name != "__pycache__"
     }
-    assert top_level == INSTALLED_PACKAGES  # no alembic/, lab/, tests/
+    assert top_level == INSTALLED_PACKAGES  # no alembic/, lab/, tests/, examples/
 
     migrated = _run(ledgerctl, "--database-url", url, "migrate", cwd=elsewhere)
     assert migrated.returncode == 0, migrated.stderr
