@@ -28,7 +28,7 @@ from services import AccountService
 
 
 def first_line(error: Exception) -> str:
-    return f"{type(error).__name__}: {str(error).splitlines()[0][:110]}"
+    return f"{type(error).__name__}: {str(error).split(' (Background')[0]}"
 
 
 async def main() -> None:
