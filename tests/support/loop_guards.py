@@ -2,7 +2,8 @@
 
 - **A blocking call in the event loop fails the test that made it.** A watchdog thread
   watches the suite's event loop: the loop beats (a `call_later` callback) every
-  BLOCKED_SECONDS / 10, and when it stays running without a beat for BLOCKED_SECONDS, one
+  BLOCKED_SECONDS / 20, the thread looks every BLOCKED_SECONDS / 10, and when the loop
+  stays running without a beat for BLOCKED_SECONDS, one
   iteration of the loop (one callback, or one batch of ready callbacks) held it that long.
   The watchdog records the loop thread's stack at that moment, which names the blocking
   call, and the test in whose setup, body or teardown it happened fails with it.
@@ -45,6 +46,7 @@ class Watchdog:
 
     seconds: float
     found: list[str] = field(default_factory=list)
+    # Every episode that reached `seconds`, with its whole length: (seconds, test, where).
     everything: list[tuple[float, str, str]] = field(default_factory=list)
     current: str = ""
     _beats: int = 0
@@ -69,30 +71,33 @@ class Watchdog:
     def _run(self, loop: asyncio.AbstractEventLoop, period: float) -> None:
         seen = -1
         stuck_since: float | None = None
-        reported = False
+        where = ""
         while not self._stop.wait(period):
             beats = self._beats
             now = time.monotonic()
             # A loop that is not running (between tests) is not stuck, whatever its timers.
             if beats != seen or not loop.is_running():
-                seen, stuck_since, reported = beats, None, False
+                if stuck_since is not None and now - stuck_since >= self.seconds:
+                    self.everything.append((now - stuck_since, self.current, where))
+                seen, stuck_since = beats, None
                 continue
             if stuck_since is None:
                 stuck_since = now - period  # no beat since the previous tick, at least
-            if not reported and now - stuck_since >= self.seconds:
-                reported = True
-                self._report(now - stuck_since)
+                where = ""
+            if not where and now - stuck_since >= self.seconds:
+                stack = self._stack()
+                where = (stack.strip().splitlines()[-2:][:1] or ["?"])[0].strip()
+                self.found.append(
+                    f"the event loop made no progress for {now - stuck_since:.2f}s; "
+                    f"its thread was at:\n{stack}"
+                )
 
-    def _report(self, seconds: float) -> None:
+    def _stack(self) -> str:
         frame = sys._current_frames().get(self._loop_thread or -1)
         frames = traceback.extract_stack(frame) if frame is not None else []
         # From the callback the loop was running, not the loop's and pytest's own frames.
         starts = [i for i, f in enumerate(frames) if f.filename.endswith("asyncio/events.py")]
-        stack = "".join(traceback.format_list(frames[starts[-1] + 1 if starts else 0 :]))
-        report = f"the event loop made no progress for {seconds:.2f}s; its thread was at:\n{stack}"
-        self.found.append(report)
-        where = stack.strip().splitlines()[-2:][:1] or ["?"]
-        self.everything.append((seconds, self.current, where[0]))
+        return "".join(traceback.format_list(frames[starts[-1] + 1 if starts else 0 :]))
 
     def take(self) -> list[str]:
         found, self.found = self.found, []
