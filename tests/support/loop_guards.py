@@ -1,24 +1,26 @@
 """Two guards that keep the suite honest about asyncio (registered from tests/conftest.py).
 
-- **A blocking call in the event loop fails the test that made it.** A watchdog thread
-  watches the suite's event loop: the loop beats (a `call_later` callback) every
-  BLOCKED_SECONDS / 20, the thread looks every BLOCKED_SECONDS / 10, and when the loop
-  stays running without a beat for BLOCKED_SECONDS, one
-  iteration of the loop (one callback, or one batch of ready callbacks) held it that long.
-  The watchdog records the loop thread's stack at that moment, which names the blocking
-  call, and the test in whose setup, body or teardown it happened fails with it.
+- **A blocking call in the event loop fails the test that made it.** Every callback the
+  suite's event loop runs is timed (a task's step between two awaits is one callback); one
+  that holds the loop for BLOCKED_SECONDS or longer fails the test in whose setup, body or
+  teardown it ran. While it still runs, a watchdog thread records the loop thread's stack,
+  so the failure names the blocking line, not only the task.
 - **A coroutine that is never awaited fails the test that dropped it**, also when it sits
   in a reference cycle that only the garbage collector frees: after each test this runs
   `gc.collect()`, so the "never awaited" RuntimeWarning (an error under
   `filterwarnings = error`) is raised while pytest still reports it with that test.
 
-Why not asyncio debug mode, which reports slow callbacks itself: it records a stack for
-every callback and coroutine, which doubled the time of tests/services (15.5 s to 29.7 s in
-one run); the watchdog costs nothing measurable. BLOCKED_SECONDS is well above the longest
-iteration the suite makes legitimately on the loaded 2-core machines it runs on, and below
-any blocking call worth finding (a `time.sleep`, a sync driver call waiting on a lock, a
-hash over megabytes). `LOOP_GUARD_SECONDS=0.05 LOOP_GUARD_REPORT_ONLY=1` lists what the
-run did above 50 ms instead of failing: how the threshold was chosen, and how to re-check it.
+This is asyncio debug mode's slow-callback report (`loop.slow_callback_duration`) without
+debug mode's cost: debug mode also records a stack for every callback and coroutine
+created, which doubled the time of tests/services (15.5 s to 29.7 s, run back to back).
+The timing wraps `asyncio.Handle._run`, the one method every callback goes through (and
+the one debug mode times); it is private, so a Python that changes it fails here at once.
+
+BLOCKED_SECONDS is well above the longest callback the suite makes legitimately on the
+loaded 2-core machines it runs on, and below any blocking call worth finding (a
+`time.sleep`, a sync driver call waiting on a lock, a hash over megabytes).
+`LOOP_GUARD_SECONDS=0.05 LOOP_GUARD_REPORT_ONLY=1` lists every callback of the run above
+50 ms instead of failing: how the threshold was chosen, and how to re-check it.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import time
 import traceback
 from collections.abc import AsyncIterator, Generator
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 import pytest
 
@@ -42,62 +44,67 @@ REPORT_ONLY: Final = os.environ.get("LOOP_GUARD_REPORT_ONLY") == "1"
 
 @dataclass
 class Watchdog:
-    """Finds the event loop stuck in one iteration for `seconds`, and where."""
+    """Times every callback of one event loop; keeps those that took `seconds` or more."""
 
     seconds: float
     found: list[str] = field(default_factory=list)
-    # Every episode that reached `seconds`, with its whole length: (seconds, test, where).
+    # Every slow callback of the run: (seconds, test, callback).
     everything: list[tuple[float, str, str]] = field(default_factory=list)
     current: str = ""
-    _beats: int = 0
     _loop_thread: int | None = None
+    _started: float | None = None  # when the callback running now started
+    _stack: tuple[float, str] | None = None  # (that start, its stack) once it ran long
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def watch(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Beat on `loop` and watch it from a daemon thread until `stop()`."""
-        period = self.seconds / 10
+        """Time the callbacks of `loop`, which runs on this thread, until `stop()`."""
+        self._loop_thread = threading.get_ident()
+        run = asyncio.Handle._run
+        watchdog = self
 
-        def beat() -> None:
-            self._loop_thread = threading.get_ident()
-            self._beats += 1
-            loop.call_later(period / 2, beat)
+        def timed_run(handle: asyncio.Handle) -> None:
+            if threading.get_ident() != watchdog._loop_thread:
+                return run(handle)  # another thread's loop (the CLI's, a server's)
+            started = watchdog._started = time.monotonic()
+            try:
+                return run(handle)
+            finally:
+                watchdog._started = None
+                elapsed = time.monotonic() - started
+                if elapsed >= watchdog.seconds:
+                    watchdog._slow(handle, started, elapsed)
 
-        loop.call_soon(beat)
-        threading.Thread(target=self._run, args=(loop, period), daemon=True).start()
+        setattr(asyncio.Handle, "_run", timed_run)  # noqa: B010 (a private method on purpose)
+        self._restore: Any = run
+        threading.Thread(target=self._sample, daemon=True).start()
 
     def stop(self) -> None:
+        setattr(asyncio.Handle, "_run", self._restore)  # noqa: B010
         self._stop.set()
 
-    def _run(self, loop: asyncio.AbstractEventLoop, period: float) -> None:
-        seen = -1
-        stuck_since: float | None = None
-        where = ""
-        while not self._stop.wait(period):
-            beats = self._beats
-            now = time.monotonic()
-            # A loop that is not running (between tests) is not stuck, whatever its timers.
-            if beats != seen or not loop.is_running():
-                if stuck_since is not None and now - stuck_since >= self.seconds:
-                    self.everything.append((now - stuck_since, self.current, where))
-                seen, stuck_since = beats, None
+    def _sample(self) -> None:
+        """Record the loop thread's stack once its current callback has run `seconds`."""
+        while not self._stop.wait(self.seconds / 10):
+            started = self._started
+            if started is None or time.monotonic() - started < self.seconds:
                 continue
-            if stuck_since is None:
-                stuck_since = now - period  # no beat since the previous tick, at least
-                where = ""
-            if not where and now - stuck_since >= self.seconds:
-                stack = self._stack()
-                where = (stack.strip().splitlines()[-2:][:1] or ["?"])[0].strip()
-                self.found.append(
-                    f"the event loop made no progress for {now - stuck_since:.2f}s; "
-                    f"its thread was at:\n{stack}"
-                )
+            if self._stack is None or self._stack[0] != started:
+                frame = sys._current_frames().get(self._loop_thread or -1)
+                frames = traceback.extract_stack(frame) if frame is not None else []
+                # From the callback on, not the loop's and pytest's frames beneath it.
+                ends = [i for i, f in enumerate(frames) if f.filename.endswith("asyncio/events.py")]
+                if self._started == started:  # still the same callback: the stack is its
+                    stack = "".join(traceback.format_list(frames[ends[-1] + 1 :]))
+                    self._stack = (started, stack)
 
-    def _stack(self) -> str:
-        frame = sys._current_frames().get(self._loop_thread or -1)
-        frames = traceback.extract_stack(frame) if frame is not None else []
-        # From the callback the loop was running, not the loop's and pytest's own frames.
-        starts = [i for i, f in enumerate(frames) if f.filename.endswith("asyncio/events.py")]
-        return "".join(traceback.format_list(frames[starts[-1] + 1 if starts else 0 :]))
+    def _slow(self, handle: asyncio.Handle, started: float, elapsed: float) -> None:
+        # As debug mode's report does: a task's step is named by its task.
+        task = getattr(getattr(handle, "_callback", None), "__self__", None)
+        name = repr(task) if isinstance(task, asyncio.Task) else repr(handle)
+        stack = self._stack[1] if self._stack and self._stack[0] == started else ""
+        where = f"; after {self.seconds:g}s its thread was at:\n{stack}" if stack else ""
+        self.found.append(f"{name} held the event loop for {elapsed:.2f}s{where}")
+        self.everything.append((elapsed, self.current, name[:200]))
 
     def take(self) -> list[str]:
         found, self.found = self.found, []
@@ -164,6 +171,6 @@ def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if not REPORT_ONLY or not _watchdog.everything:
         return
-    terminalreporter.section("event loop stuck (LOOP_GUARD_REPORT_ONLY)")
+    terminalreporter.section("slow event-loop callbacks (LOOP_GUARD_REPORT_ONLY)")
     for seconds, test, where in sorted(_watchdog.everything, reverse=True)[:30]:
         terminalreporter.write_line(f"{seconds:.3f}s {test} {where.strip()}")
