@@ -94,7 +94,9 @@ class Watchdog:
                 # From the callback on, not the loop's and pytest's frames beneath it.
                 ends = [i for i, f in enumerate(frames) if f.filename.endswith("asyncio/events.py")]
                 if self._started == started:  # still the same callback: the stack is its
-                    stack = "".join(traceback.format_list(frames[ends[-1] + 1 :]))
+                    stack = "".join(
+                        traceback.format_list(frames[ends[-1] + 1 :] if ends else frames)
+                    )
                     self._stack = (started, stack)
 
     def _slow(self, handle: asyncio.Handle, started: float, elapsed: float) -> None:
