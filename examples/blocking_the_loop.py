@@ -93,7 +93,8 @@ async def main() -> None:
             f"a {BLOCKING_SECONDS * 1000:.0f} ms blocking call in one handler held every other "
             f"request: the slowest concurrent read took {blocked * 1000:.0f} ms"
         )
-        named = [m for r in reports.reports if (m := re.search(r"coro=<(\w+)\(.* (took .*)", r))]
+        mine = (r for r in reports.reports if "blocking_handler" in r)
+        named = [m for r in mine if (m := re.search(r"coro=<(\w+)\(.* (took .*)", r))]
         report = f"<Task coro={named[0][1]}()> {named[0][2]}" if named else "(none)"
         pitfall(f"debug mode's slow-callback report names it: {report}")
         fix(
