@@ -1,7 +1,12 @@
-"""ledgerctl end to end, in a subprocess, the way a user runs it."""
+"""ledgerctl end to end, in a subprocess, the way a user runs it.
+
+A test that waits for the subprocess is a plain `def` (it never runs on the event loop), or
+awaits it in a thread: a blocking wait on the loop fails the test (tests/support/loop_guards.py).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -16,13 +21,13 @@ from tests.support.paths import PROJECT_ROOT
 @pytest.fixture(scope="module")
 async def migrated_url(new_database: NewDatabase) -> str:
     url = await new_database()
-    done = ledgerctl(url, "migrate")
+    done = await asyncio.to_thread(ledgerctl, url, "migrate")
     assert done.returncode == 0, done.stderr
     assert "migrated empty -> " in done.stdout
     return url
 
 
-async def test_migrate_demo_and_audit_succeed(migrated_url: str) -> None:
+def test_migrate_demo_and_audit_succeed(migrated_url: str) -> None:
     demo = ledgerctl(migrated_url, "demo", "--transfers", "200", "--concurrency", "20")
     assert demo.returncode == 0, demo.stdout + demo.stderr
     assert "money conserved: yes" in demo.stdout
@@ -34,13 +39,13 @@ async def test_migrate_demo_and_audit_succeed(migrated_url: str) -> None:
     assert json.loads(audit.stdout)["ok"] is True
 
 
-async def test_migrate_twice_is_a_no_op(migrated_url: str) -> None:
+def test_migrate_twice_is_a_no_op(migrated_url: str) -> None:
     done = ledgerctl(migrated_url, "migrate")
     assert done.returncode == 0
     assert "already at revision" in done.stdout
 
 
-async def test_a_user_account_and_money_round_trip_with_json_reads(migrated_url: str) -> None:
+def test_a_user_account_and_money_round_trip_with_json_reads(migrated_url: str) -> None:
     user = json.loads(
         ledgerctl(migrated_url, "user", "add", "cli@example.com", "Cli", "--json").stdout
     )
@@ -73,7 +78,7 @@ async def test_a_user_account_and_money_round_trip_with_json_reads(migrated_url:
         (("user", "add", "not-an-email", "Name"), "email"),
     ],
 )
-async def test_bad_input_prints_one_line_and_exits_1(
+def test_bad_input_prints_one_line_and_exits_1(
     migrated_url: str, args: tuple[str, ...], message: str
 ) -> None:
     line = assert_one_line_error(ledgerctl(migrated_url, *args))
@@ -82,7 +87,8 @@ async def test_bad_input_prints_one_line_and_exits_1(
 
 @sqlite_only
 async def test_an_unmigrated_database_says_to_run_migrate(new_database: NewDatabase) -> None:
-    line = assert_one_line_error(ledgerctl(await new_database(), "balance", "1"))
+    url = await new_database()
+    line = assert_one_line_error(await asyncio.to_thread(ledgerctl, url, "balance", "1"))
     assert "ledgerctl migrate" in line
 
 
@@ -113,7 +119,7 @@ def _demo_read_one_line_then_close(url: str) -> tuple[str, int, str]:
         return first, process.wait(timeout=120), stderr
 
 
-async def test_a_reader_that_goes_away_ends_the_command_quietly(migrated_url: str) -> None:
+def test_a_reader_that_goes_away_ends_the_command_quietly(migrated_url: str) -> None:
     # `ledgerctl demo | head -1`: the pipe closes while the demo is still printing.
     first, code, stderr = _demo_read_one_line_then_close(migrated_url)
     assert first.startswith("demo on ")

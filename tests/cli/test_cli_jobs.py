@@ -23,7 +23,7 @@ from tests.support.paths import PROJECT_ROOT
 @pytest.fixture(scope="module")
 async def migrated_url(new_database: NewDatabase) -> str:
     url = await new_database()
-    done = ledgerctl(url, "migrate")
+    done = await asyncio.to_thread(ledgerctl, url, "migrate")
     assert done.returncode == 0, done.stderr
     return url
 
@@ -86,7 +86,8 @@ async def test_the_worker_runs_the_outbox_jobs_and_stops_on_sigterm(
     assert "Traceback" not in err
     assert "SIGTERM: stopping; " in out
     assert out.strip().splitlines()[-1].startswith("worker stopped: claimed 1, done 1,")
-    page = json.loads(ledgerctl(migrated_url, "dashboard", str(user.id), "--json").stdout)
+    read = await asyncio.to_thread(ledgerctl, migrated_url, "dashboard", str(user.id), "--json")
+    page = json.loads(read.stdout)
     assert [n["message"] for n in page["notifications"]] == [
         f"10.00 EUR deposited into account #{account.id}"
     ]
@@ -114,11 +115,11 @@ async def test_jobs_shows_the_queue_by_status(
     await AccountService(sessions_for).deposit(a.id, 100)
     await TransferService(sessions_for).transfer(a.id, b.id, 40)
     statuses = await _job_statuses(sessions_for)
-    stats = json.loads(ledgerctl(migrated_url, "jobs", "--json").stdout)
+    stats = json.loads((await asyncio.to_thread(ledgerctl, migrated_url, "jobs", "--json")).stdout)
     assert stats["queued"] == statuses.count("queued") >= 2
     assert stats["total"] == len(statuses)
     assert stats["dead_jobs"] == []
-    text = ledgerctl(migrated_url, "jobs")
+    text = await asyncio.to_thread(ledgerctl, migrated_url, "jobs")
     assert text.returncode == 0
     assert text.stdout.startswith(f"jobs: {stats['queued']} queued")
 
@@ -129,12 +130,13 @@ async def test_the_dashboard_prints_a_user_s_page(
     user = await UserService(sessions_for).register("page@example.com", "Page Owner")
     account = await AccountService(sessions_for).open(user.id, "JPY")
     await AccountService(sessions_for).deposit(account.id, 1_500)
-    done = ledgerctl(migrated_url, "dashboard", str(user.id))
+    done = await asyncio.to_thread(ledgerctl, migrated_url, "dashboard", str(user.id))
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0] == f"Page Owner <page@example.com> (user {user.id})"
     assert f"  #{account.id} 1500 JPY" in lines
-    page = json.loads(ledgerctl(migrated_url, "dashboard", str(user.id), "--json").stdout)
+    read = await asyncio.to_thread(ledgerctl, migrated_url, "dashboard", str(user.id), "--json")
+    page = json.loads(read.stdout)
     assert page["summary"] == [
         {
             "accounts": 1,
@@ -158,7 +160,7 @@ async def test_the_dashboard_prints_a_user_s_page(
         (("jobs", "--dead", "many"), "--dead"),
     ],
 )
-async def test_bad_requests_print_one_line_and_exit_1(
+def test_bad_requests_print_one_line_and_exit_1(
     migrated_url: str, args: tuple[str, ...], message: str
 ) -> None:
     line = assert_one_line_error(ledgerctl(migrated_url, *args))
