@@ -40,6 +40,18 @@ import pytest
 
 BLOCKED_SECONDS: Final = float(os.environ.get("LOOP_GUARD_SECONDS", "1.0"))
 REPORT_ONLY: Final = os.environ.get("LOOP_GUARD_REPORT_ONLY") == "1"
+# TEMPORARY: async tests that still wait for a child process with a blocking call on the
+# loop (the lab's bench runs; ledgerctl and rabbitmqctl in the events tests, where the
+# consumer and relay tasks starve meanwhile). Their blocks are not failed until they await
+# the child (asyncio.to_thread or an async subprocess), as tests/cli now does; none may join.
+PENDING: Final = frozenset(
+    {
+        "tests/events/test_faults.py",
+        "tests/events/test_interfaces.py",
+        "tests/lab/bench/test_bench.py",
+        "tests/lab/bench/test_http_bench.py",
+    }
+)
 
 
 @dataclass
@@ -123,9 +135,9 @@ async def _watch_the_event_loop() -> AsyncIterator[None]:
     _watchdog.stop()
 
 
-def _check(when: str) -> None:
+def _check(item: pytest.Item, when: str) -> None:
     found = _watchdog.take()
-    if found and not REPORT_ONLY:
+    if found and not REPORT_ONLY and item.nodeid.split("::")[0] not in PENDING:
         pytest.fail(
             f"the event loop was blocked during {when} (longer than {BLOCKED_SECONDS:g}s; "
             "tests/support/loop_guards.py): " + "\n".join(found),
@@ -151,7 +163,7 @@ def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
     _watchdog.current = item.nodeid
     _watchdog.take()  # anything before this test is not its fault
     yield
-    _check("setup")
+    _check(item, "setup")
 
 
 @pytest.hookimpl(wrapper=True)
@@ -160,13 +172,13 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     # Frees what only the collector can (a dropped coroutine in a cycle): its "never
     # awaited" warning is raised now and reported with this test, not a later one.
     gc.collect()
-    _check("the test")
+    _check(item, "the test")
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
     yield
-    _check("teardown")
+    _check(item, "teardown")
     _collect_and_freeze()
 
 
