@@ -31,9 +31,10 @@ test: lint
 	$(BIN)/pytest
 	DB_SQLITE_ONE_HOP=false TEST_BACKENDS=sqlite $(BIN)/pytest
 
+# The formatter first: it wraps long lines, which `ruff check --fix` can only report (E501).
 format: $(STAMP)
-	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 # The OpenAPI document of the HTTP API, checked in; tests/api compares the app with it.
 .PHONY: openapi
