@@ -28,7 +28,10 @@ def add_commands(add: AddCommand) -> None:
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     serve.add_argument("--workers", type=int, default=1, help="processes (default 1)")
     serve.add_argument(
-        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="uvicorn's log level (default info)",
     )
     serve.add_argument(
         "--no-access-log", action="store_true", help="do not log one line per request"
