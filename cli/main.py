@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cli import commands, events, operators, serve
-from cli.context import AppContext
+from cli.context import AppContext, dispose
 from cli.errors import EXIT_ERROR, EXIT_USAGE, exit_for
 from cli.inputs import whole_number
 from db import DatabaseSettings, create_engine, create_session_factory
@@ -232,7 +232,7 @@ async def _run(args: argparse.Namespace, settings: DatabaseSettings) -> int:
         raise error from exc
     finally:
         # Every exit path: a pooled aiosqlite connection left open keeps its thread alive.
-        await engine.dispose()
+        await dispose(engine)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
