@@ -22,6 +22,7 @@ from cli.context import AppContext, dispose
 from cli.errors import EXIT_ERROR, EXIT_USAGE, exit_for
 from cli.inputs import whole_number
 from db import DatabaseSettings, create_engine, create_session_factory
+from db.checkout import default_sqlite_path
 from services import ensure_migrated
 from services.db_errors import translate
 
@@ -62,8 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ledgerctl",
         description="Async ledger on SQLite or PostgreSQL.",
         epilog=(
-            "The database is DATABASE_URL (default: the SQLite file ledger.db); it and the "
-            "DB_* settings: docs/configuration.md. Every command: docs/cli.md, or "
+            f"The database is DATABASE_URL (default: the SQLite file {default_sqlite_path()}); "
+            "it and the DB_* settings: docs/configuration.md. Every command: docs/cli.md, or "
             "`ledgerctl COMMAND --help`."
         ),
     )
