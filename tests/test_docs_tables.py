@@ -93,3 +93,31 @@ def test_every_option_the_command_list_shows_exists() -> None:
         if option not in commands[name]._option_string_actions
     ]
     assert stale == []
+
+
+def test_extending_walks_an_endpoint_and_a_command_through_each_file_they_touch() -> None:
+    text = (DOCS / "extending.md").read_text(encoding="utf-8")
+    steps = (
+        "api/schemas.py",
+        "api/deps.py",
+        "api/routes/__init__.py",
+        "api/problems.py",
+        "tests/api/test_authorization_matrix.py",
+        "make openapi",
+        "cli/commands.py",
+        "cli/main.py",
+        "docs/cli.md",
+    )
+    assert [step for step in steps if f"`{step}`" not in text] == []
+
+
+def test_every_path_extending_names_exists() -> None:
+    text = (DOCS / "extending.md").read_text(encoding="utf-8")
+    named = set(
+        re.findall(
+            r"`((?:api|cli|db|models|repositories|services|tests|alembic)/[\w/.]+\.py)`", text
+        )
+    )
+    # Files the recipe tells you to create.
+    created = {p for p in named if re.search(r"merchant|NNNN", p)}
+    assert [p for p in sorted(named - created) if not (PROJECT_ROOT / p).is_file()] == []
