@@ -54,7 +54,6 @@ async def serve_command(app: AppContext, args: argparse.Namespace) -> int:
     # The workers read their settings from the environment, as every process here does.
     os.environ["DATABASE_URL"] = app.settings.url
     ApiSettings.from_env()  # a bad API_* setting is one line here, not in every worker
-    await dispose(app.engine)
     options = {
         "app": "api.app:app_from_env",
         "factory": True,
@@ -67,28 +66,29 @@ async def serve_command(app: AppContext, args: argparse.Namespace) -> int:
         "access_log": not args.no_access_log,
     }
     config = uvicorn.Config(**options)
+    server = uvicorn.Server(config)
+    # From here on a signal stops the server as uvicorn's own handler would (asyncio's,
+    # until now, cancels the command wherever it waits). uvicorn re-raises the signal that
+    # stopped it once it has shut down, to this handler again: the command exits 0
+    # instead of dying of it. Several workers: uvicorn's supervisor takes signals over in
+    # run(); one that came before it stops the command there.
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, server.handle_exit)
+    await dispose(app.engine)
     # The port is taken before the app starts, so a port in use is one line (uvicorn
     # would start the app, log the error and exit 3); it listens at once, so a client
     # arriving during start-up waits in the backlog instead of being refused.
     sock = _listening_socket(args.host, args.port)
     try:
         if args.workers == 1:
-            server = uvicorn.Server(config)
-            # A signal from here on stops the server as uvicorn's own handler would (before
-            # uvicorn installs it, a Ctrl-C would be lost). uvicorn re-raises the signal
-            # that stopped it once it has shut down, to this handler again: the command
-            # exits 0 instead of dying of it.
-            for stop in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(stop, server.handle_exit)
             await server.serve(sockets=[sock])
             return 0
         # uvicorn's supervisor blocks this (otherwise idle) loop and forwards signals to
         # the workers; each worker runs its own server and event loop on the shared socket.
         from uvicorn.supervisors import Multiprocess
 
-        for stop in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(stop, lambda *_: None)
-        Multiprocess(config, sockets=[sock]).run()
+        if not server.should_exit:
+            Multiprocess(config, sockets=[sock]).run()
         return 0
     finally:
         sock.close()
