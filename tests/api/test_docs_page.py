@@ -21,6 +21,9 @@ from tests.support.databases import sqlite_database
 
 GET_ACCOUNT = "#operations-accounts-get_account_accounts__account_id__get"
 BALANCE = 4217
+# Playwright's assertions wait 5 s by default; a loaded machine may take longer to run a
+# 1.5 MB script and render the document.
+WAIT_MS = 30_000
 
 
 async def _account_with_token(url: str) -> tuple[int, str]:
@@ -45,7 +48,9 @@ async def _authorize(page: Page, token: str) -> None:
     await dialog.get_by_label("auth-bearer-value").fill(token)
     await dialog.get_by_role("button", name="Apply credentials").click()
     # Authorized: the dialog now offers to remove the token instead.
-    await expect(dialog.get_by_role("button", name="Remove authorization")).to_be_visible()
+    await expect(dialog.get_by_role("button", name="Remove authorization")).to_be_visible(
+        timeout=WAIT_MS
+    )
     await dialog.get_by_role("button", name="Close").click()
 
 
@@ -57,7 +62,7 @@ async def _get_account_from_the_page(page: Page, account_id: int) -> str:
     await operation.locator('tr[data-param-name="account_id"] input').fill(str(account_id))
     await operation.get_by_role("button", name="Execute").click()
     answer = operation.locator(".live-responses-table .response")
-    await expect(answer.locator(".response-col_status")).to_have_text("200")
+    await expect(answer.locator(".response-col_status")).to_have_text("200", timeout=WAIT_MS)
     return await answer.locator(".response-col_description pre").first.inner_text()
 
 
@@ -80,7 +85,7 @@ async def test_the_docs_page_runs_a_request_with_a_token(tmp_path: Path) -> None
         page.on("pageerror", lambda error: errors.append(str(error)))
         try:
             await page.goto(f"{server.url}/docs")
-            await expect(page.locator(GET_ACCOUNT)).to_be_visible()
+            await expect(page.locator(GET_ACCOUNT)).to_be_visible(timeout=WAIT_MS)
             await _authorize(page, token)
             body = await _get_account_from_the_page(page, account_id)
         finally:
