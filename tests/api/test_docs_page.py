@@ -75,7 +75,7 @@ async def test_the_docs_page_runs_a_request_with_a_token(tmp_path: Path) -> None
         page = await browser.new_page()
 
         async def only_the_server(route: Route, request: Request) -> None:
-            if request.url.startswith(server.url):
+            if request.url.startswith(f"{server.url}/"):
                 await route.continue_()
             else:
                 foreign.append(request.url)
