@@ -8,7 +8,8 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterable
+import sys
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from lab.new_service import rules
@@ -183,11 +184,27 @@ def generate(destination: Path, root: Path = ROOT) -> list[str]:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(decoded[path].encode("utf-8") if path in decoded else data)
         shutil.copymode(root / _source_of(path), target)
+    renamed = [
+        path
+        for path, text in decoded.items()
+        if path.endswith(".py") and text != texts[path].decode("utf-8")
+    ]
+    sort_imports(destination, renamed)
     return [
         f"wrote {len(texts)} files to {destination}",
         f"left out {len(dropped)} files: " + ", ".join(_folders(dropped)),
         *(f"moved {source} to {target}" for source, target in rules.MOVED.items()),
     ]
+
+
+def sort_imports(project: Path, paths: Sequence[str]) -> None:
+    """Sort the imports of the rewritten modules (a moved module sorts elsewhere)."""
+    if paths:
+        subprocess.run(
+            [sys.executable, "-m", "ruff", "check", "--quiet", "--fix", "--select", "I001", *paths],
+            cwd=project,
+            check=True,
+        )
 
 
 def _source_of(path: str) -> str:
