@@ -49,7 +49,7 @@ def run(step: str, args: Sequence[str], cwd: Path, log: list[str], env: Mapping[
     """Run one step; CheckFailed with its output when it fails."""
     started = time.perf_counter()
     done = subprocess.run(
-        list(args), cwd=cwd, env=dict(env), capture_output=True, text=True, timeout=1800, check=False
+        list(args), cwd=cwd, env=dict(env), capture_output=True, text=True, timeout=1800
     )
     log.append(f"{step}: exit {done.returncode} in {time.perf_counter() - started:.1f}s")
     if done.returncode != 0:

@@ -180,10 +180,10 @@ def generate(destination: Path, root: Path = ROOT) -> list[str]:
 
     destination.mkdir(parents=True)
     for path, data in texts.items():
-        target = destination / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(decoded[path].encode("utf-8") if path in decoded else data)
-        shutil.copymode(root / _source_of(path), target)
+        written = destination / path
+        written.parent.mkdir(parents=True, exist_ok=True)
+        written.write_bytes(decoded[path].encode("utf-8") if path in decoded else data)
+        shutil.copymode(root / _source_of(path), written)
     renamed = [
         path
         for path, text in decoded.items()
