@@ -14,7 +14,7 @@ from typing import Final
 
 # Path patterns (fnmatch over the path relative to the root; a trailing "/" is a folder).
 # The lab and its tests, the high-availability tests (they drive the pg_auto_failover
-# formation, a lab server) and the benchmark's pages and figures.
+# formation, a lab server), the benchmark's pages and figures, and this command's page.
 DROPPED: Final = (
     "lab/",
     "tests/lab/",
@@ -23,6 +23,7 @@ DROPPED: Final = (
     "docs/benchmarks.md",
     "docs/bench*.json",
     "docs/bench*.png",
+    "docs/new-service.md",
 )
 # Dropped too when present; absent is fine (folders that come and go with other work).
 DROPPED_IF_PRESENT: Final = ("examples/",)
@@ -125,5 +126,6 @@ DOC_RULES: Final = (
     DropSection("README.md", "## Measured, not assumed"),
     DropLines("README.md", "lab/ "),
     DropParagraph("README.md", "Starting your own service"),
+    DropLines("README.md", "[new service](docs/new-service.md)"),
     DropLines("docs/architecture.md", "lab/ ", "```"),
 )
