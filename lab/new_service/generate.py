@@ -121,6 +121,23 @@ def _unlink_dropped(text: str, path: str, dropped: set[str]) -> str:
     return _LINK.sub(replace, text)
 
 
+def drop_plugins(source: str, dropped: set[str]) -> str:
+    """`source` (a conftest) with the dropped modules taken out of its `pytest_plugins`."""
+    tree = ast.parse(source)
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(target, ast.Name) and target.id == "pytest_plugins"
+            for target in node.targets
+        ):
+            plugins = ast.literal_eval(node.value)
+            kept = [name for name in plugins if name.replace(".", "/") + ".py" not in dropped]
+            lines = source.splitlines(keepends=True)
+            rendered = "".join(f"{name!r}, " for name in kept).replace("'", '"')
+            lines[node.lineno - 1 : node.end_lineno] = [f"pytest_plugins = ({rendered})\n"]
+            return "".join(lines)
+    return source
+
+
 def imports_of(source: str) -> set[str]:
     """The absolute modules a Python source imports."""
     found: set[str] = set()
@@ -161,6 +178,7 @@ def generate(destination: Path, root: Path = ROOT) -> list[str]:
             decoded[rule.path] = _drop_lines(decoded[rule.path], rule)
     decoded[rules.MAKEFILE] = _drop_makefile_paragraphs(decoded[rules.MAKEFILE])
     dropped_set = set(dropped)
+    decoded[rules.CONFTEST] = drop_plugins(decoded[rules.CONFTEST], dropped_set)
     for path, text in decoded.items():
         for old, new in rules.RENAMED.items():
             text = text.replace(old, new)
@@ -198,13 +216,13 @@ def generate(destination: Path, root: Path = ROOT) -> list[str]:
 
 
 def sort_imports(project: Path, paths: Sequence[str]) -> None:
-    """Sort the imports of the rewritten modules (a moved module sorts elsewhere)."""
+    """Sort the imports of the rewritten modules (a moved module sorts elsewhere) and format
+    them as the project does."""
     if paths:
-        subprocess.run(
-            [sys.executable, "-m", "ruff", "check", "--quiet", "--fix", "--select", "I001", *paths],
-            cwd=project,
-            check=True,
-        )
+        ruff = [sys.executable, "-m", "ruff"]
+        fix = [*ruff, "check", "--quiet", "--fix", "--select", "I001", *paths]
+        subprocess.run(fix, cwd=project, check=True)
+        subprocess.run([*ruff, "format", "--quiet", *paths], cwd=project, check=True)
 
 
 def _source_of(path: str) -> str:
