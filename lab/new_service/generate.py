@@ -15,6 +15,7 @@ from pathlib import Path
 from lab.new_service import rules
 
 ROOT = Path(__file__).resolve().parents[2]
+_LAB = re.compile(r"\blab[./]")
 _LINK = re.compile(r"\[([^\]]+)\]\(([^)#\s]+)(#[^)\s]*)?\)")
 
 
@@ -208,10 +209,15 @@ def generate(destination: Path, root: Path = ROOT) -> list[str]:
         if path.endswith(".py") and text != texts[path].decode("utf-8")
     ]
     sort_imports(destination, renamed)
+    mentions = sorted(
+        path for path, text in decoded.items() if path.endswith(".md") and _LAB.search(text)
+    )
     return [
         f"wrote {len(texts)} files to {destination}",
         f"left out {len(dropped)} files: " + ", ".join(_folders(dropped)),
         *(f"moved {source} to {target}" for source, target in rules.MOVED.items()),
+        "pages that still mention the lab (mostly the commands behind their figures): "
+        + ", ".join(mentions),
     ]
 
 
