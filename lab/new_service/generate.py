@@ -25,12 +25,15 @@ class RuleFailed(Exception):
 
 def project_files(root: Path = ROOT) -> list[str]:
     """The checkout's files as git sees them: tracked or new, never ignored (no .venv, caches)."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=root,
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+            cwd=root,
+            capture_output=True,
+            check=True,
+        ).stdout.decode()
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise RuleFailed(f"{root} must be a git checkout (git ls-files: {exc})") from exc
     return sorted(name for name in listed.split("\0") if name and (root / name).is_file())
 
 
@@ -203,12 +206,12 @@ def generate(destination: Path, root: Path = ROOT) -> list[str]:
         written.parent.mkdir(parents=True, exist_ok=True)
         written.write_bytes(decoded[path].encode("utf-8") if path in decoded else data)
         shutil.copymode(root / _source_of(path), written)
-    renamed = [
+    rewritten = [
         path
         for path, text in decoded.items()
         if path.endswith(".py") and text != texts[path].decode("utf-8")
     ]
-    sort_imports(destination, renamed)
+    sort_imports(destination, rewritten)
     mentions = sorted(
         path for path, text in decoded.items() if path.endswith(".md") and _LAB.search(text)
     )
