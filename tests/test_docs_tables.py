@@ -38,11 +38,13 @@ def _app_routes() -> set[tuple[str, str]]:
         for path, operations in app.openapi()["paths"].items()
         for method in operations
     }
-    # Routes kept out of the OpenAPI document on purpose, such as /docs itself.
+    # Routes kept out of the OpenAPI document on purpose, such as /docs itself; not the
+    # document and the docs page's OAuth2 helper, which belong to that page.
+    plumbing = {app.openapi_url, app.swagger_ui_oauth2_redirect_url}
     outside = {
         (method, route.path)
         for route in app.routes
-        if isinstance(route, Route) and route.path != app.openapi_url
+        if isinstance(route, Route) and route.path not in plumbing
         for method in route.methods or ()
         if method != "HEAD"
     }
