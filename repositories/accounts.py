@@ -5,17 +5,19 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
-from typing import Final, NamedTuple, cast
+from typing import Any, Final, NamedTuple, cast
 
 from sqlalchemy import (
     BigInteger,
     Connection,
+    Integer,
     Row,
     String,
     Table,
     any_,
     bindparam,
     func,
+    literal,
     select,
     update,
 )
@@ -23,7 +25,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.sqlite_one_hop import DEFERRED
-from models import Account, utcnow
+from models import Account, UTCDateTime, utcnow
 from repositories.base import Repository
 
 # Built once: GET /accounts/{id} runs it per request (see account_row).
@@ -43,6 +45,35 @@ def account_row(
     """One account's columns (`id, owner_id, currency, balance, created_at, updated_at`),
     or None: a Core read on the caller's connection, inside its transaction."""
     return connection.execute(_ACCOUNT_BY_ID, {"account_id": account_id}).first()
+
+
+LOW_BITS: Final = 32
+_LOW_MASK: Final = 2**LOW_BITS - 1
+
+
+class Movement(NamedTuple):
+    """What a batch does to one account: money in, money out, transfers in or out."""
+
+    received: int = 0
+    sent: int = 0
+    movements: int = 0
+
+    @property
+    def delta(self) -> int:
+        """The change of the balance."""
+        return self.received - self.sent
+
+    def parameters(self) -> tuple[int, int, int, int, int, int]:
+        """(delta, received high, received low, sent high, sent low, movements): the totals
+        split into the 32-bit halves in which accounts keep them (models/account.py)."""
+        return (
+            self.delta,
+            self.received >> LOW_BITS,
+            self.received & _LOW_MASK,
+            self.sent >> LOW_BITS,
+            self.sent & _LOW_MASK,
+            self.movements,
+        )
 
 
 class LockedAccount(NamedTuple):
@@ -83,30 +114,31 @@ class AccountRepository(Repository[Account]):
             row.id: LockedAccount(row.id, row.currency, row.balance, row.owner_id) for row in rows
         }
 
-    async def apply_deltas(self, deltas: Mapping[int, int]) -> int:
-        """Add `delta` to each account's balance in one guarded UPDATE; return how many
-        accounts changed.
+    async def apply_deltas(self, deltas: Mapping[int, Movement]) -> int:
+        """Apply each account's `Movement` in one guarded UPDATE: its balance moves by the
+        delta, its kept totals (received, sent, movements) by the movement; return how
+        many accounts changed.
 
         The balance changes relative to its stored value (`balance + delta`), never by
         writing back a value read earlier, and the WHERE clause refuses any change that
-        would go below zero. Fewer changed accounts than deltas means a refusal (or an
+        would go below zero. The totals change in the same statement, so they cannot
+        drift from the balance. Fewer changed accounts than deltas means a refusal (or an
         unknown account): the caller must fail the whole transaction.
         """
         if not deltas:
             return 0
         now = utcnow()
         if _is_postgres(self.session):
-            params = {"ids": list(deltas), "deltas": list(deltas.values()), "now": now}
-            result = await self.session.execute(_APPLY_DELTAS_PG, params)
+            result = await self.session.execute(APPLY_DELTAS_PG, pg_movements(deltas, now))
         else:
-            pairs = json.dumps(list(deltas.items()))
-            result = await self.session.execute(_APPLY_DELTAS_SQLITE, {"deltas": pairs, "now": now})
+            rows = json.dumps([(i, *m.parameters()) for i, m in deltas.items()])
+            result = await self.session.execute(_APPLY_DELTAS_SQLITE, {"deltas": rows, "now": now})
         return int(result.rowcount)  # type: ignore[attr-defined]
 
-    async def apply_decided_deltas(self, deltas: Mapping[int, int], now: datetime) -> None:
-        """Add `delta` to each account's balance, for a caller that holds the accounts
-        locked and decided every delta against their balances, so that a refusal is a
-        bug, not an outcome: it fails the transaction.
+    async def apply_decided_deltas(self, deltas: Mapping[int, Movement], now: datetime) -> None:
+        """Apply each account's `Movement` (as `apply_deltas`), for a caller that holds the
+        accounts locked and decided every delta against their balances, so that a refusal
+        is a bug, not an outcome: it fails the transaction.
 
         On SQLite the UPDATE is sent DEFERRED (db/sqlite_one_hop.py: with the
         transaction's next statement or its COMMIT, not in a crossing of its own), so its
@@ -121,8 +153,30 @@ class AccountRepository(Repository[Account]):
             if await self.apply_deltas(deltas) != len(deltas):
                 raise RuntimeError("the guarded balance update refused an account")
             return
-        pairs = json.dumps(list(deltas.items()))
-        await self.session.execute(_ADD_DELTAS_SQLITE, {"deltas": pairs, "now": now})
+        rows = json.dumps([(i, *m.parameters()) for i, m in deltas.items()])
+        await self.session.execute(_ADD_DELTAS_SQLITE, {"deltas": rows, "now": now})
+
+
+PG_MOVEMENT_ARRAYS: Final = (
+    "ids",
+    "deltas",
+    "received_highs",
+    "received_lows",
+    "sent_highs",
+    "sent_lows",
+    "counts",
+)
+
+
+def pg_movements(deltas: Mapping[int, Movement], now: datetime) -> dict[str, object]:
+    """The parameters of the PostgreSQL balance update (`APPLY_DELTAS_PG`): one array
+    per column, and `now`."""
+    columns = zip(*((i, *m.parameters()) for i, m in deltas.items()), strict=True)
+    params: dict[str, object] = {
+        name: list(column) for name, column in zip(PG_MOVEMENT_ARRAYS, columns, strict=True)
+    }
+    params["now"] = now
+    return params
 
 
 def _is_postgres(session: AsyncSession) -> bool:
@@ -153,21 +207,46 @@ _LOCK_PG = (
     .with_for_update()
 )
 
-# SQLite: one UPDATE … FROM json_each(:deltas), the pairs sent as one JSON text, so that
-# SQLAlchemy processes one parameter set whatever the count (an executemany of one UPDATE
-# per account processed a set, with its timestamp, per account).
+# SQLite: one UPDATE … FROM json_each(:deltas), the rows sent as one JSON text (each
+# `[id, *Movement.parameters()]`), so that SQLAlchemy processes one parameter set whatever
+# the count (an executemany of one UPDATE per account processed a set, with its
+# timestamp, per account).
+_MOVEMENT_COLUMNS: Final = ("id", "delta", "rh", "rl", "sh", "sl", "n")
 _pairs = func.json_each(bindparam("deltas", type_=String)).table_valued("value")
 _sqlite_deltas = select(
-    func.json_extract(_pairs.c.value, "$[0]").label("id"),
-    func.json_extract(_pairs.c.value, "$[1]").label("delta"),
+    *(
+        func.json_extract(_pairs.c.value, f"$[{i}]").label(name)
+        for i, name in enumerate(_MOVEMENT_COLUMNS)
+    )
 ).subquery("d")
+
+
+def _moved(d: Any) -> dict[str, Any]:
+    """The SET clause of the balance update, given the movements `d`: the balance by the
+    delta and each kept total by its halves, the low half's carry into the high half.
+    Every right-hand side reads the row's values before the update."""
+    a = _accounts.c
+    shift, mask = literal(LOW_BITS, Integer), literal(_LOW_MASK, BigInteger)
+    received_low = a.received_low + d.c.rl
+    sent_low = a.sent_low + d.c.sl
+    return {
+        "balance": a.balance + d.c.delta,
+        "received_high": a.received_high + d.c.rh + received_low.bitwise_rshift(shift),
+        "received_low": received_low.bitwise_and(mask),
+        "sent_high": a.sent_high + d.c.sh + sent_low.bitwise_rshift(shift),
+        "sent_low": sent_low.bitwise_and(mask),
+        "movements": a.movements + d.c.n,
+        "updated_at": bindparam("now", type_=UTCDateTime()),
+    }
+
+
 _APPLY_DELTAS_SQLITE = (
     update(_accounts)
     .where(
         _accounts.c.id == _sqlite_deltas.c.id,
         _accounts.c.balance + _sqlite_deltas.c.delta >= 0,
     )
-    .values(balance=_accounts.c.balance + _sqlite_deltas.c.delta, updated_at=bindparam("now"))
+    .values(_moved(_sqlite_deltas))
 )
 
 # apply_decided_deltas on SQLite: the same UPDATE without the guard in its WHERE clause,
@@ -177,19 +256,19 @@ _ADD_DELTAS_SQLITE = (
     update(_accounts)
     .prefix_with(DEFERRED)
     .where(_accounts.c.id == _sqlite_deltas.c.id)
-    .values(balance=_accounts.c.balance + _sqlite_deltas.c.delta, updated_at=bindparam("now"))
+    .values(_moved(_sqlite_deltas))
 )
 
-# PostgreSQL: one UPDATE … FROM unnest(ids, deltas), one round trip whatever the count.
+# PostgreSQL: one UPDATE … FROM unnest(ids, deltas, …), one round trip whatever the count.
 _deltas = (
-    func.unnest(
-        bindparam("ids", type_=ARRAY(BigInteger)), bindparam("deltas", type_=ARRAY(BigInteger))
-    )
-    .table_valued("id", "delta")
+    func.unnest(*(bindparam(name, type_=ARRAY(BigInteger)) for name in PG_MOVEMENT_ARRAYS))
+    .table_valued(*_MOVEMENT_COLUMNS)
     .render_derived(name="d")
 )
-_APPLY_DELTAS_PG = (
+APPLY_DELTAS_PG: Final = (
     update(_accounts)
     .where(_accounts.c.id == _deltas.c.id, _accounts.c.balance + _deltas.c.delta >= 0)
-    .values(balance=_accounts.c.balance + _deltas.c.delta, updated_at=bindparam("now"))
+    .values(_moved(_deltas))
 )
+"""The guarded balance update on PostgreSQL (parameters: `pg_movements`); also a part of
+`TransferRepository.insert_and_apply`'s one statement."""

@@ -15,7 +15,13 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Transfer, utcnow
-from repositories import AccountRepository, LockedAccount, NewTransfer, TransferRepository
+from repositories import (
+    AccountRepository,
+    LockedAccount,
+    Movement,
+    NewTransfer,
+    TransferRepository,
+)
 from services import outbox, validation
 from services.callers import SYSTEM_SCOPE, Caller
 from services.errors import (
@@ -220,14 +226,13 @@ async def apply_transfers(
             continue
         if not plan.accepted:
             break
-        deltas = {
-            account_id: balance - locked[account_id].balance
-            for account_id, balance in plan.balances.items()
-            if balance != locked[account_id].balance
-        }
         rows = [row for _, row in plan.accepted]
         written = await transfers_repo.insert_and_apply(
-            rows, deltas, outbox.TRANSFERS_COMPLETED, created_at, outbox.TRANSFER_COMPLETED_EVENT
+            rows,
+            _movements(rows),
+            outbox.TRANSFERS_COMPLETED,
+            created_at,
+            outbox.TRANSFER_COMPLETED_EVENT,
         )
         if written is not None:
             outbox.enqueued(session)
@@ -244,6 +249,20 @@ async def apply_transfers(
         assert isinstance(first_outcome, TransferRecord), "a repeat follows an accepted request"
         plan.outcomes[index] = replace(first_outcome, replayed=True)
     return [_decided(outcome) for outcome in plan.outcomes]
+
+
+def _movements(rows: Sequence[NewTransfer]) -> dict[int, Movement]:
+    """Each account's movement over the accepted rows: what the balance update applies
+    to its balance and its kept totals."""
+    moved: dict[int, Movement] = {}
+    for row in rows:
+        if row.source_account_id is not None:
+            received, sent, legs = moved.get(row.source_account_id, Movement())
+            moved[row.source_account_id] = Movement(received, sent + row.amount, legs + 1)
+        if row.destination_account_id is not None:
+            received, sent, legs = moved.get(row.destination_account_id, Movement())
+            moved[row.destination_account_id] = Movement(received + row.amount, sent, legs + 1)
+    return moved
 
 
 def _record(transfer_id: int, row: NewTransfer, created_at: datetime) -> TransferRecord:

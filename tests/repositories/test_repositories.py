@@ -7,7 +7,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from models import Account, User, utcnow
-from repositories import AccountRepository, NewTransfer, TransferRepository, UserRepository
+from repositories import (
+    AccountRepository,
+    Movement,
+    NewTransfer,
+    TransferRepository,
+    UserRepository,
+)
 
 
 async def _users(session: AsyncSession, count: int) -> list[User]:
@@ -77,7 +83,12 @@ async def test_apply_deltas_moves_balances_relative_to_the_stored_value(
         repo = AccountRepository(session)
         a = await repo.add(Account(owner_id=user.id, currency="EUR", balance=100))
         b = await repo.add(Account(owner_id=user.id, currency="EUR", balance=0))
-        assert await repo.apply_deltas({a.id: -40, b.id: 40}) == 2
+        assert (
+            await repo.apply_deltas(
+                {a.id: Movement(sent=40, movements=1), b.id: Movement(received=40, movements=1)}
+            )
+            == 2
+        )
         locked = await repo.lock([b.id, a.id])
         assert [(x.id, x.balance) for x in locked.values()] == [(a.id, 60), (b.id, 40)]
 
@@ -91,7 +102,12 @@ async def test_apply_deltas_refuses_to_take_a_balance_below_zero(
         a = await repo.add(Account(owner_id=user.id, currency="EUR", balance=10))
         b = await repo.add(Account(owner_id=user.id, currency="EUR", balance=0))
         # One of two accounts changed: the caller must fail the transaction.
-        assert await repo.apply_deltas({a.id: -11, b.id: 11}) == 1
+        assert (
+            await repo.apply_deltas(
+                {a.id: Movement(sent=11, movements=1), b.id: Movement(received=11, movements=1)}
+            )
+            == 1
+        )
         locked = await repo.lock([a.id, b.id])
         assert [x.balance for x in locked.values()] == [10, 11]
 
@@ -104,7 +120,10 @@ async def test_apply_decided_deltas_moves_balances_by_commit(
         repo = AccountRepository(session)
         a = await repo.add(Account(owner_id=user.id, currency="EUR", balance=100))
         b = await repo.add(Account(owner_id=user.id, currency="EUR", balance=5))
-        await repo.apply_decided_deltas({a.id: -40, b.id: 40}, utcnow())
+        await repo.apply_decided_deltas(
+            {a.id: Movement(sent=40, movements=1), b.id: Movement(received=40, movements=1)},
+            utcnow(),
+        )
     async with sessions() as session:
         locked = await AccountRepository(session).lock([a.id, b.id])
         assert [x.balance for x in locked.values()] == [60, 45]
@@ -114,7 +133,10 @@ async def _overdraw_decided(
     sessions: async_sessionmaker[AsyncSession], source_id: int, destination_id: int
 ) -> None:
     async with sessions() as session, session.begin():
-        deltas = {source_id: -11, destination_id: 11}
+        deltas = {
+            source_id: Movement(sent=11, movements=1),
+            destination_id: Movement(received=11, movements=1),
+        }
         await AccountRepository(session).apply_decided_deltas(deltas, utcnow())
 
 
