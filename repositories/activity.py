@@ -3,13 +3,38 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from typing import Any
 
-from sqlalchemy import Select, and_, exists, func, or_, select
+from sqlalchemy import Select, and_, exists, func, or_, select, true, union
 from sqlalchemy.orm import aliased
 
 from models import Account, Transfer, User
 from repositories.base import Repository
 from repositories.exact_sums import joined, split_sum
+from repositories.transfers import among, history_range
+
+
+def _owned_legs(
+    column: str, owner_id: int, limit: int, before_id: int | None, *, lateral: bool
+) -> Select[Any]:
+    """The newest `limit` transfer ids per account of the owner with the account as
+    `column` (source or destination), one index range scan per account."""
+    leg = aliased(Transfer)
+    account = getattr(leg, column)
+    newest = (
+        select(leg.id)
+        .where(history_range(account, leg.id, Account.id, before_id))
+        .order_by(account.desc(), leg.id.desc())
+        .limit(limit)
+    )
+    owned = Account.owner_id == owner_id
+    if lateral:
+        per_account = newest.lateral("newest")
+        return select(per_account.c.id).select_from(Account).join(per_account, true()).where(owned)
+    # Correlated, so SQLite runs it once per owned account (the account is the subquery's
+    # outer row), reading only its rows; then the ids by primary key.
+    found = aliased(Transfer)
+    return select(found.id).select_from(Account).join(found, found.id.in_(newest)).where(owned)
 
 
 def _owned_account_ids(owner_id: int) -> Select[int]:
@@ -22,17 +47,28 @@ class ActivityRepository(Repository[Transfer]):
 
     model = Transfer
 
-    async def recent_for_owner(self, owner_id: int, *, limit: int) -> Sequence[Transfer]:
-        """Transfers into or out of any of the owner's accounts, newest first."""
-        owned = _owned_account_ids(owner_id)
+    async def recent_for_owner(
+        self, owner_id: int, *, limit: int, before_id: int | None = None
+    ) -> Sequence[Transfer]:
+        """Transfers into or out of any of the owner's accounts, newest first,
+        keyset-paginated by id (a transfer between two of them once).
+
+        For each of the owner's accounts (the owner index), the newest `limit` ids as
+        source and as destination, each one backward range scan of a history index, then
+        the page's rows by primary key: a page costs the owner's accounts times its rows,
+        never the history. The per-account scans are a LATERAL join on PostgreSQL and a
+        correlated IN subquery on SQLite, which has no LATERAL; a plain `IN (owned)`
+        condition would read every owned account's whole history and sort it.
+        """
+        postgres = self.session.get_bind().dialect.name == "postgresql"
+        legs = [
+            _owned_legs(column, owner_id, limit, before_id, lateral=postgres)
+            for column in ("source_account_id", "destination_account_id")
+        ]
+        ids = union(*legs).subquery()
         query = (
             select(Transfer)
-            .where(
-                or_(
-                    Transfer.source_account_id.in_(owned),
-                    Transfer.destination_account_id.in_(owned),
-                )
-            )
+            .where(among(self.session, select(ids.c.id)))
             .order_by(Transfer.id.desc())
             .limit(limit)
         )

@@ -9,8 +9,13 @@ from typing import Any, Final, NamedTuple, cast
 
 from sqlalchemy import (
     BigInteger,
+    ColumnElement,
+    Select,
     String,
+    Subquery,
     Table,
+    and_,
+    any_,
     bindparam,
     case,
     delete,
@@ -26,6 +31,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute, QueryableAttribute
 
 from db.wakeups import JOBS_CHANNEL, OUTBOX_CHANNEL
 from models import Account, OutboxEvent, OutboxStatus, Transfer, UTCDateTime
@@ -74,6 +81,49 @@ class NewTransfer(NamedTuple):
     idempotency_key: str | None
     description: str | None
     idempotency_scope: str | None  # whose key (services/callers.py); None without a key
+
+
+_Column = ColumnElement[Any] | QueryableAttribute[Any]
+_NO_ID: Final = 2**63 - 1  # above every id: "before" of a first page
+
+
+def history_range(
+    account: _Column, transfer_id: _Column, account_id: _Column | int, before_id: int | None
+) -> ColumnElement[bool]:
+    """The entries of a history index (`account`, `transfer_id`) of one account below
+    `before_id`, as a range of the index rather than `account = :a AND id < :b`: read
+    newest first, ordered by (account, id), that range is one backward scan of the
+    index, which is the only order that the primary key cannot give. With an equality
+    instead, PostgreSQL's planner may walk the primary key backwards, filtering for the
+    account; for an account quiet lately that reads the whole table."""
+    top = _NO_ID if before_id is None else before_id
+    return and_(account >= account_id, tuple_(account, transfer_id) < tuple_(account_id, top))
+
+
+def newest_ids(
+    column: InstrumentedAttribute[int | None], account_id: int, limit: int, before_id: int | None
+) -> Subquery:
+    """The ids of the newest `limit` transfers with `account_id` in `column` (a history
+    index's leading column), below `before_id` if given: one backward range scan of that
+    index (`history_range`)."""
+    return (
+        select(Transfer.id)
+        .where(history_range(column, Transfer.id, account_id, before_id))
+        .order_by(column.desc(), Transfer.id.desc())
+        .limit(limit)
+        .subquery()
+    )
+
+
+def among(session: AsyncSession, ids: Select[Any]) -> ColumnElement[bool]:
+    """`transfers.id` is one of the few `ids` (a page's): a primary-key lookup each on
+    both engines. On PostgreSQL `id = ANY(ARRAY(ids))`, whose array is computed once
+    before the scan; a join or `IN` leaves the planner free to walk the primary key from
+    the newest id down to the page instead (a merge or semi join), as costly as the
+    page is deep."""
+    if session.get_bind().dialect.name == "postgresql":
+        return Transfer.id == any_(func.array(ids.scalar_subquery()))
+    return Transfer.id.in_(ids)
 
 
 class TransferRepository(Repository[Transfer]):
@@ -191,20 +241,30 @@ class TransferRepository(Repository[Transfer]):
     async def history(
         self, account_id: int, *, limit: int, before_id: int | None = None
     ) -> Sequence[Transfer]:
-        """An account's transfers, newest first, keyset-paginated by id."""
-        query = (
-            select(Transfer)
-            .where(
-                or_(
-                    Transfer.source_account_id == account_id,
-                    Transfer.destination_account_id == account_id,
+        """An account's transfers, newest first, keyset-paginated by id.
+
+        Read as the union of two index range scans, the newest `limit` ids of the account
+        as source (ix_transfers_source_history) and as destination
+        (ix_transfers_destination_history), then the page's rows by primary key: a page
+        costs its rows on both engines, however long the history. (`source = :a OR
+        destination = :a` would read the account's whole history and sort it, or scan the
+        table backwards until `limit` rows matched.)
+        """
+        legs = union_all(
+            *(
+                select(leg.c.id)
+                for leg in (
+                    newest_ids(Transfer.source_account_id, account_id, limit, before_id),
+                    newest_ids(Transfer.destination_account_id, account_id, limit, before_id),
                 )
             )
+        ).subquery()
+        query = (
+            select(Transfer)
+            .where(among(self.session, select(legs.c.id)))
             .order_by(Transfer.id.desc())
             .limit(limit)
         )
-        if before_id is not None:
-            query = query.where(Transfer.id < before_id)
         return (await self.session.scalars(query)).all()
 
     async def stream_history(self, account_id: int, *, batch_size: int) -> AsyncGenerator[Transfer]:
