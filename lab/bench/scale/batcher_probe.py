@@ -1,0 +1,55 @@
+"""The batched write path's throughput, for whichever source tree is first on sys.path:
+`python batcher_probe.py URL TRANSFERS CLIENTS` prints {"transfers_per_s": …}.
+
+A script rather than a module of the bench, so that it runs unchanged against a baseline
+tree (another commit's `services`), which is how the kept totals' cost is measured.
+Only public names of the app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import sys
+import time
+
+from db import DatabaseSettings, create_engine, create_session_factory, migrations
+from services import AccountService, TransferBatcher, UserService
+
+ACCOUNTS = 20
+
+
+async def probe(url: str, transfers: int, clients: int) -> float:
+    """Transfers per second through one TransferBatcher from `clients` tasks."""
+    engine = create_engine(DatabaseSettings(url=url))
+    try:
+        await migrations.upgrade(engine)
+        sessions = create_session_factory(engine)
+        user = await UserService(sessions).register("probe@example.com", "Probe")
+        service = AccountService(sessions)
+        ids = []
+        for _ in range(ACCOUNTS):
+            account = await service.open(user.id, "EUR")
+            await service.deposit(account.id, 10**12)
+            ids.append(account.id)
+        rng = random.Random(7)
+        pairs = iter([rng.sample(ids, 2) for _ in range(transfers)])
+        async with TransferBatcher(sessions) as batcher:
+
+            async def client() -> None:
+                for source, destination in pairs:
+                    await batcher.transfer(source, destination, 1)
+
+            started = time.perf_counter()
+            await asyncio.gather(*(client() for _ in range(clients)))
+            elapsed = time.perf_counter() - started
+        return transfers / elapsed
+    finally:
+        await engine.dispose()
+
+
+if __name__ == "__main__":
+    url, transfers, clients = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    rate = asyncio.run(probe(url, transfers, clients))
+    print(json.dumps({"transfers_per_s": rate}))
