@@ -15,7 +15,7 @@ from repositories.transfers import among, history_range
 
 
 def _owned_legs(
-    column: str, owner_id: int, limit: int, before_id: int | None, *, lateral: bool
+    column: str, owner_id: int, limit: int, before_id: int | None, *, postgres: bool
 ) -> Select[Any]:
     """The newest `limit` transfer ids per account of the owner with the account as
     `column` (source or destination), one index range scan per account."""
@@ -23,12 +23,12 @@ def _owned_legs(
     account = getattr(leg, column)
     newest = (
         select(leg.id)
-        .where(history_range(account, leg.id, Account.id, before_id))
+        .where(history_range(account, leg.id, Account.id, before_id, postgres=postgres))
         .order_by(account.desc(), leg.id.desc())
         .limit(limit)
     )
     owned = Account.owner_id == owner_id
-    if lateral:
+    if postgres:
         per_account = newest.lateral("newest")
         return select(per_account.c.id).select_from(Account).join(per_account, true()).where(owned)
     # Correlated, so SQLite runs it once per owned account (the account is the subquery's
@@ -62,7 +62,7 @@ class ActivityRepository(Repository[Transfer]):
         """
         postgres = self.session.get_bind().dialect.name == "postgresql"
         legs = [
-            _owned_legs(column, owner_id, limit, before_id, lateral=postgres)
+            _owned_legs(column, owner_id, limit, before_id, postgres=postgres)
             for column in ("source_account_id", "destination_account_id")
         ]
         ids = union(*legs).subquery()

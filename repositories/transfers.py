@@ -88,27 +88,43 @@ _NO_ID: Final = 2**63 - 1  # above every id: "before" of a first page
 
 
 def history_range(
-    account: _Column, transfer_id: _Column, account_id: _Column | int, before_id: int | None
+    account: _Column,
+    transfer_id: _Column,
+    account_id: _Column | int,
+    before_id: int | None,
+    *,
+    postgres: bool,
 ) -> ColumnElement[bool]:
     """The entries of a history index (`account`, `transfer_id`) of one account below
-    `before_id`, as a range of the index rather than `account = :a AND id < :b`: read
-    newest first, ordered by (account, id), that range is one backward scan of the
-    index, which is the only order that the primary key cannot give. With an equality
-    instead, PostgreSQL's planner may walk the primary key backwards, filtering for the
-    account; for an account quiet lately that reads the whole table."""
+    `before_id`, to be read newest first in the index's order, (account, id): one
+    backward range scan of the index, bounded at both ends, on each engine.
+
+    PostgreSQL: as a range of the index, `account >= :a AND (account, id) < (:a, :b)`.
+    With `account = :a` its planner drops the account from the order (it is constant)
+    and may walk the primary key backwards instead, filtering for the account, which for
+    an account quiet lately reads the whole table; no other index gives (account, id)
+    order over a range. SQLite: `account = :a AND id < :b`, its best-planned form; it
+    would bound the row-value range by the account alone and filter every id above :b."""
     top = _NO_ID if before_id is None else before_id
-    return and_(account >= account_id, tuple_(account, transfer_id) < tuple_(account_id, top))
+    if postgres:
+        return and_(account >= account_id, tuple_(account, transfer_id) < tuple_(account_id, top))
+    return and_(account == account_id, transfer_id < top)
 
 
 def newest_ids(
-    column: InstrumentedAttribute[int | None], account_id: int, limit: int, before_id: int | None
+    column: InstrumentedAttribute[int | None],
+    account_id: int,
+    limit: int,
+    before_id: int | None,
+    *,
+    postgres: bool,
 ) -> Subquery:
     """The ids of the newest `limit` transfers with `account_id` in `column` (a history
     index's leading column), below `before_id` if given: one backward range scan of that
     index (`history_range`)."""
     return (
         select(Transfer.id)
-        .where(history_range(column, Transfer.id, account_id, before_id))
+        .where(history_range(column, Transfer.id, account_id, before_id, postgres=postgres))
         .order_by(column.desc(), Transfer.id.desc())
         .limit(limit)
         .subquery()
@@ -250,13 +266,11 @@ class TransferRepository(Repository[Transfer]):
         destination = :a` would read the account's whole history and sort it, or scan the
         table backwards until `limit` rows matched.)
         """
+        postgres = self.session.get_bind().dialect.name == "postgresql"
         legs = union_all(
             *(
-                select(leg.c.id)
-                for leg in (
-                    newest_ids(Transfer.source_account_id, account_id, limit, before_id),
-                    newest_ids(Transfer.destination_account_id, account_id, limit, before_id),
-                )
+                select(newest_ids(column, account_id, limit, before_id, postgres=postgres).c.id)
+                for column in (Transfer.source_account_id, Transfer.destination_account_id)
             )
         ).subquery()
         query = (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -225,3 +226,41 @@ async def test_idempotency_lookup_returns_transfers_by_key(
         found = await repo.by_idempotency_keys([("system", "k"), ("system", "other")])
         assert list(found) == [("system", "k")]
         assert found[("system", "k")].id == t_id
+
+
+async def test_apply_deltas_moves_the_kept_totals_with_the_balance_past_64_bits(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    # The guarded update and the decided one (SQLite's deferred UPDATE, PostgreSQL's
+    # statement inside insert_and_apply): each total as halves, the low one carried.
+    big = 2**63 - 1
+    async with sessions() as session, session.begin():
+        (user,) = await _users(session, 1)
+        repo = AccountRepository(session)
+        a = await repo.add(Account(owner_id=user.id, currency="EUR", balance=0))
+        assert await repo.apply_deltas({a.id: Movement(received=big, movements=1)}) == 1
+        await repo.apply_decided_deltas(
+            {a.id: Movement(received=2**32 + 5, sent=big, movements=3)}, utcnow()
+        )
+    async with sessions() as session:
+        row = (
+            await session.execute(
+                select(
+                    Account.balance,
+                    Account.received_high,
+                    Account.received_low,
+                    Account.sent_high,
+                    Account.sent_low,
+                    Account.movements,
+                ).where(Account.id == a.id)
+            )
+        ).one()
+    received, sent = big + 2**32 + 5, big
+    assert tuple(row) == (
+        received - sent,
+        received >> 32,
+        received & (2**32 - 1),
+        sent >> 32,
+        sent & (2**32 - 1),
+        4,
+    )
