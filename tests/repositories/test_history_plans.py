@@ -3,7 +3,8 @@ transfers, the first page and a keyset page deep in the history, on both engines
 
 SQLite: EXPLAIN QUERY PLAN shows no scan of `transfers`, only searches of the history
 indexes (bounded by the account and the keyset) and the primary key. PostgreSQL: EXPLAIN
-ANALYZE counts the rows each scan of `transfers` read, which must stay within what the page needs however long the history
+ANALYZE counts the rows each scan of `transfers` read, which must stay within what the
+page needs however long the history
 (here 20 times longer). A table this small would often be cheaper to read whole, so
 PostgreSQL's sequential scans are priced out in these transactions: the plan then shows
 what the query's shape allows (the `source OR destination` shape allows no bounded scan).
