@@ -11,7 +11,7 @@ from sqlalchemy.orm import aliased
 from models import Account, Transfer, User
 from repositories.base import Repository
 from repositories.exact_sums import joined, split_sum
-from repositories.transfers import among, history_range
+from repositories.transfers import among, history_range, newest_of
 
 
 def _owned_legs(
@@ -32,9 +32,12 @@ def _owned_legs(
         per_account = newest.lateral("newest")
         return select(per_account.c.id).select_from(Account).join(per_account, true()).where(owned)
     # Correlated, so SQLite runs it once per owned account (the account is the subquery's
-    # outer row), reading only its rows; then the ids by primary key.
+    # outer row), reading only its rows. `found` is matched on the same index's columns,
+    # so each id is looked up in that index (covering), next to its neighbours, not in
+    # the table.
     found = aliased(Transfer)
-    return select(found.id).select_from(Account).join(found, found.id.in_(newest)).where(owned)
+    match = and_(getattr(found, column) == Account.id, found.id.in_(newest))
+    return select(found.id).select_from(Account).join(found, match).where(owned)
 
 
 def _owned_account_ids(owner_id: int) -> Select[int]:
@@ -68,7 +71,7 @@ class ActivityRepository(Repository[Transfer]):
         ids = union(*legs).subquery()
         query = (
             select(Transfer)
-            .where(among(self.session, select(ids.c.id)))
+            .where(among(self.session, newest_of(ids, limit)))
             .order_by(Transfer.id.desc())
             .limit(limit)
         )

@@ -131,6 +131,12 @@ def newest_ids(
     )
 
 
+def newest_of(ids: Subquery, limit: int) -> Select[Any]:
+    """The newest `limit` of `ids` (the candidates of a page): chosen among the ids alone,
+    so that only the page's rows are read from the table."""
+    return select(ids.c.id).order_by(ids.c.id.desc()).limit(limit)
+
+
 def among(session: AsyncSession, ids: Select[Any]) -> ColumnElement[bool]:
     """`transfers.id` is one of the few `ids` (a page's): a primary-key lookup each on
     both engines. On PostgreSQL `id = ANY(ARRAY(ids))`, whose array is computed once
@@ -275,7 +281,7 @@ class TransferRepository(Repository[Transfer]):
         ).subquery()
         query = (
             select(Transfer)
-            .where(among(self.session, select(legs.c.id)))
+            .where(among(self.session, newest_of(legs, limit)))
             .order_by(Transfer.id.desc())
             .limit(limit)
         )

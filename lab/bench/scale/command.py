@@ -96,7 +96,7 @@ async def _scale(
         await database.dispose()
 
 
-async def _probe(tree: Path, url: str, transfers: int, clients: int) -> float:
+async def _probe(tree: Path, url: str, transfers: int, clients: int) -> tuple[float, float]:
     env = {**os.environ, "PYTHONPATH": str(tree)}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -112,7 +112,8 @@ async def _probe(tree: Path, url: str, transfers: int, clients: int) -> float:
     out, errors = await process.communicate()
     if process.returncode != 0:
         raise BenchError(f"the write probe failed in {tree}: {errors.decode()[-500:]}")
-    return float(json.loads(out)["transfers_per_s"])
+    found = json.loads(out)
+    return float(found["transfers_per_s"]), float(found["cpu_us_per_transfer"])
 
 
 async def _write_path(
@@ -120,13 +121,26 @@ async def _write_path(
 ) -> dict[str, Any]:
     """Baseline and this tree alternately, `--write-reps` times each, fresh databases."""
     rates: dict[str, list[float]] = {"baseline": [], "kept totals": []}
+    cpu: dict[str, list[float]] = {"baseline": [], "kept totals": []}
     for rep in range(args.write_reps):
         for label, tree in (("baseline", baseline), ("kept totals", HERE)):
             async with _database(engine, admin_url, workdir, f"write-{label[0]}{rep}") as url:
-                rate = await _probe(tree, url, args.write_transfers, args.write_clients)
+                rate, cpu_us = await _probe(tree, url, args.write_transfers, args.write_clients)
                 rates[label].append(rate)
+                cpu[label].append(cpu_us)
     base, kept = (statistics.median(rates[k]) for k in ("baseline", "kept totals"))
-    return {"engine": engine, "baseline": base, "kept": kept, "ratio": kept / base, "rates": rates}
+    base_cpu, kept_cpu = (statistics.median(cpu[k]) for k in ("baseline", "kept totals"))
+    return {
+        "engine": engine,
+        "baseline": base,
+        "kept": kept,
+        "ratio": kept / base,
+        "baseline_cpu_us": base_cpu,
+        "kept_cpu_us": kept_cpu,
+        "cpu_ratio": base_cpu / kept_cpu,
+        "rates": rates,
+        "cpu_us": cpu,
+    }
 
 
 def markdown(
@@ -164,11 +178,13 @@ def markdown(
             f"Batched write path ({args.write_transfers:,} transfers from {args.write_clients} "
             f"tasks through one TransferBatcher, median of {args.write_reps} alternating runs):",
             "",
-            "| engine | baseline transfers/s | with kept totals | ratio |",
-            "|---|--:|--:|--:|",
+            "| engine | baseline transfers/s | with kept totals | ratio "
+            "| baseline CPU µs/transfer | with kept totals | ratio (baseline / kept) |",
+            "|---|--:|--:|--:|--:|--:|--:|",
         ]
         lines += [
-            f"| {w['engine']} | {w['baseline']:,.0f} | {w['kept']:,.0f} | {w['ratio']:.2f}x |"
+            f"| {w['engine']} | {w['baseline']:,.0f} | {w['kept']:,.0f} | {w['ratio']:.2f}x "
+            f"| {w['baseline_cpu_us']:.0f} | {w['kept_cpu_us']:.0f} | {w['cpu_ratio']:.2f}x |"
             for w in writes
         ]
         lines.append("")

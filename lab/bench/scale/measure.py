@@ -63,15 +63,20 @@ async def open_payers(sessions: async_sessionmaker[AsyncSession]) -> Payers:
     return Payers(source.id, destination.id)
 
 
-async def _median_ms(call: Callable[[], Awaitable[object]], calls: int) -> float:
-    for _ in range(3):
-        await call()
-    times = []
-    for _ in range(calls):
-        started = time.perf_counter()
-        await call()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1000
+async def _medians_ms(
+    operations: dict[str, Callable[[], Awaitable[object]]], calls: int
+) -> dict[str, float]:
+    """The median ms of each operation over `calls` rounds, one call of each per round
+    (after a warm-up round each), so that a burst of load elsewhere on the machine
+    falls on every operation alike rather than on whichever ran then."""
+    times: dict[str, list[float]] = {name: [] for name in operations}
+    for round_ in range(calls + 3):
+        for name, call in operations.items():
+            started = time.perf_counter()
+            await call()
+            if round_ >= 3:
+                times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(spent) * 1000 for name, spent in times.items()}
 
 
 async def measure(
@@ -96,7 +101,7 @@ async def measure(
             payers.source, payers.destination, 1
         ),
     }
-    medians = {name: await _median_ms(call, calls) for name, call in operations.items()}
+    medians = await _medians_ms(operations, calls)
     auditor = LedgerAuditor(sessions)
     started = time.perf_counter()
     report = await auditor.verify()
