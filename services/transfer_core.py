@@ -229,7 +229,7 @@ async def apply_transfers(
         rows = [row for _, row in plan.accepted]
         written = await transfers_repo.insert_and_apply(
             rows,
-            _movements(rows),
+            _movements(rows, locked),
             outbox.TRANSFERS_COMPLETED,
             created_at,
             outbox.TRANSFER_COMPLETED_EVENT,
@@ -251,18 +251,25 @@ async def apply_transfers(
     return [_decided(outcome) for outcome in plan.outcomes]
 
 
-def _movements(rows: Sequence[NewTransfer]) -> dict[int, Movement]:
+def _movements(
+    rows: Sequence[NewTransfer], locked: dict[int, LockedAccount]
+) -> dict[int, Movement]:
     """Each account's movement over the accepted rows: what the balance update applies
-    to its balance and its kept totals."""
-    moved: dict[int, Movement] = {}
+    to its balance and its kept totals (with the low halves read under the lock)."""
+    legs: dict[int, list[int]] = {}  # account -> [received, sent, movements]
     for row in rows:
         if row.source_account_id is not None:
-            received, sent, legs = moved.get(row.source_account_id, Movement())
-            moved[row.source_account_id] = Movement(received, sent + row.amount, legs + 1)
+            leg = legs.setdefault(row.source_account_id, [0, 0, 0])
+            leg[1] += row.amount
+            leg[2] += 1
         if row.destination_account_id is not None:
-            received, sent, legs = moved.get(row.destination_account_id, Movement())
-            moved[row.destination_account_id] = Movement(received + row.amount, sent, legs + 1)
-    return moved
+            leg = legs.setdefault(row.destination_account_id, [0, 0, 0])
+            leg[0] += row.amount
+            leg[2] += 1
+    return {
+        i: Movement(r, s, n, locked[i].received_low, locked[i].sent_low)
+        for i, (r, s, n) in legs.items()
+    }
 
 
 def _record(transfer_id: int, row: NewTransfer, created_at: datetime) -> TransferRecord:

@@ -232,7 +232,8 @@ async def test_apply_deltas_moves_the_kept_totals_with_the_balance_past_64_bits(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     # The guarded update and the decided one (SQLite's deferred UPDATE, PostgreSQL's
-    # statement inside insert_and_apply): each total as halves, the low one carried.
+    # statement inside insert_and_apply): each total exact as its two halves, whatever
+    # low halves the caller read (the second call's are stale: it says 0).
     big = 2**63 - 1
     async with sessions() as session, session.begin():
         (user,) = await _users(session, 1)
@@ -243,7 +244,7 @@ async def test_apply_deltas_moves_the_kept_totals_with_the_balance_past_64_bits(
             {a.id: Movement(received=2**32 + 5, sent=big, movements=3)}, utcnow()
         )
     async with sessions() as session:
-        row = (
+        balance, rh, rl, sh, sl, movements = (
             await session.execute(
                 select(
                     Account.balance,
@@ -255,12 +256,18 @@ async def test_apply_deltas_moves_the_kept_totals_with_the_balance_past_64_bits(
                 ).where(Account.id == a.id)
             )
         ).one()
-    received, sent = big + 2**32 + 5, big
-    assert tuple(row) == (
-        received - sent,
-        received >> 32,
-        received & (2**32 - 1),
-        sent >> 32,
-        sent & (2**32 - 1),
+    assert (balance, (rh << 32) + rl, (sh << 32) + sl, movements) == (
+        2**32 + 5,
+        big + 2**32 + 5,
+        big,
         4,
     )
+
+
+def test_a_movement_carries_out_of_the_low_half_it_was_told_of() -> None:
+    low = 2**32 - 3
+    delta, rh, rl, sh, sl, n = Movement(
+        received=2**33 + 7, movements=2, received_low=low
+    ).parameters()
+    assert (delta, rh, rl, sh, sl, n) == (2**33 + 7, 3, 7 - 2**32, 0, 0, 2)
+    assert 0 <= low + rl < 2**32

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from models import Account, Transfer
@@ -90,6 +90,9 @@ async def test_kept_totals_agree_with_the_history_of_both_write_paths(
     report = await LedgerAuditor(sessions).verify()
     assert report.ok, report.problems
     assert report.transfers_checked == 7
+    async with sessions() as session:
+        lows = await session.execute(select(Account.received_low, Account.sent_low))
+        assert all(0 <= low < 2**32 for row in lows for low in row)
 
 
 async def test_the_audit_reports_its_progress_range_by_range(
