@@ -11,7 +11,7 @@ import statistics
 import sys
 import tempfile
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Final, TextIO
@@ -21,7 +21,7 @@ from lab.bench.config import DEFAULT_POSTGRES_URL
 from lab.bench.errors import BenchError
 from lab.bench.postgres import throwaway_database, unreachable_reason
 from lab.bench.scale.loader import grow, open_ledger
-from lab.bench.scale.measure import OPERATIONS, SizeResult, measure, open_payers
+from lab.bench.scale.measure import OPERATIONS, Loaded, SizeResult, measure, open_payers
 
 SIZES: Final = (10_000, 100_000, 1_000_000)
 PROBE: Final = Path(__file__).with_name("batcher_probe.py")
@@ -73,27 +73,30 @@ async def _database(engine: str, admin_url: str, workdir: Path, name: str) -> As
 
 
 async def _scale(
-    engine: str, url: str, sizes: tuple[int, ...], calls: int, err: TextIO
+    engine: str, admin_url: str, workdir: Path, sizes: tuple[int, ...], calls: int, err: TextIO
 ) -> list[SizeResult]:
-    database = create_engine(DatabaseSettings(url=url))
-    try:
-        await migrations.upgrade(database)
-        sessions = create_session_factory(database)
-        ledger = await open_ledger(sessions)
-        payers = await open_payers(sessions)
-        rng = random.Random(24)
-        results = []
+    """A database per size, all loaded first, then measured together (`measure`)."""
+    async with AsyncExitStack() as stack:
+        ledgers = []
         for size in sizes:
+            url = await stack.enter_async_context(
+                _database(engine, admin_url, workdir, f"scale-{size}")
+            )
+            database = create_engine(DatabaseSettings(url=url))
+            stack.push_async_callback(database.dispose)
+            await migrations.upgrade(database)
+            sessions = create_session_factory(database)
+            ledger = await open_ledger(sessions)
+            payers = await open_payers(sessions)
             err.write(f"scale: {engine}: loading {size:,} transfers\n")
-            await grow(database, ledger, size, rng)
-            err.write(f"scale: {engine}: measuring at {size:,}\n")
-            result = await measure(engine, size, sessions, ledger, payers, calls)
-            if not result.audit_ok:
-                raise BenchError(f"{engine} at {size}: the audit failed on the loaded ledger")
-            results.append(result)
-        return results
-    finally:
-        await database.dispose()
+            await grow(database, ledger, size, random.Random(24))
+            ledgers.append(Loaded(size, sessions, ledger, payers))
+        err.write(f"scale: {engine}: measuring\n")
+        results = await measure(engine, ledgers, calls)
+    for result in results:
+        if not result.audit_ok:
+            raise BenchError(f"{engine} at {result.size}: the audit failed on the loaded ledger")
+    return results
 
 
 async def _probe(tree: Path, url: str, transfers: int, clients: int) -> tuple[float, float]:
@@ -209,8 +212,7 @@ async def run_from_args(args: argparse.Namespace) -> int:
         workdir = Path(temp)
         for engine in engines:
             chosen = sizes if engine == "sqlite" else pg_sizes
-            async with _database(engine, admin_url, workdir, "scale") as url:
-                results += await _scale(engine, url, chosen, args.calls, sys.stderr)
+            results += await _scale(engine, admin_url, workdir, chosen, args.calls, sys.stderr)
             if args.baseline is not None:
                 sys.stderr.write(f"scale: {engine}: write path against {args.baseline}\n")
                 writes.append(await _write_path(engine, admin_url, workdir, args.baseline, args))

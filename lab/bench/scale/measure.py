@@ -63,36 +63,22 @@ async def open_payers(sessions: async_sessionmaker[AsyncSession]) -> Payers:
     return Payers(source.id, destination.id)
 
 
-async def _medians_ms(
-    operations: dict[str, Callable[[], Awaitable[object]]], calls: int
-) -> dict[str, float]:
-    """The median ms of each operation over `calls` rounds, one call of each per round
-    (after a warm-up round each), so that a burst of load elsewhere on the machine
-    falls on every operation alike rather than on whichever ran then."""
-    times: dict[str, list[float]] = {name: [] for name in operations}
-    for round_ in range(calls + 3):
-        for name, call in operations.items():
-            started = time.perf_counter()
-            await call()
-            if round_ >= 3:
-                times[name].append(time.perf_counter() - started)
-    return {name: statistics.median(spent) * 1000 for name, spent in times.items()}
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """One ledger, loaded to its size, and what its operations need."""
+
+    size: int
+    sessions: async_sessionmaker[AsyncSession]
+    ledger: Ledger
+    payers: Payers
 
 
-async def measure(
-    engine: str,
-    size: int,
-    sessions: async_sessionmaker[AsyncSession],
-    ledger: Ledger,
-    payers: Payers,
-    calls: int,
-) -> SizeResult:
-    """Every operation at the ledger's current size, then the audit twice (its rate, then
-    its peak memory under tracemalloc, which slows it)."""
+async def _operations(loaded: Loaded) -> dict[str, Callable[[], Awaitable[object]]]:
+    sessions, ledger, payers = loaded.sessions, loaded.ledger, loaded.payers
     accounts = AccountService(sessions)
     account = ledger.account_ids[0]
     deep = await _deep_before(accounts, account)
-    operations: dict[str, Callable[[], Awaitable[object]]] = {
+    return {
         "dashboard": lambda: DashboardService(sessions).for_user(ledger.user_id),
         "history, first page": lambda: accounts.history(account, PAGE),
         "history, deep keyset page": lambda: accounts.history(account, PAGE, before=deep),
@@ -101,27 +87,48 @@ async def measure(
             payers.source, payers.destination, 1
         ),
     }
-    medians = await _medians_ms(operations, calls)
-    auditor = LedgerAuditor(sessions)
-    started = time.perf_counter()
-    report = await auditor.verify()
-    seconds = time.perf_counter() - started
-    tracemalloc.start()
-    try:
-        await auditor.verify()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    return SizeResult(
-        engine=engine,
-        size=size,
-        transfers=report.transfers_checked,
-        median_ms=medians,
-        audit_seconds=seconds,
-        audit_rows_per_s=report.transfers_checked / seconds,
-        audit_peak_mib=peak / 2**20,
-        audit_ok=report.ok,
-    )
+
+
+async def measure(engine: str, ledgers: list[Loaded], calls: int) -> list[SizeResult]:
+    """Every operation on every ledger, interleaved: each round calls each operation once
+    on each ledger (after three warm-up rounds), so that a burst of load elsewhere on the
+    machine falls on every size and operation alike rather than on whichever ran then;
+    the median ms of each. Then each ledger's audit twice: its rate, then its peak memory
+    under tracemalloc (which slows it)."""
+    operations = [await _operations(loaded) for loaded in ledgers]
+    times: list[dict[str, list[float]]] = [{name: [] for name in OPERATIONS} for _ in ledgers]
+    for round_ in range(calls + 3):
+        for name in OPERATIONS:
+            for index, calls_of in enumerate(operations):
+                started = time.perf_counter()
+                await calls_of[name]()
+                if round_ >= 3:
+                    times[index][name].append(time.perf_counter() - started)
+    results = []
+    for loaded, spent in zip(ledgers, times, strict=True):
+        auditor = LedgerAuditor(loaded.sessions)
+        started = time.perf_counter()
+        report = await auditor.verify()
+        seconds = time.perf_counter() - started
+        tracemalloc.start()
+        try:
+            await auditor.verify()
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        results.append(
+            SizeResult(
+                engine=engine,
+                size=loaded.size,
+                transfers=report.transfers_checked,
+                median_ms={name: statistics.median(t) * 1000 for name, t in spent.items()},
+                audit_seconds=seconds,
+                audit_rows_per_s=report.transfers_checked / seconds,
+                audit_peak_mib=peak / 2**20,
+                audit_ok=report.ok,
+            )
+        )
+    return results
 
 
 async def _deep_before(accounts: AccountService, account: int) -> int:
