@@ -91,17 +91,21 @@ async def _operations(loaded: Loaded) -> dict[str, Callable[[], Awaitable[object
 
 async def measure(engine: str, ledgers: list[Loaded], calls: int) -> list[SizeResult]:
     """Every operation on every ledger, interleaved: each round calls each operation once
-    on each ledger (after three warm-up rounds), so that a burst of load elsewhere on the
-    machine falls on every size and operation alike rather than on whichever ran then;
+    on each ledger, starting with another ledger each round (after three warm-up rounds),
+    so that a burst of load elsewhere on the machine falls on every size and operation
+    alike rather than on whichever ran then;
     the median ms of each. Then each ledger's audit twice: its rate, then its peak memory
     under tracemalloc (which slows it)."""
     operations = [await _operations(loaded) for loaded in ledgers]
     times: list[dict[str, list[float]]] = [{name: [] for name in OPERATIONS} for _ in ledgers]
     for round_ in range(calls + 3):
+        # Each round starts with another ledger: the first call after switching operations
+        # would otherwise always fall on the same size.
+        order = [(round_ + i) % len(ledgers) for i in range(len(ledgers))]
         for name in OPERATIONS:
-            for index, calls_of in enumerate(operations):
+            for index in order:
                 started = time.perf_counter()
-                await calls_of[name]()
+                await operations[index][name]()
                 if round_ >= 3:
                     times[index][name].append(time.perf_counter() - started)
     results = []
