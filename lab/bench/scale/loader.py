@@ -21,9 +21,12 @@ LOW: Final = 2**32
 
 @dataclass
 class Ledger:
-    """One user with ACCOUNTS accounts, and what their history adds up to so far."""
+    """One user with ACCOUNTS accounts, another user's account on the other side of a tenth
+    of their transfers (so that the dashboard has counterparties to resolve), and what
+    their history adds up to so far."""
 
     user_id: int
+    other_id: int = 0
     account_ids: list[int] = field(default_factory=list)
     loaded: int = 0  # transfers this loader wrote (others are the services')
     balance: dict[int, int] = field(default_factory=dict)
@@ -51,14 +54,17 @@ async def open_ledger(sessions: async_sessionmaker[AsyncSession]) -> Ledger:
     for _ in range(ACCOUNTS):
         account = await AccountService(sessions).open(user.id, "EUR")
         ledger.account_ids.append(account.id)
-    for i in ledger.account_ids:
+    other = await UserService(sessions).register("other@example.com", "Other")
+    ledger.other_id = (await AccountService(sessions).open(other.id, "EUR")).id
+    for i in (*ledger.account_ids, ledger.other_id):
         ledger.balance[i] = ledger.received[i] = ledger.sent[i] = ledger.movements[i] = 0
     return ledger
 
 
 async def grow(engine: AsyncEngine, ledger: Ledger, size: int, rng: random.Random) -> None:
     """Add transfers until the ledger holds `size`: a deposit into each account first, then
-    transfers between two random accounts and an occasional withdrawal. The loader's
+    transfers between two random accounts (one of them the other user's in a tenth) and an
+    occasional withdrawal. The loader's
     accounts are its own: transfers made through the services use other accounts."""
     postgres = engine.dialect.name == "postgresql"
     mark = "$1, $2, $3" if postgres else "?, ?, ?"
@@ -79,7 +85,7 @@ async def grow(engine: AsyncEngine, ledger: Ledger, size: int, rng: random.Rando
         async with engine.begin() as connection:
             await connection.exec_driver_sql(statement, rows)
     async with engine.begin() as connection:
-        for i in ledger.account_ids:
+        for i in (*ledger.account_ids, ledger.other_id):
             await connection.execute(
                 update(Account)
                 .where(Account.id == i)
@@ -105,9 +111,13 @@ async def grow(engine: AsyncEngine, ledger: Ledger, size: int, rng: random.Rando
 
 def _next_transfer(ledger: Ledger, rng: random.Random) -> tuple[int | None, int | None, int]:
     ids = ledger.account_ids
-    if ledger.loaded < len(ids):
-        return None, ids[ledger.loaded], DEPOSIT
+    if ledger.loaded <= len(ids):
+        return None, [*ids, ledger.other_id][ledger.loaded], DEPOSIT
     if ledger.loaded % 50 == 0:
         return rng.choice(ids), None, rng.randint(1, 100)
+    if ledger.loaded % 10 == 5:
+        pair = [rng.choice(ids), ledger.other_id]
+        rng.shuffle(pair)
+        return pair[0], pair[1], rng.randint(1, 100)
     source, destination = rng.sample(ids, 2)
     return source, destination, rng.randint(1, 100)
