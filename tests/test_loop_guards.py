@@ -17,7 +17,6 @@ from typing import Final
 
 import pytest
 
-from tests.support.loop_guards import PENDING
 from tests.support.paths import PROJECT_ROOT
 
 CONFTEST: Final = """
@@ -115,7 +114,3 @@ def test_a_coroutine_never_awaited_fails_its_test_and_no_other(guarded: Run) -> 
     assert found["test_drops_a_coroutine_in_a_cycle"] == "error", output
     assert "coroutine 'deposit' was never awaited" in output
     assert found["test_runs_after_it"] == "passed", output
-
-
-def test_every_module_still_pending_exists() -> None:
-    assert all((PROJECT_ROOT / path).is_file() for path in PENDING)

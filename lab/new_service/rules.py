@@ -26,7 +26,7 @@ DROPPED: Final = (
     "docs/new-service.md",
 )
 # Dropped too when present; absent is fine (folders that come and go with other work).
-DROPPED_IF_PRESENT: Final = ("examples/",)
+DROPPED_IF_PRESENT: Final = ("examples/", "tests/examples/")
 
 # Lab modules the kept tests need, moved into the tests: the PgBouncer backend is part of
 # what the service supports (DB_PG_POOLER=transaction), and its tests start one of these.
@@ -71,7 +71,7 @@ EDITS: Final = (
         "# The suite runs on PostgreSQL too, and tests the API and the events.\n",
     ),
     Edit("pyproject.toml", '"async-ledger[api,lab,events]"', '"async-ledger[api,postgres,events]"'),
-    Edit("pyproject.toml", ', "tests", "lab"]', ', "tests"]'),
+    Edit("pyproject.toml", ', "examples", "tests", "lab"]', ', "tests"]'),
     Edit(
         "pyproject.toml",
         "\n[[tool.mypy.overrides]]\n# The plot extra is optional; type-check without it"
@@ -84,6 +84,10 @@ EDITS: Final = (
         ".",
     ),
     Edit("tests/conftest.py", "; the formation's", ""),
+    *(
+        Edit("docs/patterns.md", f" Run it: [`{name}`](../examples/{name}.py).", "")
+        for name in ("shared_session_gather", "cancellation_leak", "pool_exhaustion")
+    ),
 )
 # Its `pytest_plugins` loses every dropped module, whatever else it lists.
 CONFTEST: Final = "tests/conftest.py"
@@ -124,5 +128,8 @@ DOC_RULES: Final = (
     DropLines("README.md", "lab/ "),
     DropParagraph("README.md", "Starting your own service"),
     DropLines("README.md", "[new service](docs/new-service.md)"),
+    # The runnable pitfalls (examples/) and where the docs point to them.
+    DropLines("README.md", "The async pitfalls (forgetting"),
+    DropSection("docs/patterns.md", "### 5. The lesson's pitfalls, runnable"),
     DropLines("docs/architecture.md", "lab/ ", "```"),
 )
