@@ -16,6 +16,8 @@ class ApiSettings(EnvironmentSettings):
     to the services as `timeout=` (past it: 504, rolled back). `batch_transfers`
     (API_BATCH_TRANSFERS) makes group commit the write path of POST /transfers.
     `max_body_bytes` (API_MAX_BODY_BYTES) bounds a request body (413 past it).
+    `token_cache_seconds` (API_TOKEN_CACHE_SECONDS) is how long a token's lookup may be
+    reused (0: never); a revocation clears it sooner (services/token_cache.py).
     """
 
     model_config = SettingsConfigDict(env_prefix="API_")
@@ -26,6 +28,7 @@ class ApiSettings(EnvironmentSettings):
     request_timeout: float = Field(default=5.0, gt=0, le=3600, allow_inf_nan=False)
     batch_transfers: bool = True
     max_body_bytes: int = Field(default=16 * 1024, ge=256)
+    token_cache_seconds: float = Field(default=1.0, ge=0, le=3600, allow_inf_nan=False)
 
     @classmethod
     def from_env(cls) -> ApiSettings:

@@ -8,16 +8,15 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from fastapi.security import HTTPAuthorizationCredentials
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.auth import bearer
 from api.deps import MissingIdempotencyKey
 from api.middleware import LedgerMiddleware
 from api.problems import for_ledger_error, http_problem
 from api.settings import ApiSettings
 from services.errors import InvalidToken, LedgerError
 
-Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(HTTPBearer(auto_error=False))]
 
 
 def token_of(credentials: HTTPAuthorizationCredentials | None) -> str:
