@@ -19,6 +19,7 @@ within `seconds` at worst. A lookup that started before a clear is not stored af
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -50,7 +51,7 @@ class TokenCache:
         self._max_entries = max_entries
         self._entries: dict[str, tuple[float, Authenticated]] = {}
         self.generation = 0  # bumped by every clear
-        self.clears = 0
+        self._cleared: asyncio.Event | None = None
 
     def get(self, digest: str) -> Authenticated | None:
         """The caller cached for this token hash, if still within the bound."""
@@ -75,7 +76,16 @@ class TokenCache:
         """Forget every entry (a token was revoked somewhere)."""
         self._entries.clear()
         self.generation += 1
-        self.clears += 1
+        if self._cleared is not None:
+            self._cleared.set()
+            self._cleared = None
+
+    async def wait_cleared(self, since: int) -> None:
+        """Return once a clear has come after `generation` was `since`."""
+        while self.generation == since:
+            if self._cleared is None:
+                self._cleared = asyncio.Event()
+            await self._cleared.wait()
 
     @asynccontextmanager
     async def watching(
