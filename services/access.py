@@ -106,7 +106,9 @@ class AccessService(Service):
                 caller=Caller.for_role(user.id, user.role), user=user, token_id=row.token_id
             )
 
-        result = await run_read(self._sessions, work, timeout=self._deadline(timeout))
+        result = await run_read(
+            self._sessions, work, one_statement=True, timeout=self._deadline(timeout)
+        )
         if result is None:
             raise InvalidToken("the API token is not valid (unknown or revoked)")
         if self._tokens is not None:

@@ -76,7 +76,9 @@ class AccountService(Service):
                 updated_at=row.updated_at,
             )
 
-        return await run_read(self._sessions, work, timeout=self._deadline(timeout))
+        return await run_read(
+            self._sessions, work, one_statement=True, timeout=self._deadline(timeout)
+        )
 
     async def for_owner(
         self,
