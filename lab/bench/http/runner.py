@@ -333,7 +333,7 @@ async def run_http(options: HttpOptions, out: TextIO) -> int:
             print("  " + line, file=out)
     met = goals(found, paired)
     if met:
-        print("\ngoals of issue 12:", file=out)
+        print("\ngoals of issue 22:", file=out)
         for goal in met:
             print(f"  {'met   ' if goal.met else 'MISSED'} {goal.text}: {goal.measured}", file=out)
     for failure in run.failures:

@@ -15,13 +15,11 @@ from contextlib import asynccontextmanager
 from anyio import to_thread
 from fastapi import FastAPI, Response
 
-from api.deps import IdempotencyKey
-from api.routes.accounts import AccountId
-from api.routes.money import REPLAY_HEADER
 from api.schemas import AccountOut, TransferIn, TransferOut
 from lab.bench.http.blocking_db import BlockingLedger
-from lab.bench.http.common_app import Credentials, dress, token_of
+from lab.bench.http.common_app import AccountId, Credentials, IdempotencyKey, dress, token_of
 from lab.bench.http.rows import REMOTE_SECONDS
+from lab.bench.http.template_shape import REPLAY_HEADER
 from lab.bench.ops import Op
 
 THREADS_ENV = "BENCH_HTTP_THREADS"
