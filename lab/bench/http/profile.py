@@ -111,7 +111,7 @@ async def record(executable: str, pid: int, seconds: float, output: Path) -> asy
     """Start sampling `pid` for `seconds` into `output` (raw format); await the task."""
     process = await asyncio.create_subprocess_exec(
         executable, "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))),
-        "--rate", str(SAMPLES_PER_SECOND), "--format", "raw", "--nonblocking",
+        "--rate", str(SAMPLES_PER_SECOND), "--format", "raw",
         "--full-filenames", "--output", str(output),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
