@@ -82,9 +82,13 @@ class LedgerMiddleware:
             if refusal is not None:
                 await refusal(scope, receive, send_with_id)
             else:
-                await self.app(
-                    scope, self._limited(scope, receive, send_with_id, status), send_with_id
+                # Only a method that may carry a body has one to count.
+                limited = (
+                    self._limited(scope, receive, send_with_id, status)
+                    if scope["method"] in _BODY_METHODS
+                    else receive
                 )
+                await self.app(scope, limited, send_with_id)
         except Exception:
             log.exception(
                 "unhandled error in request %s %s [request id %s]",

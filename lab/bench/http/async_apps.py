@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from api import ApiSettings, create_app
 from api.schemas import AccountOut
+from lab.bench.http.common_app import Credentials, token_of
 from lab.bench.http.rows import (
     ACCOUNT_NAMED,
     DB_SLEEP_SECONDS,
@@ -21,6 +22,7 @@ from lab.bench.http.rows import (
     SLEEP_NAMED,
     account_out,
 )
+from services import AccessService, AccountService
 from services.errors import AccountNotFound
 
 router = APIRouter(prefix="/bench", include_in_schema=False)
@@ -39,10 +41,17 @@ async def _account(request: Request, account_id: int, *, db_sleep: bool) -> Acco
 
 
 @router.get("/waits-elsewhere/{account_id}", response_model=AccountOut)
-async def waits_elsewhere(account_id: int, request: Request) -> AccountOut:
-    """A 100 ms remote call (awaited: the loop serves others meanwhile), then one row."""
+async def waits_elsewhere(
+    account_id: int, request: Request, credentials: Credentials
+) -> AccountOut:
+    """The bearer token authenticated, a 100 ms remote call (awaited: the loop serves
+    others meanwhile), then the account read for the caller: the app's own services."""
+    state = request.app.state.ledger  # what the app's lifespan built (api/state.py)
+    access = AccessService(state.sessions, tokens=state.tokens)
+    found = await access.authenticate(token_of(credentials))
     await asyncio.sleep(REMOTE_SECONDS)
-    return await _account(request, account_id, db_sleep=False)
+    account = await AccountService(state.sessions, caller=found.caller).get(account_id)
+    return AccountOut.model_validate(account)
 
 
 @router.get("/waits-in-db/{account_id}", response_model=AccountOut)

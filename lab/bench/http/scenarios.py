@@ -52,7 +52,7 @@ VARIANTS: Final = {
 
 TRANSFER: Final = Request("POST", "/transfers", transfer_body=True)
 ACCOUNT: Final = Request("GET", "/accounts/{account}")
-WAITS_ELSEWHERE: Final = Request("GET", "/bench/waits-elsewhere/{account}", authenticated=False)
+WAITS_ELSEWHERE: Final = Request("GET", "/bench/waits-elsewhere/{account}")
 WAITS_IN_DB: Final = Request("GET", "/bench/waits-in-db/{account}", authenticated=False)
 
 

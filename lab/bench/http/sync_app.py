@@ -54,10 +54,11 @@ def sync_app() -> FastAPI:
         return ledger.account(ledger.caller(token_of(credentials)), account_id)
 
     @app.get("/bench/waits-elsewhere/{account_id}", response_model=AccountOut)
-    def waits_elsewhere(account_id: int) -> AccountOut:
+    def waits_elsewhere(account_id: int, credentials: Credentials) -> AccountOut:
+        caller = ledger.caller(token_of(credentials))
         # The blocking stand-in for a slow remote call: the thread is held the whole time.
         time.sleep(REMOTE_SECONDS)
-        return ledger.account(None, account_id)
+        return ledger.account(caller, account_id)
 
     @app.get("/bench/waits-in-db/{account_id}", response_model=AccountOut)
     def waits_in_db(account_id: int) -> AccountOut:
