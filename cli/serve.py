@@ -8,8 +8,8 @@ batcher, and exits 0.
 
 The command runs on uvloop when it is installed (it comes with `uvicorn[standard]`, as
 httptools does, which uvicorn picks by itself): the CLI starts this command's event loop
-with `server_loop`, since one worker serves on the loop the command runs on. The stock
-asyncio loop costs about a third more CPU per request (docs/benchmarks.md).
+with `server_loop`, since one worker serves on the loop the command runs on. On the stock
+asyncio loop a read cost 14-23% more server CPU (docs/benchmarks.md).
 """
 
 from __future__ import annotations
