@@ -228,8 +228,12 @@ async def streaming_read(sessions: Sessions) -> AsyncIterator[AsyncSession]:
 
 
 def _read_only(connection: Connection, work: ConnectionWork[T], one_statement: bool) -> T:
-    options = one_statement_read_options if one_statement else read_only_options
-    connection.execution_options(**options(connection.dialect.name))
+    options = (
+        one_statement_read_options(connection.engine)
+        if one_statement
+        else read_only_options(connection.dialect.name)
+    )
+    connection.execution_options(**options)
     with connection.begin():
         return work(connection)
 
