@@ -6,11 +6,13 @@ STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: demo test lint format install clean
 
+# setuptools tells of every editable install with a package-dir mapping (alembic/ is
+# db.migration_scripts) in a BuildBackendWarning, "Editable installation"; it is no fault.
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (set PYTHON=python3.11)")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	PYTHONWARNINGS='ignore:Editable installation' $(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -31,9 +33,10 @@ test: lint
 	$(BIN)/pytest
 	DB_SQLITE_ONE_HOP=false TEST_BACKENDS=sqlite $(BIN)/pytest
 
+# The formatter first: it wraps long lines, which `ruff check --fix` can only report (E501).
 format: $(STAMP)
-	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 # The OpenAPI document of the HTTP API, checked in; tests/api compares the app with it.
 .PHONY: openapi
@@ -58,6 +61,13 @@ SOAK_ARGS ?=
 .PHONY: soak
 soak: $(STAMP)
 	$(BIN)/python -m lab.reliability --seconds $(SOAK_SECONDS) $(SOAK_ARGS)
+
+# A new service from this repository, without the lab (docs/new-service.md), e.g.
+# `make new-service DEST=../payments`; NEW_SERVICE_ARGS=--check then runs its lint and tests.
+NEW_SERVICE_ARGS ?=
+.PHONY: new-service
+new-service: $(STAMP)
+	$(BIN)/python -m lab.new_service $(DEST) $(NEW_SERVICE_ARGS)
 
 # Mutation testing of the transfer core (services/transfer_core.py, repositories/accounts.py)
 # against its SQLite tests, in a throw-away copy of the repository; not part of `make test`.

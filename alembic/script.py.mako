@@ -1,4 +1,5 @@
-"""${message}
+<%! import textwrap %>\
+"""${textwrap.fill(str(message), width=96)}
 
 Revision ID: ${up_revision}
 Revises: ${down_revision | comma,n}
@@ -7,7 +8,8 @@ Create Date: ${create_date}
 
 from collections.abc import Sequence
 
-## The post-write hook (alembic.ini) drops each "noqa" whose import the file uses.
+## The message is wrapped (E501 is the one rule the formatter cannot fix in a docstring);
+## the post-write hook (alembic.ini) drops each "noqa" whose import the file uses.
 import sqlalchemy as sa  # noqa: F401
 from alembic import op  # noqa: F401
 ${imports if imports else ""}

@@ -8,10 +8,20 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.validation import MAX_AMOUNT, MAX_ID
+from services.validation import CURRENCY_PATTERN, MAX_AMOUNT, MAX_ID
 
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
-Amount = Annotated[int, Field(ge=1, le=MAX_AMOUNT, description="minor units, e.g. cents")]
+# The currency and amount rules are the services' (services/validation.py): the schema
+# documents them (json_schema_extra, not a constraint pydantic checks) so that a refusal
+# reads the same over HTTP as from ledgerctl, in the services' words.
+Amount = Annotated[
+    int,
+    Field(
+        description="minor units, e.g. cents",
+        json_schema_extra={"minimum": 1, "maximum": MAX_AMOUNT},
+    ),
+]
+Currency = Annotated[str, Field(examples=["EUR"], json_schema_extra={"pattern": CURRENCY_PATTERN})]
 # Text limits (lengths, control characters) are the services' (services/validation.py),
 # which answer 422 too; repeating them here would be a second copy of each rule.
 Description = str | None
@@ -35,7 +45,7 @@ class RegisterIn(_Strict):
 class AccountIn(_Strict):
     """A new account of the calling user."""
 
-    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["EUR"])]
+    currency: Currency
 
 
 class MoneyIn(_Strict):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +13,7 @@ from cli.context import AppContext
 from cli.demo import run_demo
 from cli.errors import CommandError
 from cli.inputs import parse_amount, parse_id
+from cli.progress import AuditProgress
 from cli.worker import WorkerOptions, run_worker
 from db import migrations
 from services import (
@@ -170,12 +172,16 @@ async def export(app: AppContext, args: argparse.Namespace) -> int:
 
 
 async def audit(app: AppContext, args: argparse.Namespace) -> int:
-    """ledgerctl audit: exit 0 when the ledger is consistent, 1 otherwise."""
-    report = await LedgerAuditor(app.sessions).verify()
+    """ledgerctl audit: exit 0 when the ledger is consistent, 1 otherwise; on a large
+    ledger, a line of progress on stderr."""
+    progress = AuditProgress(sys.stderr)
+    report = await LedgerAuditor(app.sessions).verify(progress=progress)
+    progress.finish()
     verdict = "ok" if report.ok else f"FAILED ({len(report.problems)} problems)"
     text = "\n".join(
         [
-            f"audit {verdict}: {report.accounts_checked} accounts; in minor units of all "
+            f"audit {verdict}: {report.accounts_checked} accounts, "
+            f"{report.transfers_checked} transfers; in minor units of all "
             f"currencies together: deposits {report.deposits}, "
             f"withdrawals {report.withdrawals}, balances {report.balances_total}",
             *(f"  - {problem}" for problem in report.problems),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import difflib
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -17,10 +18,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cli import commands, events, operators, serve
-from cli.context import AppContext
+from cli.context import AppContext, dispose
 from cli.errors import EXIT_ERROR, EXIT_USAGE, exit_for
 from cli.inputs import whole_number
 from db import DatabaseSettings, create_engine, create_session_factory
+from db.checkout import default_sqlite_path
 from services import ensure_migrated
 from services.db_errors import translate
 
@@ -32,6 +34,17 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         # argparse prints the whole usage block; one line is the contract here.
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        # Python 3.14's suggest_on_error, for the versions this project supports.
+        choices = action.choices
+        if isinstance(value, str) and choices is not None and value not in choices:
+            close = difflib.get_close_matches(value, [str(choice) for choice in choices], n=1)
+            if close:
+                raise argparse.ArgumentError(
+                    action, f"invalid choice: {value!r}, did you mean {close[0]!r}?"
+                )
+        super()._check_value(action, value)
 
 
 def _add(
@@ -46,12 +59,22 @@ def _add(
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole command tree: one function per group of commands."""
-    parser = _Parser(prog="ledgerctl", description="Async ledger on SQLite or PostgreSQL.")
-    parser.add_argument(
-        "--database-url",
-        help="overrides DATABASE_URL (default: sqlite+aiosqlite:///ledger.db)",
+    parser = _Parser(
+        prog="ledgerctl",
+        description="Async ledger on SQLite or PostgreSQL.",
+        epilog=(
+            f"The database is DATABASE_URL (default: the SQLite file {default_sqlite_path()}); "
+            "it and the DB_* settings: docs/configuration.md. Every command: docs/cli.md, or "
+            "`ledgerctl COMMAND --help`."
+        ),
     )
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser.add_argument(
+        "--database-url", metavar="URL", help="the database, instead of DATABASE_URL"
+    )
+    # One metavar: argparse would otherwise print every command again as a {choice,...} list.
+    sub = parser.add_subparsers(
+        dest="command", required=True, parser_class=_Parser, title="commands", metavar="COMMAND"
+    )
 
     def add(name: str, handler: Handler, help_: str, needs_schema: bool = True) -> _Parser:
         return _add(sub, name, handler, help_, needs_schema=needs_schema)
@@ -101,8 +124,8 @@ def _add_ledger_commands(add: Add) -> None:
     user = add("user", commands.no_subcommand, "manage users", needs_schema=False)
     user_sub = user.add_subparsers(dest="user_command", required=True, parser_class=_Parser)
     user_add = _add(user_sub, "add", commands.user_add, "register a user")
-    user_add.add_argument("email")
-    user_add.add_argument("name")
+    user_add.add_argument("email", help="the user's e-mail address, unique")
+    user_add.add_argument("name", help="display name")
     user_add.add_argument("--json", action="store_true", help="print JSON")
 
     account = add("account", commands.no_subcommand, "manage accounts", needs_schema=False)
@@ -110,46 +133,48 @@ def _add_ledger_commands(add: Add) -> None:
         dest="account_command", required=True, parser_class=_Parser
     )
     account_open = _add(account_sub, "open", commands.account_open, "open an account for a user")
-    account_open.add_argument("user_id")
+    account_open.add_argument("user_id", help="the owner's user id")
     account_open.add_argument("currency", help="ISO-4217 code, e.g. EUR")
     account_open.add_argument("--json", action="store_true", help="print JSON")
 
     amount_help = "whole minor units in ASCII digits (cents: 1050 for 10.50)"
+    source = ("source_id", "SOURCE_ID", "the account the money leaves")
+    destination = ("destination_id", "DESTINATION_ID", "the account the money goes to")
     for name, help_, ends in (
-        ("deposit", "put money into an account", {"destination_id": "ACCOUNT_ID"}),
-        ("withdraw", "take money out of an account", {"source_id": "ACCOUNT_ID"}),
         (
-            "transfer",
-            "move money between two accounts",
-            {"source_id": "SOURCE_ID", "destination_id": "DESTINATION_ID"},
+            "deposit",
+            "put money into an account",
+            [(*destination[:1], "ACCOUNT_ID", destination[2])],
         ),
+        ("withdraw", "take money out of an account", [(*source[:1], "ACCOUNT_ID", source[2])]),
+        ("transfer", "move money between two accounts", [source, destination]),
     ):
         p = add(name, commands.move_money, help_)
-        for end, metavar in ends.items():
-            p.add_argument(end, metavar=metavar)
-        p.add_argument("amount", help=amount_help)
+        for end, metavar, end_help in ends:
+            p.add_argument(end, metavar=metavar, help=end_help)
+        p.add_argument("amount", metavar="AMOUNT", help=amount_help)
         _add_request_options(p)
 
 
 def _add_reading_commands(add: Add) -> None:
     """Balances, history, the audit and the dashboard."""
     balance = add("balance", commands.balance, "show an account's balance")
-    balance.add_argument("account_id")
+    balance.add_argument("account_id", help="the account")
     balance.add_argument("--json", action="store_true", help="print JSON")
 
     history = add("history", commands.history, "show an account's transfers, newest first")
-    history.add_argument("account_id")
+    history.add_argument("account_id", help="the account")
     history.add_argument("--limit", default="20", help="page size (default 20)")
     history.add_argument("--before", default=None, help="transfer id to page back from")
     history.add_argument("--json", action="store_true", help="print JSON")
 
     export = add("export", commands.export, "print an account's whole history as JSON lines")
-    export.add_argument("account_id")
+    export.add_argument("account_id", help="the account")
     audit = add("audit", commands.audit, "verify balances against the transfer history")
     audit.add_argument("--json", action="store_true", help="print JSON")
 
     dashboard = add("dashboard", commands.dashboard, "show a user's accounts and activity")
-    dashboard.add_argument("user_id")
+    dashboard.add_argument("user_id", help="the user")
     dashboard.add_argument("--recent", default="10", help="recent transfers (default 10)")
     dashboard.add_argument("--json", action="store_true", help="print JSON")
 
@@ -177,7 +202,7 @@ def _add_job_commands(add: Add) -> None:
 
 def _add_request_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--key", default=None, help="idempotency key; a retry with it is safe")
-    parser.add_argument("--description", default=None)
+    parser.add_argument("--description", default=None, help="free text kept with the transfer")
     parser.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -208,7 +233,7 @@ async def _run(args: argparse.Namespace, settings: DatabaseSettings) -> int:
         raise error from exc
     finally:
         # Every exit path: a pooled aiosqlite connection left open keeps its thread alive.
-        await engine.dispose()
+        await dispose(engine)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

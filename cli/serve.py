@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import signal
+import socket
 from collections.abc import Awaitable, Callable
 
-from cli.context import AppContext
+from cli.context import AppContext, dispose
 from cli.errors import CommandError
 
 Handler = Callable[[AppContext, argparse.Namespace], Awaitable[int]]
@@ -35,7 +37,10 @@ def add_commands(add: AddCommand) -> None:
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     serve.add_argument("--workers", type=int, default=1, help="processes (default 1)")
     serve.add_argument(
-        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="uvicorn's log level (default info)",
     )
     serve.add_argument(
         "--no-access-log", action="store_true", help="do not log one line per request"
@@ -65,7 +70,6 @@ async def serve_command(app: AppContext, args: argparse.Namespace) -> int:
     # The workers read their settings from the environment, as every process here does.
     os.environ["DATABASE_URL"] = app.settings.url
     ApiSettings.from_env()  # a bad API_* setting is one line here, not in every worker
-    await app.engine.dispose()
     options = {
         "app": "api.app:app_from_env",
         "factory": True,
@@ -77,22 +81,52 @@ async def serve_command(app: AppContext, args: argparse.Namespace) -> int:
         # Tokens travel in a header, which the access log never prints.
         "access_log": not args.no_access_log,
     }
-    # uvicorn re-raises the signal that stopped it once it has shut down; with these
-    # handlers that re-raise is a no-op and the command exits 0 instead of dying of it.
-    for stop in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(stop, lambda *_: None)
     config = uvicorn.Config(**options)
-    if args.workers == 1:
-        await uvicorn.Server(config).serve()
-        return 0
-    # uvicorn's supervisor blocks this (otherwise idle) loop and forwards signals to the
-    # workers; each worker runs its own server and event loop on the shared socket, which
-    # is ours to close afterwards (uvicorn.run leaves it to the garbage collector).
-    from uvicorn.supervisors import Multiprocess
-
-    sock = config.bind_socket()
+    server = uvicorn.Server(config)
+    # From here on a signal stops the server as uvicorn's own handler would (asyncio's,
+    # until now, cancels the command wherever it waits). uvicorn re-raises the signal that
+    # stopped it once it has shut down, to this handler again: the command exits 0
+    # instead of dying of it. Several workers: uvicorn's supervisor takes signals over in
+    # run(); one that came before it stops the command there.
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, server.handle_exit)
+    await dispose(app.engine)
+    # The port is taken before the app starts, so a port in use is one line (uvicorn
+    # would start the app, log the error and exit 3); it listens at once, so a client
+    # arriving during start-up waits in the backlog instead of being refused.
+    sock = _listening_socket(args.host, args.port)
     try:
-        Multiprocess(config, sockets=[sock]).run()
+        if args.workers == 1:
+            await server.serve(sockets=[sock])
+            return 0
+        # uvicorn's supervisor blocks this (otherwise idle) loop and forwards signals to
+        # the workers; each worker runs its own server and event loop on the shared socket.
+        from uvicorn.supervisors import Multiprocess
+
+        if not server.should_exit:
+            Multiprocess(config, sockets=[sock]).run()
+        return 0
     finally:
         sock.close()
-    return 0
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to `host`:`port` and listening, as uvicorn would bind it; a
+    CommandError in one line if it cannot be."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)  # uvicorn's default backlog
+    except OSError as exc:
+        sock.close()
+        reason = (exc.strerror or str(exc)).lower()
+        raise CommandError(f"cannot listen on {host}:{port}: {reason}") from None
+    sock.set_inheritable(True)  # the workers of --workers N share it
+    shown = f"[{host}]" if family == socket.AF_INET6 else host
+    # What uvicorn prints when it binds the socket itself; tools wait for this line.
+    logging.getLogger("uvicorn.error").info(
+        "Uvicorn running on http://%s:%d (Press CTRL+C to quit)", shown, sock.getsockname()[1]
+    )
+    return sock

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from cli.context import AppContext
+from cli.progress import ProgressLine
 from services import JobQueue, Worker, WorkerStats, ledger_handlers
 
 
@@ -25,32 +26,6 @@ class WorkerOptions:
     job_timeout: float | None
     drain: bool
     progress_interval: float
-
-
-class ProgressLine:
-    """One line of progress: rewritten in place on a terminal, appended otherwise."""
-
-    def __init__(self, out: TextIO) -> None:
-        self._out = out
-        self._live = out.isatty()
-        self._shown = False
-
-    def show(self, text: str) -> None:
-        """Replace the line with `text`."""
-        if self._live:
-            self._out.write(f"\r{text}\x1b[K")
-        else:
-            self._out.write(f"{text}\n")
-        self._out.flush()
-        self._shown = True
-
-    def finish(self, text: str) -> None:
-        """Print `text` on a line of its own, below the progress line."""
-        if self._live and self._shown:
-            self._out.write("\n")
-        self._out.write(f"{text}\n")
-        self._out.flush()
-        self._shown = False
 
 
 async def run_worker(

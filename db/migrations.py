@@ -103,6 +103,17 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
+def missing_sqlite_file(engine: AsyncEngine) -> Path | None:
+    """The SQLite file `engine` names, if it does not exist (None on PostgreSQL, or when
+    the file is there). Opening it would create it empty, so a mistyped path would leave
+    a stray file behind; only `upgrade` should bring a database file into being."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or not url.database or url.query.get("uri") == "true":
+        return None
+    path = Path(url.database).absolute()
+    return None if path.exists() else path
+
+
 async def current_revision(engine: AsyncEngine) -> str | None:
     """The revision the database is at, or None if it was never migrated."""
 

@@ -16,7 +16,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-DEFAULT_SQLITE_FILE = "ledger.db"
+# DEFAULT_SQLITE_FILE: re-exported for alembic/env.py and older callers.
+from db.checkout import DEFAULT_SQLITE_FILE as DEFAULT_SQLITE_FILE
+from db.checkout import default_sqlite_path
 
 # URL query parameters whose value is a secret (asyncpg reads these from the query).
 _SECRET_QUERY_KEYS = frozenset({"password", "sslpassword"})
@@ -123,7 +125,8 @@ class DatabaseSettings(EnvironmentSettings):
 
     # repr=False: a URL may hold a password, and a settings object ends up in logs.
     url: str = Field(
-        default=f"sqlite+aiosqlite:///{DEFAULT_SQLITE_FILE}",
+        # The checkout's ledger.db wherever a command runs (db/checkout.py).
+        default=f"sqlite+aiosqlite:///{default_sqlite_path()}",
         validation_alias="DATABASE_URL",
         repr=False,
     )

@@ -28,6 +28,17 @@ class Account(TimestampMixin, Entity):
     )
     currency: Mapped[str] = mapped_column(String(3))
     balance: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # The account's history kept as totals, moved by the same UPDATE as the balance, so a
+    # summary reads a few rows however long the history is. A total may pass 64 bits (a
+    # balance alone may reach 2**63 - 1), so each is kept as high and low 32-bit halves,
+    # `total = high * 2**32 + low`, as repositories/exact_sums.py sums them; the write
+    # path keeps 0 <= low < 2**32 (repositories/accounts.Movement). `movements` counts the
+    # transfers into or out of the account.
+    received_high: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    received_low: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    sent_high: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    sent_low: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    movements: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
     owner: Mapped[User] = relationship(back_populates="accounts", lazy="raise")
 

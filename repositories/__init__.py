@@ -1,6 +1,6 @@
 """Repositories over AsyncSession: they add, flush and query; services own the transactions."""
 
-from repositories.accounts import AccountRepository, LockedAccount, account_row
+from repositories.accounts import AccountRepository, LockedAccount, Movement, account_row
 from repositories.activity import ActivityRepository
 from repositories.base import Repository
 from repositories.inbox import InboxRepository
@@ -10,18 +10,19 @@ from repositories.outbox_audit import OutboxAuditRepository, OutboxJob
 from repositories.outbox_events import OutboxEventRepository, PendingEvent, RelayLeaseRepository
 from repositories.statements import StatementRepository
 from repositories.tokens import TokenRepository, live_token_row
-from repositories.transfers import AccountFlow, LedgerTotals, NewTransfer, TransferRepository
+from repositories.transfers import KeptTotals, LegSum, NewTransfer, TransferRepository
 from repositories.users import UserRepository
 
 __all__ = [
-    "AccountFlow",
     "AccountRepository",
     "ActivityRepository",
     "InboxRepository",
     "JobLease",
     "JobRepository",
-    "LedgerTotals",
+    "KeptTotals",
+    "LegSum",
     "LockedAccount",
+    "Movement",
     "NewJob",
     "NewTransfer",
     "NotificationRepository",

@@ -3,14 +3,41 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from typing import Any
 
-from sqlalchemy import BigInteger, Select, and_, exists, func, or_, select, union_all
+from sqlalchemy import Select, and_, exists, func, or_, select, true, union
 from sqlalchemy.orm import aliased
-from sqlalchemy.sql.expression import cast, literal
 
 from models import Account, Transfer, User
 from repositories.base import Repository
 from repositories.exact_sums import joined, split_sum
+from repositories.transfers import among, history_range, newest_of
+
+
+def _owned_legs(
+    column: str, owner_id: int, limit: int, before_id: int | None, *, postgres: bool
+) -> Select[Any]:
+    """The newest `limit` transfer ids per account of the owner with the account as
+    `column` (source or destination), one index range scan per account."""
+    leg = aliased(Transfer)
+    account = getattr(leg, column)
+    newest = (
+        select(leg.id)
+        .where(history_range(account, leg.id, Account.id, before_id, postgres=postgres))
+        .order_by(account.desc(), leg.id.desc())
+        .limit(limit)
+    )
+    owned = Account.owner_id == owner_id
+    if postgres:
+        per_account = newest.lateral("newest")
+        return select(per_account.c.id).select_from(Account).join(per_account, true()).where(owned)
+    # Correlated, so SQLite runs it once per owned account (the account is the subquery's
+    # outer row), reading only its rows. `found` is matched on the same index's columns,
+    # so each id is looked up in that index (covering), next to its neighbours, not in
+    # the table.
+    found = aliased(Transfer)
+    match = and_(getattr(found, column) == Account.id, found.id.in_(newest))
+    return select(found.id).select_from(Account).join(found, match).where(owned)
 
 
 def _owned_account_ids(owner_id: int) -> Select[int]:
@@ -23,17 +50,28 @@ class ActivityRepository(Repository[Transfer]):
 
     model = Transfer
 
-    async def recent_for_owner(self, owner_id: int, *, limit: int) -> Sequence[Transfer]:
-        """Transfers into or out of any of the owner's accounts, newest first."""
-        owned = _owned_account_ids(owner_id)
+    async def recent_for_owner(
+        self, owner_id: int, *, limit: int, before_id: int | None = None
+    ) -> Sequence[Transfer]:
+        """Transfers into or out of any of the owner's accounts, newest first,
+        keyset-paginated by id (a transfer between two of them once).
+
+        For each of the owner's accounts (the owner index), the newest `limit` ids as
+        source and as destination, each one backward range scan of a history index, then
+        the page's rows by primary key: a page costs the owner's accounts times its rows,
+        never the history. The per-account scans are a LATERAL join on PostgreSQL and a
+        correlated IN subquery on SQLite, which has no LATERAL; a plain `IN (owned)`
+        condition would read every owned account's whole history and sort it.
+        """
+        postgres = self.session.get_bind().dialect.name == "postgresql"
+        legs = [
+            _owned_legs(column, owner_id, limit, before_id, postgres=postgres)
+            for column in ("source_account_id", "destination_account_id")
+        ]
+        ids = union(*legs).subquery()
         query = (
             select(Transfer)
-            .where(
-                or_(
-                    Transfer.source_account_id.in_(owned),
-                    Transfer.destination_account_id.in_(owned),
-                )
-            )
+            .where(among(self.session, newest_of(ids, limit)))
             .order_by(Transfer.id.desc())
             .limit(limit)
         )
@@ -43,60 +81,30 @@ class ActivityRepository(Repository[Transfer]):
         """Per currency: (currency, accounts, balance, received, sent, movements).
 
         A transfer between two of the owner's own accounts counts as sent and as received,
-        and as two movements.
+        and as two movements. Read from the totals each account keeps (models/account.py):
+        a few rows by the owner index, however long the history.
         """
-        owned = _owned_account_ids(owner_id)
-        legs = union_all(
-            select(
-                Transfer.currency.label("currency"),
-                Transfer.amount.label("received"),
-                cast(literal(0), BigInteger).label("sent"),
-            ).where(Transfer.destination_account_id.in_(owned)),
-            select(
-                Transfer.currency.label("currency"),
-                cast(literal(0), BigInteger).label("received"),
-                Transfer.amount.label("sent"),
-            ).where(Transfer.source_account_id.in_(owned)),
-        ).subquery()
-        flows = (
-            select(
-                legs.c.currency,
-                *split_sum(self.session, legs.c.received, "received"),
-                *split_sum(self.session, legs.c.sent, "sent"),
-                func.count().label("legs"),
-            )
-            .group_by(legs.c.currency)
-            .subquery()
-        )
-        balances = (
-            select(
-                Account.currency,
-                func.count().label("accounts"),
-                *split_sum(self.session, Account.balance, "balance"),
-            )
-            .where(Account.owner_id == owner_id)
-            .group_by(Account.currency)
-            .subquery()
-        )
+        a = Account
         query = (
             select(
-                balances.c.currency,
-                balances.c.accounts,
-                balances.c.balance_high,
-                balances.c.balance_low,
-                flows.c.received_high,
-                flows.c.received_low,
-                flows.c.sent_high,
-                flows.c.sent_low,
-                func.coalesce(flows.c.legs, 0),
+                a.currency,
+                func.count(),
+                *split_sum(self.session, a.balance, "balance"),
+                # Summed apart, the halves stay exact on SQLite (a low half < 2**32).
+                func.sum(a.received_high),
+                func.sum(a.received_low),
+                func.sum(a.sent_high),
+                func.sum(a.sent_low),
+                func.sum(a.movements),
             )
-            .outerjoin(flows, flows.c.currency == balances.c.currency)
-            .order_by(balances.c.currency)
+            .where(a.owner_id == owner_id)
+            .group_by(a.currency)
+            .order_by(a.currency)
         )
         rows = await self.session.execute(query)
         return [
-            (str(c), int(a), joined(bh, bl), joined(rh, rl), joined(sh, sl), int(n))
-            for c, a, bh, bl, rh, rl, sh, sl, n in rows
+            (str(c), int(n), joined(bh, bl), joined(rh, rl), joined(sh, sl), int(m))
+            for c, n, bh, bl, rh, rl, sh, sl, m in rows
         ]
 
     async def owners(

@@ -418,8 +418,12 @@ _JOB_COLUMNS: Final = (
 )
 
 
-def _add_per_id(payload: ColumnElement[Any], ids: FromClause, order: ColumnElement[Any]) -> Any:
-    """INSERT … SELECT of one queued job per row of `ids`, built once per engine."""
+def per_id_jobs_insert(
+    payload: ColumnElement[Any], ids: FromClause, order: ColumnElement[Any]
+) -> Any:
+    """INSERT … SELECT of one queued job per row of `ids` in `order`, its payload
+    `payload`, due `:now`: `add_per_id`'s statement on each engine, and the jobs part of
+    `TransferRepository.insert_and_apply`'s one statement on PostgreSQL."""
     now = bindparam("now", type_=UTCDateTime())
     # DEFERRED: nothing is read back, so the one-hop SQLite adapter sends it with the
     # transaction's next statement or its COMMIT rather than crossing for it alone.
@@ -445,7 +449,7 @@ def _add_per_id(payload: ColumnElement[Any], ids: FromClause, order: ColumnEleme
 
 
 _sqlite_ids = func.json_each(bindparam("ids", type_=String)).table_valued("value", "key")
-_ADD_PER_ID_SQLITE = _add_per_id(
+_ADD_PER_ID_SQLITE = per_id_jobs_insert(
     func.json_object(bindparam("key", type_=String), _sqlite_ids.c.value),
     _sqlite_ids,
     _sqlite_ids.c.key,
@@ -455,7 +459,7 @@ _pg_ids = (
     .table_valued("id", with_ordinality="position")
     .render_derived(name="i")
 )
-_ADD_PER_ID_PG = _add_per_id(
+_ADD_PER_ID_PG = per_id_jobs_insert(
     func.json_build_object(bindparam("key", type_=String), _pg_ids.c.id),
     _pg_ids,
     _pg_ids.c.position,

@@ -117,6 +117,7 @@ class AuditReport(Result):
     withdrawals: int
     balances_total: int
     problems: tuple[str, ...] = field(default=())
+    transfers_checked: int = 0
 
     @property
     def ok(self) -> bool:

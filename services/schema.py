@@ -17,6 +17,14 @@ async def ensure_migrated(engine: AsyncEngine) -> None:
     where another process migrates. One query; the use cases do not repeat it: a table
     that is missing later still surfaces as SchemaNotMigrated from the failing statement.
     """
+    missing = migrations.missing_sqlite_file(engine)
+    if missing is not None:
+        raise SchemaNotMigrated(
+            f"the database has no schema: there is no file {missing} (none was created); "
+            f"{MIGRATE_HINT}",
+            current=None,
+            head=migrations.head_revision(),
+        )
     try:
         current = await migrations.current_revision(engine)
     except (SQLAlchemyError, OSError) as exc:

@@ -15,7 +15,13 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Transfer, utcnow
-from repositories import AccountRepository, LockedAccount, NewTransfer, TransferRepository
+from repositories import (
+    AccountRepository,
+    LockedAccount,
+    Movement,
+    NewTransfer,
+    TransferRepository,
+)
 from services import outbox, validation
 from services.callers import SYSTEM_SCOPE, Caller
 from services.errors import (
@@ -220,14 +226,13 @@ async def apply_transfers(
             continue
         if not plan.accepted:
             break
-        deltas = {
-            account_id: balance - locked[account_id].balance
-            for account_id, balance in plan.balances.items()
-            if balance != locked[account_id].balance
-        }
         rows = [row for _, row in plan.accepted]
         written = await transfers_repo.insert_and_apply(
-            rows, deltas, outbox.TRANSFERS_COMPLETED, created_at, outbox.TRANSFER_COMPLETED_EVENT
+            rows,
+            _movements(rows, locked),
+            outbox.TRANSFERS_COMPLETED,
+            created_at,
+            outbox.TRANSFER_COMPLETED_EVENT,
         )
         if written is not None:
             outbox.enqueued(session)
@@ -244,6 +249,27 @@ async def apply_transfers(
         assert isinstance(first_outcome, TransferRecord), "a repeat follows an accepted request"
         plan.outcomes[index] = replace(first_outcome, replayed=True)
     return [_decided(outcome) for outcome in plan.outcomes]
+
+
+def _movements(
+    rows: Sequence[NewTransfer], locked: dict[int, LockedAccount]
+) -> dict[int, Movement]:
+    """Each account's movement over the accepted rows: what the balance update applies
+    to its balance and its kept totals (with the low halves read under the lock)."""
+    legs: dict[int, list[int]] = {}  # account -> [received, sent, movements]
+    for row in rows:
+        if row.source_account_id is not None:
+            leg = legs.setdefault(row.source_account_id, [0, 0, 0])
+            leg[1] += row.amount
+            leg[2] += 1
+        if row.destination_account_id is not None:
+            leg = legs.setdefault(row.destination_account_id, [0, 0, 0])
+            leg[0] += row.amount
+            leg[2] += 1
+    return {
+        i: Movement(r, s, n, locked[i].received_low, locked[i].sent_low)
+        for i, (r, s, n) in legs.items()
+    }
 
 
 def _record(transfer_id: int, row: NewTransfer, created_at: datetime) -> TransferRecord:

@@ -25,6 +25,8 @@ from services.errors import (
 # Balances are signed 64-bit integers on both engines.
 MAX_AMOUNT: Final = 2**63 - 1
 MAX_ID: Final = 2**63 - 1
+# What `currency` accepts is a subset of this (a known code); for schemas to document.
+CURRENCY_PATTERN: Final = r"^[A-Z]{3}$"
 # How much of a refused value an error message quotes.
 SHOWN_MAX_LENGTH: Final = 60
 

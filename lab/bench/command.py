@@ -41,8 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "suite",
         nargs="?",
-        choices=("http",),
-        help="http: real servers under wrk (docs/benchmarks.md); default: the database benchmark",
+        choices=("http", "scale"),
+        help="http: real servers under wrk (docs/benchmarks.md); scale: per-request cost as "
+        "the ledger grows; default: the database benchmark",
     )
     parser.add_argument(
         "--quick", action="store_true", help="small sizes for a smoke run (under ~60 s)"
@@ -154,6 +155,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from lab.bench.http import command as http_command
 
     http_command.add_arguments(parser)
+    from lab.bench.scale import command as scale_command
+
+    scale_command.add_arguments(parser)
 
 
 def options_from_args(args: argparse.Namespace) -> Options:
@@ -204,6 +208,10 @@ async def run_from_args(args: argparse.Namespace) -> int:
         from lab.bench.http import command as http_command
 
         return await http_command.run_from_args(args)
+    if getattr(args, "suite", None) == "scale":
+        from lab.bench.scale import command as scale_command
+
+        return await scale_command.run_from_args(args)
     return await run(options_from_args(args), sys.stdout, sys.stderr)
 
 

@@ -35,6 +35,7 @@ TESTS = (
     "tests/services/test_accounts.py",
     "tests/repositories/test_guarded_update.py",
     "tests/repositories/test_repositories.py",
+    "tests/services/test_auditor.py",
 )
 _SWAPS: dict[type[ast.AST], type[ast.AST]] = {
     ast.Lt: ast.LtE,

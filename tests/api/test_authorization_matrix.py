@@ -8,8 +8,9 @@ from dataclasses import dataclass
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from models import Base
 from tests.api.conftest import fund, new_actor, problem_type
-from tests.support.ledger import snapshot
+from tests.support.ledger import every_table
 from tests.support.pgbouncer import through_pgbouncer
 
 pytestmark = through_pgbouncer
@@ -87,12 +88,12 @@ async def test_each_caller_gets_the_documented_answer_from_each_endpoint(
         headers = dict(callers[caller])
         if endpoint.moves_money:
             headers["Idempotency-Key"] = f"matrix-{n}"
-        before = await snapshot(sessions)
+        before = await every_table(sessions)
         answer = await client.request(endpoint.method, path, json=body, headers=headers)
         assert answer.status_code == expected, (cell, answer.text)
         if expected >= 400:
             problem_type(answer)
-            assert await snapshot(sessions) == before, cell
+            assert await every_table(sessions) == before, cell
         if expected == 401:
             assert answer.headers["www-authenticate"].startswith("Bearer"), cell
 
@@ -108,3 +109,11 @@ def test_the_matrix_covers_every_route_of_the_app() -> None:
     }
     covered = {(e.method, e.path.replace("{a}", "{account_id}")) for e in ENDPOINTS}
     assert documented == covered
+
+
+async def test_a_refusal_is_judged_on_every_table(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    state = await every_table(sessions)
+
+    assert set(state) == set(Base.metadata.tables)

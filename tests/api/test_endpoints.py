@@ -88,7 +88,7 @@ async def test_accounts_open_list_and_read(client: httpx.AsyncClient, alice: Act
 @pytest.mark.parametrize(
     ("body", "kind"),
     [
-        ({"currency": "eur"}, "validation-error"),
+        ({"currency": "eur"}, "invalid-currency"),
         ({"currency": "QQQ"}, "invalid-currency"),
         ({"currency": "EUR", "owner_id": 1}, "validation-error"),
     ],
@@ -201,8 +201,8 @@ async def test_transfer_moves_money(client: httpx.AsyncClient, alice: Actor, bob
         ({"amount": "300"}, 422, "validation-error"),
         ({"amount": 300.0}, 422, "validation-error"),
         ({"amount": True}, 422, "validation-error"),
-        ({"amount": 0}, 422, "validation-error"),
-        ({"amount": 2**64}, 422, "validation-error"),
+        ({"amount": 0}, 422, "invalid-amount"),
+        ({"amount": 2**64}, 422, "invalid-amount"),
         ({"amount": 5_000}, 409, "insufficient-funds"),
         ({"destination_account_id": 999_999}, 404, "account-not-found"),
         ({"destination_account_id": "self"}, 422, "validation-error"),

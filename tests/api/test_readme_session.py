@@ -1,6 +1,7 @@
-"""The README's curl session works as printed: each command, run in order against a real
-`ledgerctl serve` on a new SQLite file, prints what the README says it prints (timestamps
-and the server's process id aside)."""
+"""The README's curl session works as printed, where the README says it runs: after
+`make demo`, in the checkout, with nothing on PATH or in DATABASE_URL but what the session
+itself sets. Each command, run in order, prints what the README says it prints
+(timestamps and the server's process id aside)."""
 
 from __future__ import annotations
 
@@ -61,21 +62,44 @@ def _require(tool: str) -> None:
         pytest.skip(reason)
 
 
+def _after_make_demo(folder: Path) -> dict[str, str]:
+    """`folder` as a checkout after `make demo`: a .venv (this one) and a database the demo
+    filled; the environment of a new shell there, whose DATABASE_URL, if the session did
+    not set its own, would lead it to that database."""
+    (folder / ".venv").symlink_to(Path(sys.prefix), target_is_directory=True)
+    venv_bin = str(Path(sys.prefix) / "bin")
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != venv_bin)
+    assert shutil.which("ledgerctl", path=path) is None, "ledgerctl on PATH before activation"
+    demo_url = f"sqlite+aiosqlite:///{folder / 'demo.db'}"
+    for command in (["migrate"], ["demo", "--transfers", "20", "--users", "10"]):
+        filled = subprocess.run(
+            [sys.executable, "-m", "cli", "--database-url", demo_url, *command],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert filled.returncode == 0, filled.stderr
+    shell = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    return {**shell, "PATH": path, "DATABASE_URL": demo_url, "PYTHONPATH": str(PROJECT_ROOT)}
+
+
 def test_the_readme_curl_session_prints_what_the_readme_shows(tmp_path: Path) -> None:
     for tool in ("bash", "curl", "jq"):
         _require(tool)
     steps = _session()
+    environment = _after_make_demo(tmp_path)
     port = str(free_port())  # the README's 8000 may be taken on the machine running the suite
-    script = "\n".join(f"echo '{MARK}'\n{_on_port(command, port)}" for command, _ in steps)
+    # -e: a command that fails (not found, say) ends the session instead of the wait for
+    # a server that will never answer.
+    script = "set -e\n" + "\n".join(
+        f"echo '{MARK}'\n{_on_port(command, port)}" for command, _ in steps
+    )
     done = subprocess.run(
         ["bash", "-c", script],
         cwd=tmp_path,
-        env={
-            **os.environ,
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-            "DATABASE_URL": "sqlite+aiosqlite:///ledger.db",
-            "PYTHONPATH": str(PROJECT_ROOT),
-        },
+        env=environment,
         capture_output=True,
         text=True,
         timeout=120,

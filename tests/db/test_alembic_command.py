@@ -78,3 +78,28 @@ def test_plain_revision_is_numbered_after_head_without_opening_a_database(
         check=False,
     )
     assert lint.returncode == 0, lint.stdout
+
+
+def test_a_revision_with_a_long_message_is_written_lint_clean_and_quietly(
+    tmp_path: Path,
+) -> None:
+    ini = _project_copy(tmp_path / "project")
+    versions = ini.parent / "alembic" / "versions"
+    before = set(versions.glob("*.py"))
+    message = "record which merchant settles each transfer at the end of every business day " * 2
+
+    done = _alembic(ini, tmp_path, "revision", "-m", message)
+
+    assert done.returncode == 0, done.stderr
+    # The post-write hooks print nothing of ruff's: no line-too-long report that looks
+    # like a failure although the file ends up clean.
+    assert "E501" not in done.stdout + done.stderr
+    (written,) = set(versions.glob("*.py")) - before
+    lint = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--no-cache", str(written)],
+        cwd=ini.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert lint.returncode == 0, lint.stdout

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 import pytest
 
 from db import DatabaseSettings, SettingsError, create_engine
+from tests.support.paths import PROJECT_ROOT
 
 Environ = Callable[[Mapping[str, str]], DatabaseSettings]
 
@@ -27,7 +28,8 @@ def from_env(monkeypatch: pytest.MonkeyPatch) -> Environ:
 
 def test_defaults_point_at_the_embedded_sqlite_file(from_env: Environ) -> None:
     settings = from_env({})
-    assert settings.url == "sqlite+aiosqlite:///ledger.db"
+    # The checkout's file, wherever the tests run from (db/checkout.py).
+    assert settings.url == f"sqlite+aiosqlite:///{PROJECT_ROOT / 'ledger.db'}"
     assert settings.backend == "sqlite"
 
 

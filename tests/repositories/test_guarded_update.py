@@ -7,7 +7,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from models import utcnow
-from repositories import AccountRepository, NewTransfer, TransferRepository
+from repositories import AccountRepository, Movement, NewTransfer, TransferRepository
 from services.outbox import TRANSFER_COMPLETED_EVENT, TRANSFERS_COMPLETED
 from tests.support.ledger import open_account, snapshot
 
@@ -17,7 +17,9 @@ async def test_a_delta_that_would_go_below_zero_changes_nothing(
 ) -> None:
     account = await open_account(sessions, balance=5)
     async with sessions() as session, session.begin():
-        changed = await AccountRepository(session).apply_deltas({account.id: -6})
+        changed = await AccountRepository(session).apply_deltas(
+            {account.id: Movement(sent=6, movements=1)}
+        )
     assert changed == 0
     assert (await snapshot(sessions)).balances[account.id] == 5
 
@@ -27,7 +29,9 @@ async def test_a_delta_down_to_exactly_zero_is_applied(
 ) -> None:
     account = await open_account(sessions, balance=5)
     async with sessions() as session, session.begin():
-        changed = await AccountRepository(session).apply_deltas({account.id: -5})
+        changed = await AccountRepository(session).apply_deltas(
+            {account.id: Movement(sent=5, movements=1)}
+        )
     assert changed == 1
     assert (await snapshot(sessions)).balances[account.id] == 0
 
@@ -38,7 +42,9 @@ async def test_only_the_refused_account_is_left_out_of_the_count(
     poor = await open_account(sessions, balance=1)
     rich = await open_account(sessions, balance=100)
     async with sessions() as session, session.begin():
-        changed = await AccountRepository(session).apply_deltas({poor.id: -2, rich.id: -2})
+        changed = await AccountRepository(session).apply_deltas(
+            {poor.id: Movement(sent=2, movements=1), rich.id: Movement(sent=2, movements=1)}
+        )
     assert changed == 1
     balances = (await snapshot(sessions)).balances
     assert (balances[poor.id], balances[rich.id]) == (1, 98)
@@ -71,7 +77,10 @@ async def test_a_decided_delta_the_database_refuses_fails_the_batch_write_on_eve
         async with sessions() as session, session.begin():
             await TransferRepository(session).insert_and_apply(
                 [row],
-                {poor.id: -6, other.id: 6},
+                {
+                    poor.id: Movement(sent=6, movements=1),
+                    other.id: Movement(received=6, movements=1),
+                },
                 TRANSFERS_COMPLETED,
                 utcnow(),
                 TRANSFER_COMPLETED_EVENT,

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from models import Account, User, utcnow
-from repositories import AccountRepository, NewTransfer, TransferRepository, UserRepository
+from repositories import (
+    AccountRepository,
+    Movement,
+    NewTransfer,
+    TransferRepository,
+    UserRepository,
+)
 
 
 async def _users(session: AsyncSession, count: int) -> list[User]:
@@ -77,7 +84,12 @@ async def test_apply_deltas_moves_balances_relative_to_the_stored_value(
         repo = AccountRepository(session)
         a = await repo.add(Account(owner_id=user.id, currency="EUR", balance=100))
         b = await repo.add(Account(owner_id=user.id, currency="EUR", balance=0))
-        assert await repo.apply_deltas({a.id: -40, b.id: 40}) == 2
+        assert (
+            await repo.apply_deltas(
+                {a.id: Movement(sent=40, movements=1), b.id: Movement(received=40, movements=1)}
+            )
+            == 2
+        )
         locked = await repo.lock([b.id, a.id])
         assert [(x.id, x.balance) for x in locked.values()] == [(a.id, 60), (b.id, 40)]
 
@@ -91,7 +103,12 @@ async def test_apply_deltas_refuses_to_take_a_balance_below_zero(
         a = await repo.add(Account(owner_id=user.id, currency="EUR", balance=10))
         b = await repo.add(Account(owner_id=user.id, currency="EUR", balance=0))
         # One of two accounts changed: the caller must fail the transaction.
-        assert await repo.apply_deltas({a.id: -11, b.id: 11}) == 1
+        assert (
+            await repo.apply_deltas(
+                {a.id: Movement(sent=11, movements=1), b.id: Movement(received=11, movements=1)}
+            )
+            == 1
+        )
         locked = await repo.lock([a.id, b.id])
         assert [x.balance for x in locked.values()] == [10, 11]
 
@@ -104,7 +121,10 @@ async def test_apply_decided_deltas_moves_balances_by_commit(
         repo = AccountRepository(session)
         a = await repo.add(Account(owner_id=user.id, currency="EUR", balance=100))
         b = await repo.add(Account(owner_id=user.id, currency="EUR", balance=5))
-        await repo.apply_decided_deltas({a.id: -40, b.id: 40}, utcnow())
+        await repo.apply_decided_deltas(
+            {a.id: Movement(sent=40, movements=1), b.id: Movement(received=40, movements=1)},
+            utcnow(),
+        )
     async with sessions() as session:
         locked = await AccountRepository(session).lock([a.id, b.id])
         assert [x.balance for x in locked.values()] == [60, 45]
@@ -114,7 +134,10 @@ async def _overdraw_decided(
     sessions: async_sessionmaker[AsyncSession], source_id: int, destination_id: int
 ) -> None:
     async with sessions() as session, session.begin():
-        deltas = {source_id: -11, destination_id: 11}
+        deltas = {
+            source_id: Movement(sent=11, movements=1),
+            destination_id: Movement(received=11, movements=1),
+        }
         await AccountRepository(session).apply_decided_deltas(deltas, utcnow())
 
 
@@ -203,3 +226,48 @@ async def test_idempotency_lookup_returns_transfers_by_key(
         found = await repo.by_idempotency_keys([("system", "k"), ("system", "other")])
         assert list(found) == [("system", "k")]
         assert found[("system", "k")].id == t_id
+
+
+async def test_apply_deltas_moves_the_kept_totals_with_the_balance_past_64_bits(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    # The guarded update and the decided one (SQLite's deferred UPDATE, PostgreSQL's
+    # statement inside insert_and_apply): each total exact as its two halves, whatever
+    # low halves the caller read (the second call's are stale: it says 0).
+    big = 2**63 - 1
+    async with sessions() as session, session.begin():
+        (user,) = await _users(session, 1)
+        repo = AccountRepository(session)
+        a = await repo.add(Account(owner_id=user.id, currency="EUR", balance=0))
+        assert await repo.apply_deltas({a.id: Movement(received=big, movements=1)}) == 1
+        await repo.apply_decided_deltas(
+            {a.id: Movement(received=2**32 + 5, sent=big, movements=3)}, utcnow()
+        )
+    async with sessions() as session:
+        balance, rh, rl, sh, sl, movements = (
+            await session.execute(
+                select(
+                    Account.balance,
+                    Account.received_high,
+                    Account.received_low,
+                    Account.sent_high,
+                    Account.sent_low,
+                    Account.movements,
+                ).where(Account.id == a.id)
+            )
+        ).one()
+    assert (balance, (rh << 32) + rl, (sh << 32) + sl, movements) == (
+        2**32 + 5,
+        big + 2**32 + 5,
+        big,
+        4,
+    )
+
+
+def test_a_movement_carries_out_of_the_low_half_it_was_told_of() -> None:
+    low = 2**32 - 3
+    delta, rh, rl, sh, sl, n = Movement(
+        received=2**33 + 7, movements=2, received_low=low
+    ).parameters()
+    assert (delta, rh, rl, sh, sl, n) == (2**33 + 7, 3, 7 - 2**32, 0, 0, 2)
+    assert 0 <= low + rl < 2**32

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -100,3 +101,18 @@ async def test_upgrade_then_ensure_migrated_is_the_start_up_sequence(
     await ensure_migrated(empty_engine)
     user = await UserService(create_session_factory(empty_engine)).register("b@example.com", "B")
     assert user.id >= 1
+
+
+async def test_ensure_migrated_refuses_a_missing_sqlite_file_without_creating_it(
+    tmp_path: Path,
+) -> None:
+    mistyped = tmp_path / "ledgr.db"
+    engine = create_engine(DatabaseSettings(url=f"sqlite+aiosqlite:///{mistyped}"))
+    try:
+        with pytest.raises(SchemaNotMigrated, match="ledgerctl migrate") as raised:
+            await ensure_migrated(engine)
+    finally:
+        await engine.dispose()
+    assert str(mistyped) in str(raised.value)
+    assert "\n" not in str(raised.value)
+    assert not mistyped.exists()
