@@ -5,7 +5,8 @@ from `create_async_engine` with its default pool (and `pool_pre_ping`, as templa
 the bearer token looked up in the same dependency chain on every request (one query: the
 token's user), then the ORM: `session.get` for a read, read-check-update and commit for a
 transfer. No cache, no group commit, no middleware: what a new project starts from.
-Correct for this workload (the balance moves in one guarded UPDATE, never read-modify-write).
+Correct for this workload (the balance moves in one guarded UPDATE, never read-modify-write,
+with the schema's kept totals: lab/bench/sql.py).
 """
 
 # No `from __future__ import annotations`: the routes' annotations name aliases local to
@@ -89,7 +90,11 @@ def template_async_app() -> FastAPI:
         debit = await session.execute(
             update(Account)
             .where(Account.id == source.id, Account.balance >= body.amount)
-            .values(balance=Account.balance - body.amount)
+            .values(
+                balance=Account.balance - body.amount,
+                sent_low=Account.sent_low + body.amount,
+                movements=Account.movements + 1,
+            )
             .execution_options(synchronize_session=False)
         )
         if debit.rowcount != 1:  # type: ignore[attr-defined]
@@ -97,7 +102,11 @@ def template_async_app() -> FastAPI:
         credit = await session.execute(
             update(Account)
             .where(Account.id == body.destination_account_id)
-            .values(balance=Account.balance + body.amount)
+            .values(
+                balance=Account.balance + body.amount,
+                received_low=Account.received_low + body.amount,
+                movements=Account.movements + 1,
+            )
             .execution_options(synchronize_session=False)
         )
         if credit.rowcount != 1:  # type: ignore[attr-defined]

@@ -96,7 +96,11 @@ def template_sync_app() -> FastAPI:
         debit = session.execute(
             update(Account)
             .where(Account.id == source.id, Account.balance >= body.amount)
-            .values(balance=Account.balance - body.amount)
+            .values(
+                balance=Account.balance - body.amount,
+                sent_low=Account.sent_low + body.amount,
+                movements=Account.movements + 1,
+            )
             .execution_options(synchronize_session=False)
         )
         if debit.rowcount != 1:  # type: ignore[attr-defined]
@@ -104,7 +108,11 @@ def template_sync_app() -> FastAPI:
         credit = session.execute(
             update(Account)
             .where(Account.id == body.destination_account_id)
-            .values(balance=Account.balance + body.amount)
+            .values(
+                balance=Account.balance + body.amount,
+                received_low=Account.received_low + body.amount,
+                movements=Account.movements + 1,
+            )
             .execution_options(synchronize_session=False)
         )
         if credit.rowcount != 1:  # type: ignore[attr-defined]
