@@ -35,7 +35,7 @@ from api.routes import ROUTERS
 from api.settings import ApiSettings
 from api.state import AppState
 from db import SettingsError, create_engine, create_session_factory
-from services import TransferBatcher, ensure_migrated
+from services import TokenCache, TransferBatcher, ensure_migrated
 from services.errors import LedgerError, PoolExhausted
 from services.transactions import Sessions
 
@@ -63,9 +63,11 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             if batcher is not None:
                 batcher.start()
             relay = _start_relay(config, sessions, metrics)
-            app.state.ledger = AppState(config, engine, sessions, batcher, metrics)
+            tokens = TokenCache(config.token_cache_seconds)
+            app.state.ledger = AppState(config, engine, sessions, batcher, metrics, tokens)
             try:
-                yield
+                async with tokens.watching(engine, listen_url=config.database.listen_url):
+                    yield
             finally:
                 # The server has stopped taking requests and answered those in flight;
                 # what the batcher accepted still commits before the pool goes away, and

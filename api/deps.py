@@ -1,12 +1,9 @@
-"""Dependencies: the authenticated caller and the services acting for it.
+"""Dependencies every route may share: the app's state and the Idempotency-Key header.
 
-Every service is built per request with the caller (services/callers.py), so the rules
-of who may do what are the services' own, not the routes'. Building one is cheap: it
-holds the session factory and the caller; the engine and pool live in AppState.
-
+The caller and the services acting for it come from the request's Ledger (api/ledger.py).
 Every dependency is `async def` although none awaits: FastAPI runs a plain `def`
 dependency in its thread pool, a round trip to another thread per dependency and
-request that cost more than the dependency itself.
+request that costs more than the dependency itself.
 """
 
 from __future__ import annotations
@@ -15,20 +12,9 @@ from typing import Annotated
 
 from fastapi import Depends, Header
 
-from api.auth import authenticated
 from api.state import AppState, app_state
-from services import (
-    AccessService,
-    AccountService,
-    Authenticated,
-    BackOffice,
-    DashboardService,
-    TransferService,
-    UserService,
-)
 
 State = Annotated[AppState, Depends(app_state)]
-Auth = Annotated[Authenticated, Depends(authenticated)]
 
 
 class MissingIdempotencyKey(Exception):
@@ -52,33 +38,3 @@ async def idempotency_key(
 
 
 IdempotencyKey = Annotated[str, Depends(idempotency_key)]
-
-
-async def access(state: State) -> AccessService:
-    """Registration and tokens (no caller: anyone may register a plain user)."""
-    return AccessService(state.sessions)
-
-
-async def accounts(state: State, auth: Auth) -> AccountService:
-    """Accounts, for the caller."""
-    return AccountService(state.sessions, caller=auth.caller)
-
-
-async def users(state: State, auth: Auth) -> UserService:
-    """Users, for the caller."""
-    return UserService(state.sessions, caller=auth.caller)
-
-
-async def transfers(state: State, auth: Auth) -> TransferService:
-    """Transfers without the batcher, for the caller."""
-    return TransferService(state.sessions, caller=auth.caller)
-
-
-async def dashboards(state: State, auth: Auth) -> DashboardService:
-    """The dashboard, for the caller."""
-    return DashboardService(state.sessions, caller=auth.caller)
-
-
-async def back_office(state: State, auth: Auth) -> BackOffice:
-    """Operators' reads, for the caller."""
-    return BackOffice(state.sessions, caller=auth.caller)

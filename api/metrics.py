@@ -8,10 +8,11 @@ the route label is the path template (`/accounts/{account_id}`), never the raw p
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import event
@@ -105,6 +106,9 @@ class ApiMetrics:
             ["status"],
             registry=self.registry,
         )
+        self.server = Info(
+            "ledger_server", "The event loop that serves the requests", registry=self.registry
+        )
         self.registry.register(_PoolCollector(engine))
         self._engine = engine
         self._max_overflow = max_overflow
@@ -134,5 +138,8 @@ class ApiMetrics:
         event.remove(self._engine.sync_engine.pool, "checkout", self._on_checkout)
 
     def render(self) -> bytes:
-        """The Prometheus text exposition."""
+        """The Prometheus text exposition (called from a request: it names the event loop
+        that request runs on, e.g. uvloop under `ledgerctl serve`)."""
+        loop = type(asyncio.get_running_loop())
+        self.server.info({"loop": f"{loop.__module__}.{loop.__qualname__}"})
         return generate_latest(self.registry)

@@ -9,18 +9,20 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from api.metrics import ApiMetrics
 from api.settings import ApiSettings
-from services import TransferBatcher
+from services import TokenCache, TransferBatcher
 
 
 @dataclass(frozen=True, slots=True)
 class AppState:
-    """The engine, the session factory, the batcher (None when turned off), the metrics."""
+    """The engine, the session factory, the batcher (None when turned off), the metrics,
+    the token cache."""
 
     settings: ApiSettings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     batcher: TransferBatcher | None
     metrics: ApiMetrics
+    tokens: TokenCache
 
 
 async def app_state(request: Request) -> AppState:

@@ -243,7 +243,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = _settings(args)
         url = settings.display_url
-        return asyncio.run(_run(args, settings))
+        # A command may choose its event loop (serve: uvloop, cli/serve.py).
+        with asyncio.Runner(loop_factory=getattr(args, "loop_factory", None)) as runner:
+            return runner.run(_run(args, settings))
     except BrokenPipeError:
         # The reader (e.g. `| head`) went away: stop quietly, as Unix tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

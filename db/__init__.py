@@ -7,6 +7,7 @@ from db.engine import (
     PoolStatus,
     create_engine,
     engine_settings,
+    one_statement_read_options,
     pool_status,
     read_only_options,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "format_lsn",
     "is_disconnect",
     "note_write",
+    "one_statement_read_options",
     "parse_lsn",
     "pool_status",
     "read_connection",

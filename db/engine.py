@@ -18,8 +18,8 @@ from db.postgres_engine import (
     create_postgres_engine,
 )
 from db.replicas import attach_replica
-from db.settings import DatabaseSettings
-from db.sqlite_engine import SQLITE_BEGIN_OPTION, RollbackOnClose, create_sqlite_engine
+from db.settings import POOLER_TRANSACTION, DatabaseSettings
+from db.sqlite_engine import NO_BEGIN, SQLITE_BEGIN_OPTION, RollbackOnClose, create_sqlite_engine
 
 __all__ = [
     "APPLICATION_NAME",
@@ -29,6 +29,7 @@ __all__ = [
     "RollbackOnClose",
     "create_engine",
     "engine_settings",
+    "one_statement_read_options",
     "pool_status",
     "read_only_options",
     "starts_transaction",
@@ -96,6 +97,24 @@ def read_only_options(dialect_name: str) -> Mapping[str, Any]:
     if dialect_name == "sqlite":
         return {SQLITE_BEGIN_OPTION: "DEFERRED"}
     return {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+
+
+def one_statement_read_options(engine: Engine) -> Mapping[str, Any]:
+    """Execution options for a read of one statement on `engine`: no transaction around
+    it, so no BEGIN and COMMIT round trips (one statement sees one snapshot by itself). A
+    read of several statements needs `read_only_options`, or each would see its own.
+
+    SQLite: no BEGIN (the driver is in autocommit mode, db/sqlite_engine.py). PostgreSQL:
+    AUTOCOMMIT, which asyncpg applies without a round trip; but behind PgBouncer in
+    transaction mode (DB_PG_POOLER) the read keeps its transaction, since outside one the
+    pooler may hand the statement's prepare and its execution to different servers.
+    """
+    if engine.dialect.name == "sqlite":
+        return {SQLITE_BEGIN_OPTION: NO_BEGIN}
+    settings = _ENGINE_SETTINGS.get(engine)
+    if settings is not None and settings.pg_pooler == POOLER_TRANSACTION:
+        return read_only_options(engine.dialect.name)
+    return {"isolation_level": "AUTOCOMMIT"}
 
 
 @dataclass(frozen=True, slots=True)

@@ -451,7 +451,9 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
                 await_(connection._execute(call))  # type: ignore[no-untyped-call]
             except Exception as error:
                 self._handle_exception(error)
-        elif self.pending_begin is None:
+        elif self.pending_begin is None and self.in_transaction:
+            # SQLite says no transaction is open (a statement run in autocommit): COMMIT
+            # would do nothing, so it costs no crossing.
             super().commit()
         self.pending_begin = None
         self.in_transaction = self.transaction_known_open = False

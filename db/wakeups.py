@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 JOBS_CHANNEL: Final = "ledger_jobs"
 OUTBOX_CHANNEL: Final = "ledger_outbox"
+# A token was revoked: every process's token cache forgets what it holds.
+TOKENS_CHANNEL: Final = "ledger_tokens"
 LISTENER_APPLICATION_NAME: Final = "ledger-listener"
 _RECONNECT_MIN_S: Final = 0.05
 _RECONNECT_MAX_S: Final = 5.0

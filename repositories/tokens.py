@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy import Connection, Row, bindparam, select, update
+from sqlalchemy import Connection, Row, bindparam, func, select, update
 
+from db.wakeups import TOKENS_CHANNEL
 from models import ApiToken, User
 from repositories.base import Repository
 
@@ -44,10 +45,15 @@ class TokenRepository(Repository[ApiToken]):
     model = ApiToken
 
     async def revoke(self, token_id: int, now: datetime) -> bool:
-        """Revoke one token; False if it was already revoked."""
+        """Revoke one token; False if it was already revoked. On PostgreSQL it also sends
+        NOTIFY on the tokens channel (delivered at commit), so that every process's token
+        cache forgets the token at once."""
         result = await self.session.execute(
             update(ApiToken)
             .where(ApiToken.id == token_id, ApiToken.revoked_at.is_(None))
             .values(revoked_at=now)
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        revoked = bool(result.rowcount)  # type: ignore[attr-defined]
+        if revoked and self.session.get_bind().dialect.name == "postgresql":
+            await self.session.execute(select(func.pg_notify(TOKENS_CHANNEL, "")))
+        return revoked

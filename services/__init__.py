@@ -48,6 +48,7 @@ from services.results import (
 )
 from services.schema import ensure_migrated
 from services.statements import STATEMENTS, StatementService, statement_handler
+from services.token_cache import TokenCache
 from services.transfer_core import Outcome, TransferRequest
 from services.transfers import TransferService
 from services.users import UserService
@@ -114,6 +115,7 @@ __all__ = [
     "Role",
     "StatementLineRecord",
     "StatementService",
+    "TokenCache",
     "Topology",
     "TransferBatcher",
     "TransferNotifier",

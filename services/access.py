@@ -18,12 +18,15 @@ from typing import Final
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.wakeups import TOKENS_CHANNEL, wake_after_commit
 from models import utcnow
 from repositories import TokenRepository, live_token_row
+from services.base import Service
 from services.callers import ANONYMOUS, Caller, Role
 from services.errors import InvalidToken
 from services.registration import register_user
 from services.results import Authenticated, Registration, UserRecord
+from services.token_cache import TokenCache
 from services.transactions import Sessions, run_in_transaction, run_read
 
 TOKEN_BYTES: Final = 32
@@ -36,13 +39,21 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-class AccessService:
+class AccessService(Service):
     """Registration, tokens and authentication, for one caller (default: anonymous,
-    which may register plain users; only the trusted SYSTEM may create operators)."""
+    which may register plain users; only the trusted SYSTEM may create operators).
+    With `tokens`, authentication reads through that cache (services/token_cache.py)."""
 
-    def __init__(self, sessions: Sessions, *, caller: Caller = ANONYMOUS) -> None:
-        self._sessions = sessions
-        self._caller = caller
+    def __init__(
+        self,
+        sessions: Sessions,
+        *,
+        caller: Caller = ANONYMOUS,
+        timeout: float | None = None,
+        tokens: TokenCache | None = None,
+    ) -> None:
+        super().__init__(sessions, caller=caller, timeout=timeout)
+        self._tokens = tokens
 
     async def register(
         self,
@@ -61,7 +72,7 @@ class AccessService:
             name,
             role=role,
             token_hash=token_hash(token),
-            timeout=timeout,
+            timeout=self._deadline(timeout),
         )
         return Registration(user=user, token=token)
 
@@ -75,9 +86,15 @@ class AccessService:
         if not isinstance(token, str) or not 0 < len(token) <= _TOKEN_MAX_LENGTH:
             raise InvalidToken("the API token is missing or malformed")
         wanted = token_hash(token)
+        generation = 0
+        if self._tokens is not None:
+            cached = self._tokens.get(wanted)
+            if cached is not None:
+                return cached
+            generation = self._tokens.generation
 
         # Every request comes through here: a Core read in one greenlet (run_read), not
-        # an ORM session. No cache: a revoked token fails at its next request.
+        # an ORM session; with a TokenCache, only once per token and bound (its docstring).
         def work(connection: Connection) -> Authenticated | None:
             row = live_token_row(connection, wanted)
             if row is None or not hmac.compare_digest(row.token_hash, wanted):
@@ -89,9 +106,13 @@ class AccessService:
                 caller=Caller.for_role(user.id, user.role), user=user, token_id=row.token_id
             )
 
-        result = await run_read(self._sessions, work, timeout=timeout)
+        result = await run_read(
+            self._sessions, work, one_statement=True, timeout=self._deadline(timeout)
+        )
         if result is None:
             raise InvalidToken("the API token is not valid (unknown or revoked)")
+        if self._tokens is not None:
+            self._tokens.put(wanted, result, generation)
         return result
 
     async def revoke(
@@ -101,10 +122,13 @@ class AccessService:
         timeout: float | None = None,  # noqa: ASYNC109 (raises OperationTimeout)
     ) -> None:
         """Revoke `token` (the caller's own: it is presented, so it is theirs)."""
-        current = await self.authenticate(token, timeout=timeout)
+        current = await self.authenticate(token, timeout=self._deadline(timeout))
 
         async def work(session: AsyncSession) -> bool:
+            # Token caches of this process forget it at commit (other processes: NOTIFY
+            # on PostgreSQL, sent by the repository; services/token_cache.py).
+            wake_after_commit(session, TOKENS_CHANNEL)
             return await TokenRepository(session).revoke(current.token_id, utcnow())
 
-        if not await run_in_transaction(self._sessions, work, timeout=timeout):
+        if not await run_in_transaction(self._sessions, work, timeout=self._deadline(timeout)):
             raise InvalidToken("the API token is not valid (unknown or revoked)")

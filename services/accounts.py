@@ -12,10 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models import Account, Transfer
 from repositories import AccountRepository, TransferRepository, UserRepository, account_row
 from services import validation
-from services.callers import SYSTEM, Caller
+from services.base import Service
 from services.errors import AccountNotFound, UserNotFound
 from services.results import AccountRecord, HistoryPage, TransferRecord
-from services.transactions import Sessions, run_in_transaction, run_read, streaming_read
+from services.transactions import run_in_transaction, run_read, streaming_read
 from services.transfer_core import TransferRequest, execute_transfer
 
 # Rows a history stream fetches per round trip (or, on SQLite, per thread crossing).
@@ -23,13 +23,9 @@ STREAM_BATCH: Final = 500
 MAX_STREAM_BATCH: Final = 10_000
 
 
-class AccountService:
+class AccountService(Service):
     """Accounts and the money that enters or leaves the ledger through them, for one
     caller (default: the trusted in-process SYSTEM; see services/callers.py)."""
-
-    def __init__(self, sessions: Sessions, *, caller: Caller = SYSTEM) -> None:
-        self._sessions = sessions
-        self._caller = caller
 
     async def open(
         self,
@@ -54,7 +50,7 @@ class AccountService:
             )
             return AccountRecord.of(account)
 
-        return await run_in_transaction(self._sessions, work, timeout=timeout)
+        return await run_in_transaction(self._sessions, work, timeout=self._deadline(timeout))
 
     async def get(
         self,
@@ -80,7 +76,9 @@ class AccountService:
                 updated_at=row.updated_at,
             )
 
-        return await run_read(self._sessions, work, timeout=timeout)
+        return await run_read(
+            self._sessions, work, one_statement=True, timeout=self._deadline(timeout)
+        )
 
     async def for_owner(
         self,
@@ -103,7 +101,9 @@ class AccountService:
                 AccountRecord.of(a) for a in await AccountRepository(session).for_owner(owner_id)
             ]
 
-        return await run_in_transaction(self._sessions, work, read_only=True, timeout=timeout)
+        return await run_in_transaction(
+            self._sessions, work, read_only=True, timeout=self._deadline(timeout)
+        )
 
     async def balance(self, account_id: int) -> int:
         """The balance in minor units."""
@@ -121,7 +121,12 @@ class AccountService:
         """Money entering the ledger: a transfer with no source. Operators only
         (NotAllowed otherwise); into any account."""
         return await self._external(
-            account_id, amount, idempotency_key, description, incoming=True, timeout=timeout
+            account_id,
+            amount,
+            idempotency_key,
+            description,
+            incoming=True,
+            timeout=self._deadline(timeout),
         )
 
     async def withdraw(
@@ -136,7 +141,12 @@ class AccountService:
         """Money leaving the ledger: a transfer with no destination. InsufficientFunds if
         short; AccountNotFound for an account the caller does not own."""
         return await self._external(
-            account_id, amount, idempotency_key, description, incoming=False, timeout=timeout
+            account_id,
+            amount,
+            idempotency_key,
+            description,
+            incoming=False,
+            timeout=self._deadline(timeout),
         )
 
     async def _external(
@@ -161,7 +171,7 @@ class AccountService:
             description=description,
             caller=self._caller,
         )
-        return await execute_transfer(self._sessions, request, timeout=timeout)
+        return await execute_transfer(self._sessions, request, timeout=self._deadline(timeout))
 
     async def history(
         self,
@@ -191,7 +201,11 @@ class AccountService:
             return HistoryPage(account_id=account_id, items=items, next_before=next_before)
 
         return await run_in_transaction(
-            self._sessions, work, read_only=True, standby_ok=True, timeout=timeout
+            self._sessions,
+            work,
+            read_only=True,
+            standby_ok=True,
+            timeout=self._deadline(timeout),
         )
 
     @asynccontextmanager

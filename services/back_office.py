@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 from services.auditor import LedgerAuditor
-from services.callers import SYSTEM, Caller
+from services.base import Service
 from services.jobs import JobQueue
 from services.results import AuditReport, JobStats
-from services.transactions import Sessions, deadline
+from services.transactions import deadline
 
 
-class BackOffice:
+class BackOffice(Service):
     """What only an operator (or the trusted SYSTEM) may read; NotAllowed for a user."""
-
-    def __init__(self, sessions: Sessions, *, caller: Caller = SYSTEM) -> None:
-        self._sessions = sessions
-        self._caller = caller
 
     async def audit(
         self,
@@ -23,7 +19,7 @@ class BackOffice:
     ) -> AuditReport:
         """The auditor's verdict on the whole ledger."""
         self._caller.require_back_office("read the audit")
-        async with deadline(timeout):
+        async with deadline(self._deadline(timeout)):
             return await LedgerAuditor(self._sessions).verify()
 
     async def job_stats(
@@ -33,5 +29,5 @@ class BackOffice:
     ) -> JobStats:
         """The job queue by status."""
         self._caller.require_back_office("read the job statistics")
-        async with deadline(timeout):
+        async with deadline(self._deadline(timeout)):
             return await JobQueue(self._sessions).stats()

@@ -21,6 +21,7 @@ from repositories import (
     UserRepository,
 )
 from services import validation
+from services.base import Service
 from services.callers import SYSTEM, Caller
 from services.errors import UserNotFound
 from services.query_limit import shared_limit
@@ -42,7 +43,7 @@ MAX_CONCURRENCY: Final = 100
 MAX_IDS: Final = 1000
 
 
-class DashboardService:
+class DashboardService(Service):
     """Read-side views assembled from several queries run side by side.
 
     `max_concurrency` bounds the dashboard queries in flight at once across every
@@ -56,9 +57,9 @@ class DashboardService:
         *,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         caller: Caller = SYSTEM,
+        timeout: float | None = None,
     ) -> None:
-        self._sessions = sessions
-        self._caller = caller
+        super().__init__(sessions, caller=caller, timeout=timeout)
         self.limit = shared_limit(
             sessions, validation.bounded(max_concurrency, "max_concurrency", 1, MAX_CONCURRENCY)
         )
@@ -107,7 +108,7 @@ class DashboardService:
             rows = await NotificationRepository(session).recent_for_user(user_id, limit=limit)
             return tuple(NotificationRecord.of(n) for n in rows)
 
-        async with deadline(timeout):
+        async with deadline(self._deadline(timeout)):
             # A TaskGroup, not gather: if one query fails, the others are cancelled at
             # once instead of running on, each holding a connection.
             try:

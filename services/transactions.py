@@ -14,7 +14,13 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, SessionTransaction
 
-from db import is_disconnect, note_write, read_connection, read_only_options
+from db import (
+    is_disconnect,
+    note_write,
+    one_statement_read_options,
+    read_connection,
+    read_only_options,
+)
 from services import validation
 from services.backoff import Backoff
 from services.db_errors import is_transient, translate
@@ -162,6 +168,7 @@ async def run_read(
     work: ConnectionWork[T],
     *,
     standby_ok: bool = False,
+    one_statement: bool = False,
     attempts: int = DEFAULT_ATTEMPTS,
     timeout: float | None = None,  # noqa: ASYNC109 (covers retries; raises OperationTimeout)
 ) -> T:
@@ -172,6 +179,9 @@ async def run_read(
     For the small hot reads of every request (the token lookup): `work` runs in a single
     greenlet, so checkout, BEGIN, the statements and COMMIT cost one switch into
     SQLAlchemy's sync core rather than one per step, and no identity map is built.
+
+    `one_statement`: `work` runs a single statement, which needs no transaction around
+    it, so none is begun (db.one_statement_read_options): no BEGIN or COMMIT round trip.
     """
     engine = _engine(sessions)
     if engine is None:  # a factory bound to a connection or nothing: the general path
@@ -188,7 +198,7 @@ async def run_read(
         connect = read_connection(engine) if standby_ok else engine.connect()
         async with connect as connection:
             progress.connected = True
-            return await connection.run_sync(_read_only, work)
+            return await connection.run_sync(_read_only, work, one_statement)
 
     async with deadline(timeout):
         return await _retrying(once, sessions, attempts, read_only=True)
@@ -217,8 +227,13 @@ async def streaming_read(sessions: Sessions) -> AsyncIterator[AsyncSession]:
         raise error from exc
 
 
-def _read_only(connection: Connection, work: ConnectionWork[T]) -> T:
-    connection.execution_options(**read_only_options(connection.dialect.name))
+def _read_only(connection: Connection, work: ConnectionWork[T], one_statement: bool) -> T:
+    options = (
+        one_statement_read_options(connection.engine)
+        if one_statement
+        else read_only_options(connection.dialect.name)
+    )
+    connection.execution_options(**options)
     with connection.begin():
         return work(connection)
 

@@ -6,10 +6,10 @@ import inspect
 from collections.abc import Sequence
 from typing import Final
 
-from services.callers import SYSTEM, Caller
+from services.base import Service
+from services.callers import Caller
 from services.errors import InvalidInput
 from services.results import TransferRecord
-from services.transactions import Sessions
 from services.transfer_core import (
     Outcome,
     TransferRequest,
@@ -18,13 +18,9 @@ from services.transfer_core import (
 )
 
 
-class TransferService:
+class TransferService(Service):
     """Atomic, idempotent transfers between accounts of one currency, for one caller
     (default: the trusted in-process SYSTEM; see services/callers.py)."""
-
-    def __init__(self, sessions: Sessions, *, caller: Caller = SYSTEM) -> None:
-        self._sessions = sessions
-        self._caller = caller
 
     async def transfer(
         self,
@@ -54,7 +50,7 @@ class TransferService:
             caller=self._caller,
             accounts_only=True,
         )
-        return await execute_transfer(self._sessions, request, timeout=timeout)
+        return await execute_transfer(self._sessions, request, timeout=self._deadline(timeout))
 
     async def transfer_many(
         self,
@@ -73,7 +69,7 @@ class TransferService:
                 f"requests must be a sequence of TransferRequest, got {type(requests).__name__}"
             )
         mine = [_checked(request, self._caller) for request in requests]
-        return await execute_transfers(self._sessions, mine, timeout=timeout)
+        return await execute_transfers(self._sessions, mine, timeout=self._deadline(timeout))
 
 
 # What a caller supplies, by name, so a parameter added to of() is re-checked too; the

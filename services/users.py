@@ -6,19 +6,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from repositories import UserRepository
 from services import validation
-from services.callers import SYSTEM, Caller
+from services.base import Service
 from services.errors import UserNotFound
 from services.registration import register_user
 from services.results import UserRecord
-from services.transactions import Sessions, run_in_transaction
+from services.transactions import run_in_transaction
 
 
-class UserService:
+class UserService(Service):
     """Register and look up users, for one caller (default: the trusted SYSTEM)."""
-
-    def __init__(self, sessions: Sessions, *, caller: Caller = SYSTEM) -> None:
-        self._sessions = sessions
-        self._caller = caller
 
     async def register(self, email: str, name: str) -> UserRecord:
         """Create a user. The email is trimmed and lower-cased; a taken one is DuplicateEmail
@@ -42,4 +38,6 @@ class UserService:
                 raise UserNotFound(user_id)
             return UserRecord.of(user)
 
-        return await run_in_transaction(self._sessions, work, read_only=True, timeout=timeout)
+        return await run_in_transaction(
+            self._sessions, work, read_only=True, timeout=self._deadline(timeout)
+        )

@@ -101,7 +101,7 @@ def test_extending_walks_an_endpoint_and_a_command_through_each_file_they_touch(
     text = (DOCS / "extending.md").read_text(encoding="utf-8")
     steps = (
         "api/schemas.py",
-        "api/deps.py",
+        "api/ledger.py",
         "api/routes/__init__.py",
         "api/problems.py",
         "tests/api/test_authorization_matrix.py",

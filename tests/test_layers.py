@@ -184,22 +184,8 @@ def public_names(module: str) -> frozenset[str]:
     return frozenset(name for name in names if not name.startswith("_"))
 
 
-# TEMPORARY while the HTTP bench is rebuilt (issue 22): its variants still borrow the API's
-# internals. Must be empty before this lands.
-PENDING: Final = frozenset(
-    {
-        "lab.bench.http.async_apps",
-        "lab.bench.http.common_app",
-        "lab.bench.http.memory_app",
-        "lab.bench.http.sync_app",
-    }
-)
-
-
 def apart_violation(found: Import) -> str | None:
     """Why `found`, in the lab or the examples, reaches past the app's public names."""
-    if found.module in PENDING:
-        return None
     target = found.target.split(".")[0]
     if target not in MAY_IMPORT:
         return None  # itself, tests.support, the standard library or a dependency

@@ -7,41 +7,38 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from api.deps import Auth, IdempotencyKey, State, accounts
+from api.deps import IdempotencyKey
+from api.ledger import CallerLedger
 from api.routes.money import MONEY_RESPONSES, answer
 from api.schemas import AccountIn, AccountOut, HistoryOut, Id, MoneyIn, TransferOut
-from services import AccountService
 from services.validation import MAX_ID
 
 router = APIRouter(tags=["accounts"])
-Accounts = Annotated[AccountService, Depends(accounts)]
 AccountId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 @router.post("/accounts", status_code=201, response_model=AccountOut)
-async def open_account(body: AccountIn, auth: Auth, service: Accounts, state: State) -> AccountOut:
+async def open_account(body: AccountIn, ledger: CallerLedger) -> AccountOut:
     """Open an empty account of the calling user."""
-    assert auth.user.id is not None
-    account = await service.open(
-        auth.user.id, body.currency, timeout=state.settings.request_timeout
-    )
+    assert ledger.user.id is not None
+    account = await ledger.accounts().open(ledger.user.id, body.currency)
     return AccountOut.model_validate(account)
 
 
 @router.get("/accounts", response_model=list[AccountOut])
-async def list_accounts(auth: Auth, service: Accounts, state: State) -> list[AccountOut]:
+async def list_accounts(ledger: CallerLedger) -> list[AccountOut]:
     """The calling user's accounts, oldest first."""
-    found = await service.for_owner(auth.user.id, timeout=state.settings.request_timeout)
+    found = await ledger.accounts().for_owner(ledger.user.id)
     return [AccountOut.model_validate(a) for a in found]
 
 
 @router.get("/accounts/{account_id}", response_model=AccountOut)
-async def get_account(account_id: AccountId, service: Accounts, state: State) -> AccountOut:
+async def get_account(account_id: AccountId, ledger: CallerLedger) -> AccountOut:
     """One account (another user's reads as not found, unless the caller is an operator)."""
-    account = await service.get(account_id, timeout=state.settings.request_timeout)
+    account = await ledger.accounts().get(account_id)
     return AccountOut.model_validate(account)
 
 
@@ -49,15 +46,12 @@ async def get_account(account_id: AccountId, service: Accounts, state: State) ->
 async def history(
     request: Request,
     account_id: AccountId,
-    service: Accounts,
-    state: State,
+    ledger: CallerLedger,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     before: Annotated[Id | None, Query(description="a transfer id: the page older than it")] = None,
 ) -> HistoryOut:
     """The account's transfers, newest first, in keyset pages: follow `next`."""
-    page = await service.history(
-        account_id, limit=limit, before=before, timeout=state.settings.request_timeout
-    )
+    page = await ledger.accounts().history(account_id, limit=limit, before=before)
     following = None
     if page.next_before is not None:
         # Relative, so it is right behind any proxy that rewrites the host.
@@ -78,12 +72,13 @@ NDJSON = "application/x-ndjson"
         }
     },
 )
-async def export_history(account_id: AccountId, service: Accounts, state: State) -> Response:
+async def export_history(account_id: AccountId, ledger: CallerLedger) -> Response:
     """The account's whole history, oldest first, one JSON transfer per line (NDJSON),
     streamed from the database in batches: memory stays flat however long it is."""
     # Checked before the 200 goes out: another user's account is a 404 problem, not a
     # stream that breaks off. (The stream checks again, inside its own snapshot.)
-    await service.get(account_id, timeout=state.settings.request_timeout)
+    service = ledger.accounts()
+    await service.get(account_id)
 
     async def lines() -> AsyncIterator[str]:
         async with service.history_stream(account_id) as transfers:
@@ -104,16 +99,14 @@ async def deposit(
     body: MoneyIn,
     key: IdempotencyKey,
     response: Response,
-    service: Accounts,
-    state: State,
+    ledger: CallerLedger,
 ) -> TransferOut:
     """Money entering the ledger (operators only: a back-office confirmation)."""
-    record = await service.deposit(
+    record = await ledger.accounts().deposit(
         account_id,
         body.amount,
         idempotency_key=key,
         description=body.description,
-        timeout=state.settings.request_timeout,
     )
     return answer(record, response)
 
@@ -129,15 +122,13 @@ async def withdraw(
     body: MoneyIn,
     key: IdempotencyKey,
     response: Response,
-    service: Accounts,
-    state: State,
+    ledger: CallerLedger,
 ) -> TransferOut:
     """Money leaving the ledger from one of the caller's accounts."""
-    record = await service.withdraw(
+    record = await ledger.accounts().withdraw(
         account_id,
         body.amount,
         idempotency_key=key,
         description=body.description,
-        timeout=state.settings.request_timeout,
     )
     return answer(record, response)

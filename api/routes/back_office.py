@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter
 
-from fastapi import APIRouter, Depends
-
-from api.deps import State, back_office
+from api.ledger import CallerLedger
 from api.schemas import AuditOut, JobStatsOut
-from services import BackOffice
 
 router = APIRouter(tags=["back office"])
-Office = Annotated[BackOffice, Depends(back_office)]
 
 
 @router.get("/audit", response_model=AuditOut)
-async def audit(service: Office, state: State) -> AuditOut:
+async def audit(ledger: CallerLedger) -> AuditOut:
     """Every balance against its history, and money in against money out."""
-    report = await service.audit(timeout=state.settings.request_timeout)
+    report = await ledger.back_office().audit()
     return AuditOut(
         ok=report.ok,
         accounts_checked=report.accounts_checked,
@@ -29,8 +25,6 @@ async def audit(service: Office, state: State) -> AuditOut:
 
 
 @router.get("/jobs/stats", response_model=JobStatsOut)
-async def job_stats(service: Office, state: State) -> JobStatsOut:
+async def job_stats(ledger: CallerLedger) -> JobStatsOut:
     """The job queue by status."""
-    return JobStatsOut.model_validate(
-        await service.job_stats(timeout=state.settings.request_timeout)
-    )
+    return JobStatsOut.model_validate(await ledger.back_office().job_stats())

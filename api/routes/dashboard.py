@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter
 
-from fastapi import APIRouter, Depends
-
-from api.deps import Auth, State, dashboards
+from api.ledger import CallerLedger
 from api.schemas import DashboardOut
-from services import DashboardService
 
 router = APIRouter(tags=["dashboard"])
 
 
 @router.get("/dashboard", response_model=DashboardOut)
-async def dashboard(
-    auth: Auth, service: Annotated[DashboardService, Depends(dashboards)], state: State
-) -> DashboardOut:
+async def dashboard(ledger: CallerLedger) -> DashboardOut:
     """Accounts, recent transfers, counterparties, totals and notifications of the caller."""
-    page = await service.for_user(auth.user.id, timeout=state.settings.request_timeout)
+    page = await ledger.dashboards().for_user(ledger.user.id)
     return DashboardOut.model_validate(page)

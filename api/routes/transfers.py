@@ -1,15 +1,13 @@
-"""/transfers: move money; group commit (the batcher) is the write path when it is on."""
+"""/transfers: move money (group-committed when the batcher runs; api/ledger.py chooses)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter, Response
 
-from fastapi import APIRouter, Depends, Response
-
-from api.deps import Auth, IdempotencyKey, State, transfers
+from api.deps import IdempotencyKey
+from api.ledger import CallerLedger
 from api.routes.money import MONEY_RESPONSES, answer
 from api.schemas import TransferIn, TransferOut
-from services import TransferService
 
 router = APIRouter(tags=["transfers"])
 
@@ -21,32 +19,14 @@ router = APIRouter(tags=["transfers"])
     responses=MONEY_RESPONSES,
 )
 async def transfer(
-    body: TransferIn,
-    key: IdempotencyKey,
-    response: Response,
-    auth: Auth,
-    service: Annotated[TransferService, Depends(transfers)],
-    state: State,
+    body: TransferIn, key: IdempotencyKey, response: Response, ledger: CallerLedger
 ) -> TransferOut:
     """Move money out of one of the caller's accounts into any account of its currency."""
-    timeout = state.settings.request_timeout
-    if state.batcher is not None:
-        record = await state.batcher.transfer(
-            body.source_account_id,
-            body.destination_account_id,
-            body.amount,
-            idempotency_key=key,
-            description=body.description,
-            timeout=timeout,
-            caller=auth.caller,
-        )
-    else:
-        record = await service.transfer(
-            body.source_account_id,
-            body.destination_account_id,
-            body.amount,
-            idempotency_key=key,
-            description=body.description,
-            timeout=timeout,
-        )
+    record = await ledger.transfers().transfer(
+        body.source_account_id,
+        body.destination_account_id,
+        body.amount,
+        idempotency_key=key,
+        description=body.description,
+    )
     return answer(record, response)

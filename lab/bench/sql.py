@@ -2,6 +2,9 @@
 
 Every variant applies the same transfer to the project's migrated schema: a guarded debit
 (refused when it would go below zero), a credit and a `transfers` row, in one transaction.
+The debit and credit also move the account's kept totals (models/account.py) by relative
+addition, as the audit checks them; without the write path's carry into the high half,
+which the bench's small amounts never need.
 Templates use `{}` for parameters; `render` turns them into `?`, `%s` or `$n`.
 """
 
@@ -14,11 +17,12 @@ from lab.bench.ops import Op
 ParamStyle = Literal["qmark", "format", "numeric"]
 
 DEBIT: Final = (
-    "UPDATE accounts SET balance = balance - {}, updated_at = CURRENT_TIMESTAMP "
-    "WHERE id = {} AND balance >= {}"
+    "UPDATE accounts SET balance = balance - {}, sent_low = sent_low + {}, "
+    "movements = movements + 1, updated_at = CURRENT_TIMESTAMP WHERE id = {} AND balance >= {}"
 )
 CREDIT: Final = (
-    "UPDATE accounts SET balance = balance + {}, updated_at = CURRENT_TIMESTAMP WHERE id = {}"
+    "UPDATE accounts SET balance = balance + {}, received_low = received_low + {}, "
+    "movements = movements + 1, updated_at = CURRENT_TIMESTAMP WHERE id = {}"
 )
 RECORD: Final = (
     "INSERT INTO transfers (source_account_id, destination_account_id, amount, currency) "
@@ -74,8 +78,8 @@ class Statements:
         Two transfers between the same pair in opposite directions then lock the rows in
         the same order, so PostgreSQL cannot deadlock them (SQLite locks the whole file).
         """
-        debit = (self.debit, (op.amount, op.account, op.amount))
-        credit = (self.credit, (op.amount, op.other))
+        debit = (self.debit, (op.amount, op.amount, op.account, op.amount))
+        credit = (self.credit, (op.amount, op.amount, op.other))
         return [debit, credit] if op.account < op.other else [credit, debit]
 
     def record_params(self, op: Op) -> tuple[int, int, int]:

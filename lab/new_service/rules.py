@@ -56,8 +56,9 @@ EDITS: Final = (
         "pyproject.toml",
         "# The repository's lab (lab/: benchmarks, soak, mutation, scratch servers), never"
         " installed:\n# asyncpg, psycopg 3 as the blocking reference, pgqueuer as the job"
-        ' queue\'s peer.\nlab = ["asyncpg>=0.29,<0.33", "psycopg[binary]>=3.1,<3.4",'
-        ' "pgqueuer>=1.6,<2"]\n',
+        " queue's peer, py-spy\n# for `bench http --profile`.\n"
+        'lab = ["asyncpg>=0.29,<0.33", "psycopg[binary]>=3.1,<3.4", "pgqueuer>=1.6,<2",'
+        ' "py-spy>=0.3.14,<0.5"]\n',
         "",
     ),
     Edit(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.settings import ApiSettings
+from api.settings import API_MAX_OVERFLOW, API_POOL_SIZE, ApiSettings
 from db import SettingsError
 
 
@@ -23,6 +23,18 @@ def test_the_variables_override_the_defaults(monkeypatch: pytest.MonkeyPatch) ->
     assert (settings.request_timeout, settings.batch_transfers) == (2.5, False)
     assert settings.max_body_bytes == 4096
     assert settings.database.url == "sqlite+aiosqlite:///api.db"
+
+
+def test_the_server_keeps_a_fixed_pool_unless_the_variables_say_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("DB_POOL_SIZE", raising=False)
+    monkeypatch.delenv("DB_MAX_OVERFLOW", raising=False)
+    pool = ApiSettings().database
+    assert (pool.pool_size, pool.max_overflow) == (API_POOL_SIZE, API_MAX_OVERFLOW) == (15, 0)
+    monkeypatch.setenv("DB_MAX_OVERFLOW", "3")
+    pool = ApiSettings().database
+    assert (pool.pool_size, pool.max_overflow) == (15, 3)
 
 
 @pytest.mark.parametrize(

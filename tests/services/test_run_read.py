@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from sqlalchemy import Connection, text
@@ -84,3 +85,29 @@ async def test_a_deadline_bounds_the_wait_for_a_pooled_connection(
         assert pool_status(engine).checked_out == 0
     finally:
         await engine.dispose()
+
+
+def _transaction_open(connection: Connection) -> bool:
+    """Whether the database itself has a transaction open on this connection now."""
+    driver: Any = connection.connection.driver_connection
+    if connection.dialect.name == "postgresql":
+        return bool(driver.is_in_transaction())
+    return bool(driver._conn.in_transaction)  # aiosqlite's sqlite3 connection
+
+
+async def test_a_one_statement_read_runs_outside_any_transaction(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    def read(connection: Connection) -> tuple[int, bool]:
+        return _one(connection), _transaction_open(connection)
+
+    assert await run_read(sessions, read, one_statement=True) == (1, False)
+
+
+async def test_a_read_of_several_statements_keeps_one_transaction(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    def read(connection: Connection) -> tuple[int, bool]:
+        return _one(connection), _transaction_open(connection)
+
+    assert await run_read(sessions, read) == (1, True)

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from sqlalchemy import text
 
-from api.app import create_app
-from api.deps import State
+from api import ApiSettings, create_app
 from api.schemas import AccountOut
-from api.settings import ApiSettings
+from lab.bench.http.common_app import Credentials, token_of
 from lab.bench.http.rows import (
     ACCOUNT_NAMED,
     DB_SLEEP_SECONDS,
@@ -23,13 +22,16 @@ from lab.bench.http.rows import (
     SLEEP_NAMED,
     account_out,
 )
+from services import AccessService, AccountService
 from services.errors import AccountNotFound
 
 router = APIRouter(prefix="/bench", include_in_schema=False)
 
 
-async def _account(state: State, account_id: int, *, db_sleep: bool) -> AccountOut:
-    async with state.sessions() as session:
+async def _account(request: Request, account_id: int, *, db_sleep: bool) -> AccountOut:
+    # The app's own session factory, which its lifespan made (api/state.py).
+    sessions = request.app.state.ledger.sessions
+    async with sessions() as session:
         if db_sleep:
             await session.execute(text(SLEEP_NAMED), {"seconds": DB_SLEEP_SECONDS})
         row = (await session.execute(text(ACCOUNT_NAMED), {"id": account_id})).first()
@@ -39,16 +41,23 @@ async def _account(state: State, account_id: int, *, db_sleep: bool) -> AccountO
 
 
 @router.get("/waits-elsewhere/{account_id}", response_model=AccountOut)
-async def waits_elsewhere(account_id: int, state: State) -> AccountOut:
-    """A 100 ms remote call (awaited: the loop serves others meanwhile), then one row."""
+async def waits_elsewhere(
+    account_id: int, request: Request, credentials: Credentials
+) -> AccountOut:
+    """The bearer token authenticated, a 100 ms remote call (awaited: the loop serves
+    others meanwhile), then the account read for the caller: the app's own services."""
+    state = request.app.state.ledger  # what the app's lifespan built (api/state.py)
+    access = AccessService(state.sessions, tokens=state.tokens)
+    found = await access.authenticate(token_of(credentials))
     await asyncio.sleep(REMOTE_SECONDS)
-    return await _account(state, account_id, db_sleep=False)
+    account = await AccountService(state.sessions, caller=found.caller).get(account_id)
+    return AccountOut.model_validate(account)
 
 
 @router.get("/waits-in-db/{account_id}", response_model=AccountOut)
-async def waits_in_db(account_id: int, state: State) -> AccountOut:
+async def waits_in_db(account_id: int, request: Request) -> AccountOut:
     """pg_sleep(0.1) on a pooled connection, then one row: the pool caps concurrency."""
-    return await _account(state, account_id, db_sleep=True)
+    return await _account(request, account_id, db_sleep=True)
 
 
 def _app(batch: bool) -> FastAPI:

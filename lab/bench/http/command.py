@@ -23,6 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"length of each wrk run (default {FULL_SECONDS:.0f}; --quick: {QUICK_SECONDS:.0f})",
     )
     group.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample the server with py-spy during each run and report the CPU per request "
+        "by layer (server, routing, validation, authentication, SQLAlchemy, driver)",
+    )
+    group.add_argument(
         "--scenarios",
         default=None,
         help="comma-separated, from: " + ", ".join(s.name for s in scenarios.full()),
@@ -51,6 +57,7 @@ def options_from_args(args: argparse.Namespace) -> HttpOptions:
         json_path=args.json,
         markdown_path=args.markdown,
         plot_path=args.plot,
+        profile=args.profile,
     )
 
 

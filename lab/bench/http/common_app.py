@@ -1,23 +1,22 @@
-"""What the bench's own apps (variants 3 and 4) share with api.create_app's: the
-middleware, the problem documents for errors, /healthz, the bearer scheme."""
+"""What the bench's own apps (the sync and in-memory variants) share with api.create_app's:
+the middleware, errors as problem documents, /healthz, the bearer scheme and the headers."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Header, Path, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
-from fastapi.security import HTTPAuthorizationCredentials
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.auth import bearer
-from api.deps import MissingIdempotencyKey
-from api.middleware import LedgerMiddleware
-from api.problems import for_ledger_error, http_problem
-from api.settings import ApiSettings
-from services.errors import InvalidToken, LedgerError
+from api import ApiSettings, LedgerMiddleware
+from services.errors import AccountNotFound, InsufficientFunds, InvalidToken, LedgerError
 
-Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(HTTPBearer(auto_error=False))]
+IdempotencyKey = Annotated[str, Header(alias="Idempotency-Key", max_length=128)]
+AccountId = Annotated[int, Path(ge=1)]
+_STATUS = {InvalidToken: 401, AccountNotFound: 404, InsufficientFunds: 422}
 
 
 def token_of(credentials: HTTPAuthorizationCredentials | None) -> str:
@@ -27,25 +26,27 @@ def token_of(credentials: HTTPAuthorizationCredentials | None) -> str:
     return credentials.credentials
 
 
+def _problem(status: int, detail: str) -> Response:
+    return JSONResponse(
+        {"type": "about:blank", "status": status, "detail": detail},
+        status_code=status,
+        media_type="application/problem+json",
+    )
+
+
 def dress(app: FastAPI) -> FastAPI:
-    """Add the API's middleware, error answers and /healthz to a bench app."""
+    """Add the API's middleware, problem answers and /healthz to a bench app."""
     app.add_middleware(
         LedgerMiddleware, max_body_bytes=ApiSettings().max_body_bytes, metrics=lambda: None
     )
 
     @app.exception_handler(LedgerError)
     async def ledger_error(request: Request, exc: LedgerError) -> Response:
-        return for_ledger_error(exc, request_id=getattr(request.state, "request_id", None))
-
-    @app.exception_handler(MissingIdempotencyKey)
-    async def missing_key(request: Request, exc: MissingIdempotencyKey) -> Response:
-        return http_problem(
-            "idempotency-key-missing", "a POST that moves money needs an Idempotency-Key header"
-        )
+        return _problem(_STATUS.get(type(exc), 500), str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
-        return http_problem("validation-error", str(exc)[:1000])
+        return _problem(422, str(exc)[:1000])
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -9,10 +9,8 @@ from datetime import UTC, datetime
 
 from fastapi import FastAPI
 
-from api.deps import IdempotencyKey
-from api.routes.accounts import AccountId
 from api.schemas import AccountOut, TransferIn, TransferOut
-from lab.bench.http.common_app import Credentials, dress, token_of
+from lab.bench.http.common_app import AccountId, Credentials, IdempotencyKey, dress, token_of
 
 
 def memory_app() -> FastAPI:

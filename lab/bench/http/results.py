@@ -92,7 +92,8 @@ def medians(points: Iterable[Point]) -> dict[Key, Median]:
 
 @dataclass(frozen=True, slots=True)
 class RatioSpec:
-    """`top` over `bottom` (variants) at one scenario and step, of `what` (rate or rss)."""
+    """`top` over `bottom` (variants) at one scenario and step, of `what`: rate (req/s),
+    per_cpu (requests per second of server CPU: throughput per server core), or rss."""
 
     scenario: str
     step: int
@@ -106,7 +107,14 @@ RATIOS: Final = (
     RatioSpec("transfers", 64, "batcher", "service"),
     RatioSpec("transfers", 64, "batcher", "sync"),
     RatioSpec("transfers", 256, "batcher", "sync"),
+    RatioSpec("transfers", 64, "batcher", "template-async"),
+    RatioSpec("transfers", 64, "batcher", "template-async", "per_cpu"),
+    RatioSpec("transfers", 64, "batcher", "template-sync"),
     RatioSpec("account", 64, "service", "sync"),
+    RatioSpec("account", 64, "service", "memory"),
+    RatioSpec("account", 64, "service", "template-async"),
+    RatioSpec("account", 64, "service", "template-async", "per_cpu"),
+    RatioSpec("account", 64, "service", "template-sync"),
     RatioSpec("waits-elsewhere", 100, "batcher", "sync"),
     RatioSpec("waits-elsewhere", 400, "batcher", "sync"),
     RatioSpec("waits-elsewhere", 1000, "batcher", "sync"),
@@ -127,6 +135,18 @@ class Ratio:
     per_rep: tuple[float, ...]
 
 
+def _pair(what: str, top: Point, bottom: Point) -> tuple[float, float]:
+    if what == "rate":
+        return top.wrk.rate, bottom.wrk.rate
+    if what == "per_cpu":
+        # Requests per CPU second: 1 / (CPU per request); 0 for a run that answered none.
+        def per_cpu(p: Point) -> float:
+            return 1 / p.cpu_per_request if p.cpu_per_request else 0.0
+
+        return per_cpu(top), per_cpu(bottom)
+    return float(top.peak_rss), float(bottom.peak_rss)
+
+
 def ratios(points: Iterable[Point]) -> list[Ratio]:
     """Every RATIOS entry the points allow, per engine."""
     by: dict[tuple[str, str, str, int, int], Point] = {
@@ -143,11 +163,7 @@ def ratios(points: Iterable[Point]) -> list[Ratio]:
                 bottom = by.get((spec.scenario, engine, spec.bottom, spec.step, rep))
                 if top is None or bottom is None:
                     continue
-                a, b = (
-                    (top.wrk.rate, bottom.wrk.rate)
-                    if spec.what == "rate"
-                    else (float(top.peak_rss), float(bottom.peak_rss))
-                )
+                a, b = _pair(spec.what, top, bottom)
                 if b > 0:
                     values.append(a / b)
             if values:

@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError
 from lab.bench.environment import describe
 from lab.bench.errors import BenchError
 from lab.bench.http import procstat
+from lab.bench.http import profile as profiling
 from lab.bench.http.ledger import Ledger, audit, prepare
 from lab.bench.http.probe import probe
 from lab.bench.http.report import goals, markdown_tables, ratio_lines, text_tables
@@ -55,6 +56,8 @@ class HttpOptions:
     plot_path: Path | None = None
     # One server process for every scenario with the same settings (the quick form).
     share: bool = False
+    # Sample each measured run with py-spy and report the CPU per request by layer.
+    profile: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +66,7 @@ class HttpRun:
 
     points: list[Point]
     failures: list[str]
+    profiles: list[profiling.Profile] = field(default_factory=list)
 
 
 def _raise_file_limit() -> None:
@@ -201,6 +205,14 @@ async def _one_run(
             cpu=context.wrk_cpu,
         )
     measured = script(run_id)
+    sampled = context.work / f"{run_id}.spy"
+    sampling = (
+        await profiling.record(
+            profiling.py_spy(), pid, context.options.seconds * scenario.slow_factor, sampled
+        )
+        if context.options.profile
+        else None
+    )
     before = procstat.usage(pid)
     result = await run_wrk(
         context.wrk,
@@ -211,6 +223,8 @@ async def _one_run(
         cpu=context.wrk_cpu,
     )
     after = procstat.usage(pid)
+    if sampling is not None:
+        await sampling
     checked = await audit(ledger.url, run_id)
     keyed = checked.keyed_transfers if scenario.writes and variant != "memory" else None
     point = Point(
@@ -241,7 +255,15 @@ async def _one_run(
         file=context.out,
         flush=True,
     )
-    return HttpRun([point], failures)
+    profiles = []
+    if sampling is not None:
+        samples = profiling.layers(sampled.read_text())
+        profiles.append(
+            profiling.Profile(
+                scenario.name, serving.engine, variant, step, dict(samples), point.cpu_per_request
+            )
+        )
+    return HttpRun([point], failures, profiles)
 
 
 async def _serve_jobs(context: _Context, serving: Serving, ledger: Ledger, rep: int) -> HttpRun:
@@ -250,6 +272,7 @@ async def _serve_jobs(context: _Context, serving: Serving, ledger: Ledger, rep: 
     log = context.work / "server.log"
     points: list[Point] = []
     failures: list[str] = []
+    profiles: list[profiling.Profile] = []
     async with serve(factory, env, log, cpu=context.server_cpu) as server:
         for job in serving.jobs:
             # The memory variant keeps no rows, so it has no replay to give.
@@ -262,7 +285,8 @@ async def _serve_jobs(context: _Context, serving: Serving, ledger: Ledger, rep: 
                 )  # fmt: skip
                 points += run.points
                 failures += run.failures
-    return HttpRun(points, failures)
+                profiles += run.profiles
+    return HttpRun(points, failures, profiles)
 
 
 async def execute(options: HttpOptions, out: TextIO) -> HttpRun:
@@ -289,6 +313,9 @@ async def execute(options: HttpOptions, out: TextIO) -> HttpRun:
         )
     points: list[Point] = []
     failures: list[str] = []
+    profiles: list[profiling.Profile] = []
+    if options.profile:
+        profiling.py_spy()  # not installed: say so before anything runs
     async with _databases(options, engines) as urls:
         ledgers = {engine: await prepare(url, USERS) for engine, url in urls.items()}
         with TemporaryDirectory(prefix="bench-http-run-") as folder:
@@ -312,7 +339,8 @@ async def execute(options: HttpOptions, out: TextIO) -> HttpRun:
                         continue
                     points += run.points
                     failures += run.failures
-    return HttpRun(points, failures)
+                    profiles += run.profiles
+    return HttpRun(points, failures, profiles)
 
 
 async def run_http(options: HttpOptions, out: TextIO) -> int:
@@ -333,9 +361,16 @@ async def run_http(options: HttpOptions, out: TextIO) -> int:
             print("  " + line, file=out)
     met = goals(found, paired)
     if met:
-        print("\ngoals of issue 12:", file=out)
+        print("\ngoals of issue 22:", file=out)
         for goal in met:
             print(f"  {'met   ' if goal.met else 'MISSED'} {goal.text}: {goal.measured}", file=out)
+    layer_table = profiling.table(run.profiles)
+    if layer_table:
+        print(
+            "\nCPU per request by layer (µs, share of py-spy samples times the CPU measured):",
+            file=out,
+        )
+        print(layer_table, file=out)
     for failure in run.failures:
         print(f"FAILED {failure}", file=out)
     document: dict[str, Any] = {
@@ -372,6 +407,7 @@ async def run_http(options: HttpOptions, out: TextIO) -> int:
             + "\n\nRatios:\n\n"
             + "\n".join(f"- {line}" for line in lines)
             + "\n"
+            + (f"\nCPU per request by layer (µs):\n\n{layer_table}\n" if layer_table else "")
         )
     if options.plot_path is not None:
         from lab.bench.http.plot import write_plot

@@ -15,13 +15,11 @@ from contextlib import asynccontextmanager
 from anyio import to_thread
 from fastapi import FastAPI, Response
 
-from api.deps import IdempotencyKey
-from api.routes.accounts import AccountId
-from api.routes.money import REPLAY_HEADER
 from api.schemas import AccountOut, TransferIn, TransferOut
 from lab.bench.http.blocking_db import BlockingLedger
-from lab.bench.http.common_app import Credentials, dress, token_of
+from lab.bench.http.common_app import AccountId, Credentials, IdempotencyKey, dress, token_of
 from lab.bench.http.rows import REMOTE_SECONDS
+from lab.bench.http.template_shape import REPLAY_HEADER
 from lab.bench.ops import Op
 
 THREADS_ENV = "BENCH_HTTP_THREADS"
@@ -56,10 +54,11 @@ def sync_app() -> FastAPI:
         return ledger.account(ledger.caller(token_of(credentials)), account_id)
 
     @app.get("/bench/waits-elsewhere/{account_id}", response_model=AccountOut)
-    def waits_elsewhere(account_id: int) -> AccountOut:
+    def waits_elsewhere(account_id: int, credentials: Credentials) -> AccountOut:
+        caller = ledger.caller(token_of(credentials))
         # The blocking stand-in for a slow remote call: the thread is held the whole time.
         time.sleep(REMOTE_SECONDS)
-        return ledger.account(None, account_id)
+        return ledger.account(caller, account_id)
 
     @app.get("/bench/waits-in-db/{account_id}", response_model=AccountOut)
     def waits_in_db(account_id: int) -> AccountOut:

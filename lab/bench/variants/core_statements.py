@@ -18,12 +18,22 @@ from models import Account, Transfer
 DEBIT: Final = (
     update(Account)
     .where(Account.id == bindparam("account_id"), Account.balance >= bindparam("amount"))
-    .values(balance=Account.balance - bindparam("amount"), updated_at=func.current_timestamp())
+    .values(
+        balance=Account.balance - bindparam("amount"),
+        sent_low=Account.sent_low + bindparam("amount"),
+        movements=Account.movements + 1,
+        updated_at=func.current_timestamp(),
+    )
 )
 CREDIT: Final = (
     update(Account)
     .where(Account.id == bindparam("account_id"))
-    .values(balance=Account.balance + bindparam("amount"), updated_at=func.current_timestamp())
+    .values(
+        balance=Account.balance + bindparam("amount"),
+        received_low=Account.received_low + bindparam("amount"),
+        movements=Account.movements + 1,
+        updated_at=func.current_timestamp(),
+    )
 )
 RECORD: Final = insert(Transfer)
 POINT: Final = select(Account.balance).where(Account.id == bindparam("account_id"))

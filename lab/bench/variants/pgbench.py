@@ -53,8 +53,8 @@ def script() -> str:
     trip like the plain UPDATE), and the transaction commits only then, as the Python
     variants' `Refused` rolls back.
     """
-    debit = _pgbench(DEBIT, "amount", "src", "amount")
-    credit = _pgbench(CREDIT, "amount", "dst")
+    debit = _pgbench(DEBIT, "amount", "amount", "src", "amount")
+    credit = _pgbench(CREDIT, "amount", "amount", "dst")
     record = _pgbench(RECORD, "src", "dst", "amount")
     guarded = f"WITH debited AS ({debit} RETURNING 1) SELECT count(*) AS ok FROM debited \\gset"
     return "\n".join(

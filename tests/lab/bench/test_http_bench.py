@@ -61,7 +61,8 @@ async def test_every_variant_answers_under_wrk_and_the_audit_holds(
         for p in run.points
         if p.scenario == "transfers" and p.variant != "memory"
     ]
-    assert len(stored) == 3
+    writers = next(s.variants for s in chosen if s.name == "transfers")
+    assert len(stored) == len(writers) - 1
     for keyed, answered in stored:
         assert keyed is not None
         assert keyed >= answered
