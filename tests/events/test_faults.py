@@ -297,7 +297,7 @@ async def test_the_broker_restarted_mid_stream_loses_nothing(
     publisher, reader = relay(sessions, broker), consumer(sessions, broker)
     async with running(publisher, reader):
         await transfer_randomly(sessions, accounts, 300, random.Random(5), chunk=50)
-        with broker_stopped():
+        async with broker_stopped():
             await eventually(lambda: asyncio.sleep(0, not publisher.stats.connected))
             # Written while the broker is down: they wait in the outbox.
             await transfer_randomly(sessions, accounts, 300, random.Random(6), chunk=50)

@@ -28,7 +28,7 @@ async def test_failover_under_load_loses_nothing_and_types_every_error(
 ) -> None:
     ledger = await load.open_ledger(ha_sessions, 8)
     observed = load.Observed()
-    old_primary = formation.primary()
+    old_primary = await asyncio.to_thread(formation.primary)
     async with serving(formation.url()) as server, TransferBatcher(ha_sessions) as batcher:
 
         async def kill_primary() -> float:
@@ -58,7 +58,7 @@ async def test_failover_under_load_loses_nothing_and_types_every_error(
             ),
             http_transfers(ha_sessions, server.url, clients=8, seconds=LOAD_SECONDS),
         )
-    new_primary = formation.primary()
+    new_primary = await asyncio.to_thread(formation.primary)
     assert new_primary != old_primary
 
     assert observed.untyped() == 0, observed.untyped_errors
@@ -82,9 +82,11 @@ async def test_failover_under_load_loses_nothing_and_types_every_error(
     assert all(count == 1 for count in stored.values())
     assert pool_status(ha_engine).checked_out == 0
 
-    formation.restart(old_primary)
-    formation.wait_healthy()
-    assert formation.primary() == new_primary  # the killed node came back as the standby
+    await asyncio.to_thread(formation.restart, old_primary)
+    await asyncio.to_thread(formation.wait_healthy)
+    assert (
+        await asyncio.to_thread(formation.primary) == new_primary
+    )  # the killed node came back as the standby
 
 
 async def test_switchover_under_load_loses_nothing_and_types_every_error(
@@ -92,7 +94,7 @@ async def test_switchover_under_load_loses_nothing_and_types_every_error(
 ) -> None:
     ledger = await load.open_ledger(ha_sessions, 8)
     observed = load.Observed()
-    old_primary = formation.primary()
+    old_primary = await asyncio.to_thread(formation.primary)
     async with TransferBatcher(ha_sessions) as batcher:
 
         async def switch_over() -> None:
@@ -114,8 +116,8 @@ async def test_switchover_under_load_loses_nothing_and_types_every_error(
                 key_prefix="sw-b",
             ),
         )
-    formation.wait_healthy()
-    assert formation.primary() != old_primary
+    await asyncio.to_thread(formation.wait_healthy)
+    assert await asyncio.to_thread(formation.primary) != old_primary
     assert observed.untyped() == 0, observed.untyped_errors
     verdict = await load.check(ha_sessions, ledger, observed, key_prefix="sw")
     assert verdict.ok, verdict

@@ -17,7 +17,7 @@ async def test_the_job_listener_follows_the_primary_through_a_failover(
 ) -> None:
     woken = asyncio.Event()
     listener = PostgresListener(formation.url(), woken.set)
-    old_primary = formation.primary()
+    old_primary = await asyncio.to_thread(formation.primary)
     running = asyncio.create_task(listener.run())
     try:
         await asyncio.wait_for(listener.wait_connections(1), timeout=30)
@@ -30,9 +30,9 @@ async def test_the_job_listener_follows_the_primary_through_a_failover(
                 text("SELECT pg_notify(:channel, '')"), {"channel": JOBS_CHANNEL}
             )
         await asyncio.wait_for(woken.wait(), timeout=10)
-        assert formation.primary() != old_primary
+        assert await asyncio.to_thread(formation.primary) != old_primary
     finally:
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
-        formation.restart(old_primary)
-        formation.wait_healthy()
+        await asyncio.to_thread(formation.restart, old_primary)
+        await asyncio.to_thread(formation.wait_healthy)

@@ -22,8 +22,9 @@ from tests.support.ledger import open_account
 @pytest.fixture
 async def routed(formation: Formation) -> AsyncIterator[AsyncEngine]:
     """An engine whose standby_ok reads go to the standby (pinned to it, no fallback)."""
+    standby = await asyncio.to_thread(formation.standby)  # asks the monitor: blocking
     settings = DatabaseSettings(
-        url=formation.url(), read_url=formation.node_url(formation.standby()), pool_size=2
+        url=formation.url(), read_url=formation.node_url(standby), pool_size=2
     )
     engine = create_engine(settings)
     yield engine
@@ -69,19 +70,19 @@ async def test_without_the_writes_position_the_same_read_on_the_lagging_standby_
 async def test_reads_are_served_from_the_primary_while_the_standby_is_down(
     formation: Formation,
 ) -> None:
-    standby = formation.standby()
+    standby = await asyncio.to_thread(formation.standby)
     engine = create_engine(
         DatabaseSettings(url=formation.url(), read_url=formation.read_url(), pool_size=2)
     )
     sessions: async_sessionmaker[AsyncSession] = create_session_factory(engine)
     try:
         account = await open_account(sessions, 300)
-        formation.kill(standby)
+        await asyncio.to_thread(formation.kill, standby)
 
         history = await AccountService(sessions).history(account.id)
 
         assert [t.amount for t in history.items] == [300]
     finally:
         await engine.dispose()
-        formation.restart(standby)
-        formation.wait_healthy()
+        await asyncio.to_thread(formation.restart, standby)
+        await asyncio.to_thread(formation.wait_healthy)

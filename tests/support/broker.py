@@ -8,8 +8,8 @@ import os
 import secrets
 import shutil
 import subprocess
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aio_pika
@@ -120,12 +120,15 @@ def can_restart_broker() -> str | None:
     return None
 
 
-@contextmanager
-def broker_stopped() -> Iterator[None]:
-    """`rabbitmqctl stop_app` for the block, `start_app` after it, whatever happens."""
-    _rabbitmqctl("stop_app")
+@asynccontextmanager
+async def broker_stopped() -> AsyncIterator[None]:
+    """`rabbitmqctl stop_app` for the block, `start_app` after it, whatever happens.
+
+    rabbitmqctl runs in a thread: the relay and consumer under test share this loop, and
+    a loop held for the seconds a stop takes would hide how they notice the broker going."""
+    await asyncio.to_thread(_rabbitmqctl, "stop_app")
     try:
         yield
     finally:
-        _rabbitmqctl("start_app")
-        _rabbitmqctl("await_startup")
+        await asyncio.to_thread(_rabbitmqctl, "start_app")
+        await asyncio.to_thread(_rabbitmqctl, "await_startup")

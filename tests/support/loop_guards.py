@@ -46,7 +46,6 @@ REPORT_ONLY: Final = os.environ.get("LOOP_GUARD_REPORT_ONLY") == "1"
 # the child (asyncio.to_thread or an async subprocess), as tests/cli now does; none may join.
 PENDING: Final = frozenset(
     {
-        "tests/events/test_faults.py",
         "tests/events/test_interfaces.py",
         "tests/lab/bench/test_bench.py",
         "tests/lab/bench/test_http_bench.py",
