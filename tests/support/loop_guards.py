@@ -41,12 +41,10 @@ import pytest
 BLOCKED_SECONDS: Final = float(os.environ.get("LOOP_GUARD_SECONDS", "1.0"))
 REPORT_ONLY: Final = os.environ.get("LOOP_GUARD_REPORT_ONLY") == "1"
 # TEMPORARY: async tests that still wait for a child process with a blocking call on the
-# loop (the lab's bench runs; ledgerctl and rabbitmqctl in the events tests, where the
-# consumer and relay tasks starve meanwhile). Their blocks are not failed until they await
+# loop (the lab's bench runs). Their blocks are not failed until they await
 # the child (asyncio.to_thread or an async subprocess), as tests/cli now does; none may join.
 PENDING: Final = frozenset(
     {
-        "tests/events/test_interfaces.py",
         "tests/lab/bench/test_bench.py",
         "tests/lab/bench/test_http_bench.py",
     }
