@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -50,6 +50,19 @@ def _gate(*, write_first: bool = False) -> tuple[asyncio.Event, asyncio.Event, J
             await TransferNotifier()(job, session)
 
     return started, proceed, handler
+
+
+class _StallingQueue(JobQueue):
+    """A queue whose lease renewals wait while the test holds `stalled` (a renewal already
+    under way finishes first): a worker whose heartbeat stalled."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: FakeClock) -> None:
+        super().__init__(sessions, clock=clock)
+        self.stalled = asyncio.Lock()
+
+    async def extend_many(self, jobs: Sequence[ClaimedJob], lease_seconds: float) -> set[int]:
+        async with self.stalled:
+            return await super().extend_many(jobs, lease_seconds)
 
 
 async def _notification_count(sessions: async_sessionmaker[AsyncSession]) -> int:
@@ -174,7 +187,7 @@ async def test_a_worker_that_lost_its_lease_cancels_the_job_and_commits_nothing(
 ) -> None:
     job_id = await _one_deposit_job(sessions)
     clock = FakeClock()
-    queue = JobQueue(sessions, clock=clock)
+    queue = _StallingQueue(sessions, clock=clock)
     started, _, handler = _gate()  # never proceeds by itself
     stop, events = asyncio.Event(), Events()
     worker = Worker(
@@ -187,8 +200,12 @@ async def test_a_worker_that_lost_its_lease_cancels_the_job_and_commits_nothing(
     )
     async with running_worker(worker, stop) as run:
         await started.wait()  # the handler waits before it opens its transaction
-        clock.advance(61)  # the worker stalled past its lease...
-        (taken,) = await queue.claim("other", limit=1, lease_seconds=60)  # ...and lost the job
+        # The worker stalls past its lease and another takes the job meanwhile. Without the
+        # stall a heartbeat could read the moved clock first and renew the expired lease,
+        # which its owner still holds: then there is nothing to take over.
+        async with queue.stalled:
+            clock.advance(61)
+            (taken,) = await queue.claim("other", limit=1, lease_seconds=60)
         await events.wait_for(WorkerEvent.LOST)
         stop.set()
         stats = await run
