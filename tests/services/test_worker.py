@@ -25,6 +25,7 @@ from services import (
     TransferService,
     Worker,
     WorkerEvent,
+    WorkerStats,
 )
 from services.transactions import run_in_transaction
 from tests.support.jobs import FakeClock, StatementLog
@@ -457,8 +458,9 @@ async def _cancel_mid_claim(
     queue = _CancelsItsWorker(sessions, after_commit=after_commit)
     worker = Worker(queue, {TRANSFER_COMPLETED: TransferNotifier()})
     with _no_task_left_behind():
-        queue.run = asyncio.create_task(worker.run(asyncio.Event()))
-        (result,) = await asyncio.gather(queue.run, return_exceptions=True)
+        run: asyncio.Task[WorkerStats] = asyncio.create_task(worker.run(asyncio.Event()))
+        queue.run = run
+        (result,) = await asyncio.gather(run, return_exceptions=True)
     assert isinstance(result, asyncio.CancelledError)
     assert pool_status(engine).checked_out == 0
     job = await _job(sessions, (await _job_ids(sessions))[0])
