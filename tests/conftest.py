@@ -25,8 +25,13 @@ from tests.support.databases import (
 )
 from tests.support.pgbouncer import PGBOUNCER, PgBouncerServer, pooled_settings, through_pooler
 
-# The pgbouncer backend's fixture and its opt-in (deselection) hook; the formation's.
-pytest_plugins = ("tests.support.pgbouncer_plugin", "tests.support.formation")
+# The pgbouncer backend's fixture and its opt-in (deselection) hook; the formation's; which
+# tests share a pytest-xdist worker.
+pytest_plugins = (
+    "tests.support.pgbouncer_plugin",
+    "tests.support.formation",
+    "tests.support.xdist_groups",
+)
 
 _postgres_checked: list[str | None] = []
 
