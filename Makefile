@@ -29,7 +29,7 @@ lint: $(STAMP)
 # databases; tests/support/xdist_groups.py keeps a module's tests on one worker and the tests
 # of one shared server (RabbitMQ, the formation) together. PYTEST_WORKERS=0 runs in-process.
 PYTEST_WORKERS ?= 2
-PYTEST := $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup
+PYTEST := $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
 # The second run repeats on SQLAlchemy's stock aiosqlite adapter, which is what a deployment
 # gets with DB_SQLITE_ONE_HOP=false or outside the adapter's tested library versions, the
 # folders where that adapter behaves differently from db/sqlite_one_hop.py: transactions and

@@ -1,37 +1,47 @@
-"""pytest plugin: which tests share a pytest-xdist worker (`make test` runs `-n 2`).
+"""pytest plugin: which tests share a pytest-xdist worker (`make test`: `-n 2 --dist loadfile`).
 
 Each worker is a pytest session of its own, with its own databases (tests/support/databases.py
-names them at random), engines and event loop. A module's tests stay together on one worker,
-in their order, so a module-scoped fixture (a seeded database, a started server) is built once
-and no test meets another module's state mid-way. Tests of one machine-wide resource share a
-worker: the RabbitMQ broker (tests/events stops and restarts it), and the pg_auto_failover
-formation (tests/ha, one per session). Without xdist the markers change nothing.
+names them at random), engines and event loop. `--dist loadfile` keeps a file's tests on one
+worker, in their order, so a module-scoped fixture (a seeded database, a started server) is
+built once and no test meets another module's state mid-way. This plugin adds to it: the
+tests of one machine-wide resource share one worker too. Without xdist it does nothing.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.support.paths import PROJECT_ROOT
-
-# A folder under tests/ whose tests all share one worker: the resource they share.
-SHARED_RESOURCES = {"events": "rabbitmq", "ha": "formation"}
-
-
-def group_of(path: Path) -> str:
-    """The xdist group of the tests in the file at `path`."""
-    if not path.is_relative_to(PROJECT_ROOT / "tests"):
-        return path.as_posix()
-    relative = path.relative_to(PROJECT_ROOT / "tests")
-    return SHARED_RESOURCES.get(relative.parts[0], relative.as_posix())
+# Where the tests of a shared resource live (a folder, or one file), and the resource.
+SHARED_RESOURCES = {
+    # tests/events/test_faults.py stops and restarts RabbitMQ: no other test may use it then.
+    "tests/events/": "rabbitmq",
+    "tests/lab/bench/test_bench.py": "rabbitmq",  # its pg-events workload publishes to it
+    # One pg_auto_failover formation per session (tests/support/formation.py).
+    "tests/ha/": "formation",
+}
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the markers
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test with its group; a test may name a shared resource's group itself
-    (`@pytest.mark.xdist_group("rabbitmq")`)."""
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(group_of(item.path)))
+def group_of(nodeid: str) -> str:
+    """The group of a test: its shared resource's, or its file."""
+    for prefix, resource in SHARED_RESOURCES.items():
+        if nodeid.startswith(prefix):
+            return resource
+    return nodeid.split("::", 1)[0]
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)  # before xdist's own choice
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadfile` with the shared resources' groups; any other mode is xdist's."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    # xdist's loadgroup mode would take markers, but it renames node ids to do so, which
+    # pytest 9.2 no longer lets it (pytest-dev/pytest-xdist#1386): group by node id here.
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Grouped(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return group_of(nodeid)
+
+    return Grouped(config, log)

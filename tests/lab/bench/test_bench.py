@@ -499,7 +499,6 @@ def test_a_file_the_benchmark_cannot_write_is_a_one_line_error(tmp_path: Path) -
 
 
 @postgres_direct_only
-@pytest.mark.xdist_group("rabbitmq")  # tests/events stops and restarts the broker
 async def test_a_tiny_events_run_compares_the_relay_with_its_peers_and_times_end_to_end(
     new_database: NewDatabase, tmp_path: Path
 ) -> None:
