@@ -71,6 +71,13 @@ SOAK_ARGS ?=
 soak: $(STAMP)
 	$(BIN)/python -m lab.reliability --seconds $(SOAK_SECONDS) $(SOAK_ARGS)
 
+# A new service from this repository, without the lab (docs/new-service.md), e.g.
+# `make new-service DEST=../payments`; NEW_SERVICE_ARGS=--check then runs its lint and tests.
+NEW_SERVICE_ARGS ?=
+.PHONY: new-service
+new-service: $(STAMP)
+	$(BIN)/python -m lab.new_service $(DEST) $(NEW_SERVICE_ARGS)
+
 # Mutation testing of the transfer core (services/transfer_core.py, repositories/accounts.py)
 # against its SQLite tests, in a throw-away copy of the repository; not part of `make test`.
 MUTATION_TIMEOUT ?= 60
