@@ -35,9 +35,9 @@ PYTEST := $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
 # folders where that adapter behaves differently from db/sqlite_one_hop.py: transactions and
 # their BEGIN, statements held back, streaming and cursors (db, repositories), and everything
 # built on them, concurrency, batches, the worker and cancellation, crashes and faults
-# (services, reliability). The other folders reach SQLite only through those services (api,
-# cli, events, lab) or run on PostgreSQL only (ha), which the adapter does not touch. A new
-# test in one of these folders joins the second run by where it lives.
+# (services, reliability). The other folders reach SQLite only through those services (the
+# API, the CLI, events, the tools) or run on PostgreSQL only (ha), which the adapter does not
+# touch. A new test in one of these folders joins the second run by where it lives.
 STOCK_ADAPTER_TESTS := tests/db tests/repositories tests/services tests/reliability
 test: lint
 	$(PYTEST)

@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 
-# Where the tests of a shared resource live (a folder, or one file), and the resource.
+# Where the tests of a shared resource live (a folder, or the end of a file's path), and
+# the resource.
 SHARED_RESOURCES = {
     # tests/events/test_faults.py stops and restarts RabbitMQ: no other test may use it then.
     "tests/events/": "rabbitmq",
-    "tests/lab/bench/test_bench.py": "rabbitmq",  # its pg-events workload publishes to it
+    "bench/test_bench.py": "rabbitmq",  # the benchmark's pg-events workload publishes to it
     # One pg_auto_failover formation per session (tests/support/formation.py).
     "tests/ha/": "formation",
 }
@@ -25,10 +26,11 @@ SHARED_RESOURCES = {
 
 def group_of(nodeid: str) -> str:
     """The group of a test: its shared resource's, or its file."""
-    for prefix, resource in SHARED_RESOURCES.items():
-        if nodeid.startswith(prefix):
+    path = nodeid.split("::", 1)[0]
+    for place, resource in SHARED_RESOURCES.items():
+        if path.startswith(place) or path.endswith(place):
             return resource
-    return nodeid.split("::", 1)[0]
+    return path
 
 
 @pytest.hookimpl(optionalhook=True, tryfirst=True)  # before xdist's own choice
