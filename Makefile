@@ -24,8 +24,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# Two pytest-xdist workers: the suite mostly waits (on the databases, on the servers and
-# processes it starts), so two sessions overlap well on two cores. Each worker has its own
+# Two pytest-xdist workers: much of the suite waits (on the databases, on the servers and
+# processes it starts), and a second session fills those waits. Each worker has its own
 # databases; tests/support/xdist_groups.py keeps a module's tests on one worker and the tests
 # of one shared server (RabbitMQ, the formation) together. PYTEST_WORKERS=0 runs in-process.
 PYTEST_WORKERS ?= 2
