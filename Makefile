@@ -26,12 +26,24 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# The second run repeats the SQLite tests on SQLAlchemy's stock aiosqlite adapter, which
-# is what a deployment gets with DB_SQLITE_ONE_HOP=false or outside the adapter's tested
-# library versions (the adapter changes nothing on PostgreSQL).
+# Two pytest-xdist workers: much of the suite waits (on the databases, on the servers and
+# processes it starts), and a second session fills those waits. Each worker has its own
+# databases; tests/support/xdist_groups.py keeps a module's tests on one worker and the tests
+# of one shared server (RabbitMQ, the formation) together. PYTEST_WORKERS=0 runs in-process.
+PYTEST_WORKERS ?= 2
+PYTEST := $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
+# The second run repeats on SQLAlchemy's stock aiosqlite adapter, which is what a deployment
+# gets with DB_SQLITE_ONE_HOP=false or outside the adapter's tested library versions, the
+# folders where that adapter behaves differently from db/sqlite_one_hop.py: transactions and
+# their BEGIN, statements held back, streaming and cursors (db, repositories), and everything
+# built on them, concurrency, batches, the worker and cancellation, crashes and faults
+# (services, reliability). The other folders reach SQLite only through those services (the
+# API, the CLI, events, the tools) or run on PostgreSQL only (ha), which the adapter does not
+# touch. A new test in one of these folders joins the second run by where it lives.
+STOCK_ADAPTER_TESTS := tests/db tests/repositories tests/services tests/reliability
 test: lint
-	$(BIN)/pytest
-	DB_SQLITE_ONE_HOP=false TEST_BACKENDS=sqlite $(BIN)/pytest
+	$(PYTEST)
+	DB_SQLITE_ONE_HOP=false TEST_BACKENDS=sqlite $(PYTEST) $(STOCK_ADAPTER_TESTS)
 
 # The formatter first: it wraps long lines, which `ruff check --fix` can only report (E501).
 format: $(STAMP)

@@ -26,11 +26,13 @@ from tests.support.databases import (
 from tests.support.pgbouncer import PGBOUNCER, PgBouncerServer, pooled_settings, through_pooler
 
 # The pgbouncer backend's fixture and its opt-in (deselection) hook; the formation's; the
-# guards against a blocked event loop and a coroutine never awaited.
+# guards against a blocked event loop and a coroutine never awaited; which tests share a
+# pytest-xdist worker.
 pytest_plugins = (
     "tests.support.pgbouncer_plugin",
     "tests.support.formation",
     "tests.support.loop_guards",
+    "tests.support.xdist_groups",
 )
 
 _postgres_checked: list[str | None] = []

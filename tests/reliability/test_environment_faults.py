@@ -292,7 +292,10 @@ async def test_a_postgres_server_refusing_the_login_is_one_line_without_the_pass
 async def one_connection_engine(new_database: NewDatabase) -> AsyncIterator[AsyncEngine]:
     url = await new_database()
     await seed(url)
-    settings = DatabaseSettings(url=url, pool_size=1, max_overflow=0, pool_timeout=0.05)
+    # The pool timeout is also asyncpg's connect timeout: it must leave time to open the one
+    # connection on a loaded machine (50 ms did not, in a connect of its own), and the refused
+    # checkout waits it out once.
+    settings = DatabaseSettings(url=url, pool_size=1, max_overflow=0, pool_timeout=1)
     engine = create_engine(settings)
     yield engine
     await engine.dispose()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -25,6 +25,7 @@ from services import (
     TransferService,
     Worker,
     WorkerEvent,
+    WorkerStats,
 )
 from services.transactions import run_in_transaction
 from tests.support.jobs import FakeClock, StatementLog
@@ -50,6 +51,19 @@ def _gate(*, write_first: bool = False) -> tuple[asyncio.Event, asyncio.Event, J
             await TransferNotifier()(job, session)
 
     return started, proceed, handler
+
+
+class _StallingQueue(JobQueue):
+    """A queue whose lease renewals wait while the test holds `stalled` (a renewal already
+    under way finishes first): a worker whose heartbeat stalled."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: FakeClock) -> None:
+        super().__init__(sessions, clock=clock)
+        self.stalled = asyncio.Lock()
+
+    async def extend_many(self, jobs: Sequence[ClaimedJob], lease_seconds: float) -> set[int]:
+        async with self.stalled:
+            return await super().extend_many(jobs, lease_seconds)
 
 
 async def _notification_count(sessions: async_sessionmaker[AsyncSession]) -> int:
@@ -174,7 +188,7 @@ async def test_a_worker_that_lost_its_lease_cancels_the_job_and_commits_nothing(
 ) -> None:
     job_id = await _one_deposit_job(sessions)
     clock = FakeClock()
-    queue = JobQueue(sessions, clock=clock)
+    queue = _StallingQueue(sessions, clock=clock)
     started, _, handler = _gate()  # never proceeds by itself
     stop, events = asyncio.Event(), Events()
     worker = Worker(
@@ -187,8 +201,12 @@ async def test_a_worker_that_lost_its_lease_cancels_the_job_and_commits_nothing(
     )
     async with running_worker(worker, stop) as run:
         await started.wait()  # the handler waits before it opens its transaction
-        clock.advance(61)  # the worker stalled past its lease...
-        (taken,) = await queue.claim("other", limit=1, lease_seconds=60)  # ...and lost the job
+        # The worker stalls past its lease and another takes the job meanwhile. Without the
+        # stall a heartbeat could read the moved clock first and renew the expired lease,
+        # which its owner still holds: then there is nothing to take over.
+        async with queue.stalled:
+            clock.advance(61)
+            (taken,) = await queue.claim("other", limit=1, lease_seconds=60)
         await events.wait_for(WorkerEvent.LOST)
         stop.set()
         stats = await run
@@ -413,28 +431,55 @@ async def test_cancelling_the_worker_itself_leaves_no_job_task_or_connection(
     assert pool_status(engine).checked_out == 0
 
 
-async def test_cancelling_the_worker_mid_claim_leaves_no_claimrunning_worker(
-    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
-) -> None:
+class _CancelsItsWorker(JobQueue):
+    """A queue whose claim cancels the worker that runs it: as the claim starts, or once it
+    has committed. The cancellation lands at a known point, not wherever the scheduler
+    happens to be (a cancel that meets the COMMIT on its way leaves the jobs leased until
+    the lease expires, as services.worker.shutdown.abandon says)."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, after_commit: bool) -> None:
+        super().__init__(sessions)
+        self.after_commit = after_commit
+        self.run: asyncio.Task[Any] | None = None
+
+    async def claim(self, worker_id: str, *, limit: int, lease_seconds: float) -> list[Any]:
+        assert self.run is not None
+        if not self.after_commit:
+            self.run.cancel()  # reaches the claim at its first statement
+        claimed = await super().claim(worker_id, limit=limit, lease_seconds=lease_seconds)
+        self.run.cancel()  # the claim returns its jobs before the worker sees the cancel
+        return claimed
+
+
+async def _cancel_mid_claim(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], *, after_commit: bool
+) -> Worker:
     await _one_deposit_job(sessions)
-    claiming = asyncio.Event()
-
-    class Watched(JobQueue):
-        async def claim(self, worker_id: str, *, limit: int, lease_seconds: float) -> list[Any]:
-            claiming.set()
-            return await super().claim(worker_id, limit=limit, lease_seconds=lease_seconds)
-
-    worker = Worker(Watched(sessions), {TRANSFER_COMPLETED: TransferNotifier()})
+    queue = _CancelsItsWorker(sessions, after_commit=after_commit)
+    worker = Worker(queue, {TRANSFER_COMPLETED: TransferNotifier()})
     with _no_task_left_behind():
-        run = asyncio.create_task(worker.run(asyncio.Event()))
-        await claiming.wait()  # the claim's transaction is under way
-        run.cancel()
+        run: asyncio.Task[WorkerStats] = asyncio.create_task(worker.run(asyncio.Event()))
+        queue.run = run
         (result,) = await asyncio.gather(run, return_exceptions=True)
     assert isinstance(result, asyncio.CancelledError)
     assert pool_status(engine).checked_out == 0
     job = await _job(sessions, (await _job_ids(sessions))[0])
-    # Either the claim rolled back, or it committed and the worker handed the job back.
-    assert (job.status, job.attempts) == ("queued", 0)
+    assert (job.status, job.attempts, job.lease_owner) == ("queued", 0, None)
+    return worker
+
+
+async def test_cancelling_the_worker_as_it_claims_rolls_the_claim_back(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    worker = await _cancel_mid_claim(engine, sessions, after_commit=False)
+    assert (worker.stats.claimed, worker.stats.released) == (0, 0)
+
+
+async def test_cancelling_the_worker_after_its_claim_committed_hands_the_jobs_back(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    worker = await _cancel_mid_claim(engine, sessions, after_commit=True)
+    assert (worker.stats.claimed, worker.stats.released) == (1, 1)
 
 
 def test_an_idle_worker_polls_less_and_less_often_up_to_a_ceiling() -> None:
