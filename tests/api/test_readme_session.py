@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.api_server import free_port
+from tests.support.cli_process import ledgerctl
 from tests.support.databases import IN_CI
 from tests.support.paths import PROJECT_ROOT
 
@@ -72,14 +73,7 @@ def _after_make_demo(folder: Path) -> dict[str, str]:
     assert shutil.which("ledgerctl", path=path) is None, "ledgerctl on PATH before activation"
     demo_url = f"sqlite+aiosqlite:///{folder / 'demo.db'}"
     for command in (["migrate"], ["demo", "--transfers", "20", "--users", "10"]):
-        filled = subprocess.run(
-            [sys.executable, "-m", "cli", "--database-url", demo_url, *command],
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        filled = ledgerctl(demo_url, *command)
         assert filled.returncode == 0, filled.stderr
     shell = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
     return {**shell, "PATH": path, "DATABASE_URL": demo_url, "PYTHONPATH": str(PROJECT_ROOT)}

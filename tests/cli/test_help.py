@@ -10,19 +10,12 @@ from collections.abc import Iterator
 import pytest
 
 from cli.main import build_parser
-from tests.support.cli_process import assert_one_line_error
+from tests.support.cli_process import assert_one_line_error, run_cli
 from tests.support.paths import PROJECT_ROOT
 
 
 def _help(*args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "cli", *args, "--help"],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_cli(*args, "--help")
     assert done.returncode == 0, done.stderr
     return done.stdout
 

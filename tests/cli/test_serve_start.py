@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cli_process import ledgerctl
 from tests.support.paths import PROJECT_ROOT
 
 IMPORT_TIME = "import time:"
@@ -23,14 +24,7 @@ IMPORT_TIME = "import time:"
 @pytest.fixture
 def migrated_url(tmp_path: Path) -> str:
     url = f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}"
-    done = subprocess.run(
-        [sys.executable, "-m", "cli", "--database-url", url, "migrate"],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = ledgerctl(url, "migrate")
     assert done.returncode == 0, done.stderr
     return url
 
