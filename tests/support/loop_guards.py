@@ -40,15 +40,6 @@ import pytest
 
 BLOCKED_SECONDS: Final = float(os.environ.get("LOOP_GUARD_SECONDS", "1.0"))
 REPORT_ONLY: Final = os.environ.get("LOOP_GUARD_REPORT_ONLY") == "1"
-# TEMPORARY: async tests that still wait for a child process with a blocking call on the
-# loop (the lab's bench runs). Their blocks are not failed until they await
-# the child (asyncio.to_thread or an async subprocess), as tests/cli now does; none may join.
-PENDING: Final = frozenset(
-    {
-        "tests/lab/bench/test_bench.py",
-        "tests/lab/bench/test_http_bench.py",
-    }
-)
 
 
 @dataclass
@@ -134,7 +125,7 @@ async def _watch_the_event_loop() -> AsyncIterator[None]:
 
 def _check(item: pytest.Item, when: str) -> None:
     found = _watchdog.take()
-    if found and not REPORT_ONLY and item.nodeid.split("::")[0] not in PENDING:
+    if found and not REPORT_ONLY:
         pytest.fail(
             f"the event loop was blocked during {when} (longer than {BLOCKED_SECONDS:g}s; "
             "tests/support/loop_guards.py): " + "\n".join(found),

@@ -235,7 +235,8 @@ async def test_a_tiny_postgres_transfer_run_has_latency_at_every_client_level(
     new_database: NewDatabase, tmp_path: Path
 ) -> None:
     admin_url = await new_database()
-    done = run_bench(
+    done = await asyncio.to_thread(
+        run_bench,
         *("--workloads", "pg-transfers", "--reps", "1", "--accounts", "20"),
         *("--pg-transfer-ops", "30", "--pg-clients", "3,6", "--pg-pool", "3"),
         *("--postgres-url", admin_url, "--json", str(tmp_path / "pg.json")),
@@ -302,7 +303,8 @@ async def test_a_tiny_postgres_job_drain_did_every_job_exactly_once_with_1_and_4
     new_database: NewDatabase, tmp_path: Path
 ) -> None:
     admin_url = await new_database()
-    done = run_bench(
+    done = await asyncio.to_thread(
+        run_bench,
         *("--workloads", "pg-jobs", "--reps", "1", "--accounts", "5", "--job-ops", "30"),
         *("--postgres-url", admin_url, "--json", str(tmp_path / "pg.json")),
     )
@@ -469,7 +471,8 @@ async def test_a_tiny_postgres_transfer_run_has_correct_rows_through_pgbouncer(
 ) -> None:
     pgbouncer_executable()  # the benchmark starts its own PgBouncer
     admin_url = await new_database()
-    done = run_bench(
+    done = await asyncio.to_thread(
+        run_bench,
         *("--workloads", "pg-transfers", "--reps", "1", "--accounts", "10"),
         *("--pg-transfer-ops", "20", "--pg-clients", "3", "--pg-pool", "3"),
         *("--postgres-url", admin_url, "--json", str(tmp_path / "pg.json")),
@@ -504,7 +507,8 @@ async def test_a_tiny_events_run_compares_the_relay_with_its_peers_and_times_end
 ) -> None:
     await require_broker()
     admin_url = await new_database()
-    done = run_bench(
+    done = await asyncio.to_thread(
+        run_bench,
         *("--workloads", "pg-events,pg-events-latency", "--reps", "1", "--accounts", "5"),
         *("--event-ops", "60", "--broker-url", BROKER_URL, "--no-pgbouncer"),
         *("--postgres-url", admin_url, "--json", str(tmp_path / "events.json")),
