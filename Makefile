@@ -53,7 +53,7 @@ format: $(STAMP)
 # The OpenAPI document of the HTTP API, checked in; tests/api compares the app with it.
 .PHONY: openapi
 openapi: $(STAMP)
-	$(BIN)/python -m api.openapi > docs/openapi.json
+	$(BIN)/python -c 'import sys; from api.openapi import render; sys.stdout.write(render())' > docs/openapi.json
 
 clean:
 	rm -rf $(VENV) ledger.db ledger.db-wal ledger.db-shm .pytest_cache .mypy_cache .ruff_cache

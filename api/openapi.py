@@ -9,7 +9,6 @@ it can answer with and the `Problem` schema. The checked-in copy (docs/openapi.j
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 from fastapi import FastAPI
@@ -85,7 +84,3 @@ def render() -> str:
     from api.settings import ApiSettings
 
     return json.dumps(create_app(ApiSettings()).openapi(), indent=2, sort_keys=True) + "\n"
-
-
-if __name__ == "__main__":
-    sys.stdout.write(render())

@@ -169,6 +169,7 @@ class AuditOut(BaseModel):
 
     ok: bool
     accounts_checked: int
+    transfers_checked: int
     deposits: int
     withdrawals: int
     balances_total: int

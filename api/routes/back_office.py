@@ -17,6 +17,7 @@ async def audit(ledger: CallerLedger) -> AuditOut:
     return AuditOut(
         ok=report.ok,
         accounts_checked=report.accounts_checked,
+        transfers_checked=report.transfers_checked,
         deposits=report.deposits,
         withdrawals=report.withdrawals,
         balances_total=report.balances_total,

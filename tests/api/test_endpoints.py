@@ -326,6 +326,7 @@ async def test_audit_and_job_stats_for_operators(
 ) -> None:
     audit = await client.get("/audit", headers=operator.headers)
     assert (audit.status_code, audit.json()["ok"]) == (200, True)
+    assert audit.json()["transfers_checked"] == 1  # alice's deposit: how far the audit read
     stats = await client.get("/jobs/stats", headers=operator.headers)
     assert (stats.status_code, stats.json()["queued"]) == (200, 1)  # alice's deposit
     for path in ("/audit", "/jobs/stats"):
