@@ -13,7 +13,8 @@ from lab.new_service.generate import RuleFailed, generate
 
 NEXT_STEPS = """next: cd {dest} && git init && make test
 rename it: the distribution `async-ledger`, the command `ledgerctl`, the problem URNs
-(`urn:async-ledger:`); then replace the example domain (docs/new-service.md)"""
+(`urn:async-ledger:`); then replace the example domain
+(docs/new-service.md in this checkout says how)"""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
