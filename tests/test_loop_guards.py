@@ -37,6 +37,9 @@ filterwarnings = error
 BLOCKED_SECONDS: Final = 0.5
 SUITE: Final = f"""
 import asyncio
+import os
+import subprocess
+import sys
 import time
 
 
@@ -59,6 +62,24 @@ async def test_drops_a_coroutine_in_a_cycle() -> None:
 
 async def test_runs_after_it() -> None:
     await asyncio.sleep(0)
+
+
+async def test_computes_on_a_cpu_shared_three_ways() -> None:
+    cpu, mine = min(os.sched_getaffinity(0)), os.sched_getaffinity(0)
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        for hog in hogs:
+            os.sched_setaffinity(hog.pid, {{cpu}})
+        os.sched_setaffinity(0, {{cpu}})
+        started, computed = time.monotonic(), time.thread_time()
+        while time.thread_time() - computed < {BLOCKED_SECONDS * 0.6}:
+            pass  # computing, not blocking; the busy CPU makes it slow
+        assert time.monotonic() - started >= {BLOCKED_SECONDS}, "the CPU was not shared"
+    finally:
+        os.sched_setaffinity(0, mine)
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
 """
 
 
@@ -114,3 +135,12 @@ def test_a_coroutine_never_awaited_fails_its_test_and_no_other(guarded: Run) -> 
     assert found["test_drops_a_coroutine_in_a_cycle"] == "error", output
     assert "coroutine 'deposit' was never awaited" in output
     assert found["test_runs_after_it"] == "passed", output
+
+
+@pytest.mark.skipif(
+    not Path(f"/proc/self/task/{os.getpid()}/schedstat").exists(),
+    reason="the kernel's run delay (/proc/.../schedstat) is Linux's",
+)
+def test_a_callback_slowed_only_by_a_busy_machine_passes(guarded: Run) -> None:
+    found, output = guarded
+    assert found["test_computes_on_a_cpu_shared_three_ways"] == "passed", output
